@@ -1,0 +1,1 @@
+"""Sub-commands of the ``untwine`` CLI, one module each (see :mod:`untwine.cli`)."""

@@ -1,0 +1,56 @@
+"""The interface between models and the training loop.
+
+A model is a ``torch.nn.Module`` that owns its encoder, decoder and objective.
+The training loop (:mod:`untwine.train`) knows nothing model-specific: it calls
+
+* ``model.make_optimizers()`` once, getting a ``dict[str, Optimizer]`` (FactorVAE
+  has a second one for its discriminator); their state is checkpointed by name;
+* ``model.training_step(x, step, optimizers)`` per batch: computes the loss
+  terms, runs backward and steps every optimizer itself, and returns a
+  ``dict[str, float]`` of loss terms (always including ``"loss"``) for logging;
+* ``model.encode(x)`` for the representation (posterior mean for VAEs, the
+  quantised code for QLAE) and ``model.encode_dist(x)`` for ``(mean, logvar)``
+  (``logvar`` is ``None`` for deterministic encoders);
+* ``model.decode(z)`` giving observations in [0, 1] (probabilities for
+  Bernoulli decoders).
+
+Hyper-parameters are plain keyword arguments named as in each model's paper;
+``model.hparams`` holds the resolved values so a run can be rebuilt.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+from torch import nn
+
+
+class DisentanglingModel(nn.Module, ABC):
+    """Base class of every untwine model (see the module docstring)."""
+
+    name: str = "model"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hparams: dict = {}
+
+    @abstractmethod
+    def encode_dist(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(mean, logvar)`` of the posterior; ``logvar`` is None when deterministic."""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The (mean) representation ``[n, D]``."""
+        return self.encode_dist(x)[0]
+
+    @abstractmethod
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Observations in [0, 1] for latent codes ``z``."""
+
+    @abstractmethod
+    def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers this model trains with, by name."""
+
+    @abstractmethod
+    def training_step(self, x: torch.Tensor, step: int, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+        """One optimisation step on batch ``x``; returns the logged loss terms."""
