@@ -1,5 +1,89 @@
-"""Ground-truth datasets: built-in procedural renderers and real-file loaders."""
+"""Ground-truth datasets: built-in procedural renderers and real-file loaders.
+
+``load(name_or_path, **kwargs)`` returns a :class:`GroundTruthDataset`:
+
+* by registry name (no files, rendered on the fly): ``"dsprites"``,
+  ``"color_dsprites"``, ``"noisy_dsprites"`` (:mod:`untwine.data.dsprites`) and
+  ``"shapes3d"`` (:mod:`untwine.data.shapes3d`); keyword arguments go to the class
+  (e.g. ``seed`` for the colour / noise of the dSprites variants);
+* by path (:mod:`untwine.data.files`): a dSprites ``.npz``, a 3dshapes ``.h5``, an
+  MPI3D ``.npz`` or a generic ``.npz`` with ``images`` and ``factors``, recognised from
+  the file type and the arrays it holds.
+
+``DATASETS`` maps each registry name to its class; ``list_datasets()`` lists the names.
+Batches for training come from :func:`untwine.data.torch_data.make_loader`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
 
 from untwine.data.base import GroundTruthDataset
+from untwine.data.dsprites import ColorDSprites, DSprites, NoisyDSprites
+from untwine.data.files import DSpritesFile, GenericNpz, MPI3DFile, Shapes3DFile, open_file
+from untwine.data.shapes3d import Shapes3D
+from untwine.data.torch_data import GridDataset, GroundTruthBatches, batch_rng, make_loader
+from untwine.errors import UntwineError
 
-__all__ = ["GroundTruthDataset"]
+#: registry name -> dataset class (built-in, generated on the fly)
+DATASETS: dict[str, type[GroundTruthDataset]] = {
+    "dsprites": DSprites,
+    "color_dsprites": ColorDSprites,
+    "noisy_dsprites": NoisyDSprites,
+    "shapes3d": Shapes3D,
+}
+
+
+def list_datasets() -> list[str]:
+    """Names of the built-in datasets, in registry order."""
+    return list(DATASETS)
+
+
+def _looks_like_path(s: str) -> bool:
+    return os.sep in s or "/" in s or Path(s).suffix.lower() in (".npz", ".h5", ".hdf5") or Path(s).exists()
+
+
+def load(name_or_path, **kwargs) -> GroundTruthDataset:
+    """A ground-truth dataset by registry name or from a file path (see module docstring)."""
+    if isinstance(name_or_path, GroundTruthDataset):
+        return name_or_path
+    if isinstance(name_or_path, os.PathLike):
+        return open_file(name_or_path, **kwargs)
+    if not isinstance(name_or_path, str) or not name_or_path:
+        raise UntwineError(f"dataset must be a name or a path, got {name_or_path!r}")
+    key = name_or_path.strip().lower().replace("-", "_")
+    if key in DATASETS:
+        try:
+            return DATASETS[key](**kwargs)
+        except TypeError as exc:
+            raise UntwineError(f"dataset {key!r}: bad arguments ({exc})") from None
+    if _looks_like_path(name_or_path):
+        try:
+            return open_file(name_or_path, **kwargs)
+        except TypeError as exc:
+            raise UntwineError(f"dataset file {name_or_path}: bad arguments ({exc})") from None
+    raise UntwineError(
+        f"unknown dataset {name_or_path!r}; built-in datasets: {', '.join(DATASETS)} "
+        "(or give a path to a .npz / .h5 file)"
+    )
+
+
+__all__ = [
+    "DATASETS",
+    "ColorDSprites",
+    "DSprites",
+    "DSpritesFile",
+    "GenericNpz",
+    "GridDataset",
+    "GroundTruthBatches",
+    "GroundTruthDataset",
+    "MPI3DFile",
+    "NoisyDSprites",
+    "Shapes3D",
+    "Shapes3DFile",
+    "batch_rng",
+    "list_datasets",
+    "load",
+    "make_loader",
+]

@@ -1,0 +1,93 @@
+"""Disentangling models: the VAE family and quantized-latent autoencoders.
+
+``build_model(name, observation_shape, *, binary=False, num_factors=None, **hparams)``
+builds a model by name (see :data:`MODELS`); ``model_hparams(name)`` lists its
+hyper-parameters with their defaults.  Every model implements the interface of
+:class:`untwine.models.base.DisentanglingModel` and exposes ``loss_terms(x, step)``
+(tensors) and ``sample_latent(x)``.  ``model.hparams`` holds the resolved values,
+so ``build_model(**model.hparams)`` rebuilds an identical (untrained) model.
+
+Encoder/decoder: disentanglement_lib's 64x64 convolutional pair for images
+``[C, H, W]``, its fully connected pair for vectors ``[F]``
+(:mod:`untwine.models.architectures`).  Reconstruction: ``reconstruction="auto"``
+picks a Bernoulli likelihood for binary data and a Gaussian (squared error) one
+otherwise (:mod:`untwine.models.losses`).
+"""
+
+from __future__ import annotations
+
+from untwine.errors import UntwineError
+from untwine.models.ae import AE
+from untwine.models.annealed_vae import AnnealedVAE
+from untwine.models.base import DisentanglingModel
+from untwine.models.beta_tcvae import BetaTCVAE
+from untwine.models.common import RESERVED, AutoencoderModel
+from untwine.models.dip_vae import DIPVAEI, DIPVAEII
+from untwine.models.factor_vae import FactorVAE
+from untwine.models.qlae import QLAE
+from untwine.models.vae import VAE, BetaVAE
+
+MODELS: dict[str, type[AutoencoderModel]] = {
+    "ae": AE,
+    "vae": VAE,
+    "beta_vae": BetaVAE,
+    "annealed_vae": AnnealedVAE,
+    "factor_vae": FactorVAE,
+    "beta_tcvae": BetaTCVAE,
+    "dip_vae_i": DIPVAEI,
+    "dip_vae_ii": DIPVAEII,
+    "qlae": QLAE,
+}
+
+
+def get_model_class(name: str) -> type[AutoencoderModel]:
+    """The class registered under ``name``; unknown names raise one line listing the known ones."""
+    try:
+        return MODELS[name]
+    except (KeyError, TypeError):
+        raise UntwineError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+
+
+def model_hparams(name: str) -> dict:
+    """Hyper-parameters of model ``name`` with their defaults (None: resolved when the model is built)."""
+    return {k: h.default for k, h in get_model_class(name).HPARAMS.items()}
+
+
+def model_hparam_docs(name: str) -> dict[str, str]:
+    """One-line description of each hyper-parameter of model ``name``."""
+    return {k: h.doc for k, h in get_model_class(name).HPARAMS.items()}
+
+
+def build_model(
+    name: str, observation_shape, *, binary: bool = False, num_factors: int | None = None, **hparams
+) -> DisentanglingModel:
+    """Build model ``name`` for observations of ``observation_shape`` (``[C, H, W]`` or ``[F]``).
+
+    ``binary`` selects the Bernoulli reconstruction under ``reconstruction="auto"``;
+    ``num_factors`` sets QLAE's default latent count.  Unknown hyper-parameters raise
+    :class:`UntwineError` naming them and listing the model's hyper-parameters.
+    """
+    cls = get_model_class(name)
+    for key in RESERVED:
+        if key in hparams:
+            raise UntwineError(f"{key!r} is not a hyper-parameter of model {name!r}")
+    return cls(observation_shape, binary=binary, num_factors=num_factors, **hparams)
+
+
+__all__ = [
+    "MODELS",
+    "DisentanglingModel",
+    "build_model",
+    "model_hparams",
+    "model_hparam_docs",
+    "get_model_class",
+    "AE",
+    "VAE",
+    "BetaVAE",
+    "AnnealedVAE",
+    "FactorVAE",
+    "BetaTCVAE",
+    "DIPVAEI",
+    "DIPVAEII",
+    "QLAE",
+]

@@ -1,0 +1,42 @@
+"""``untwine report``: one self-contained HTML page about a trained run.
+
+    untwine report RUN_DIR [--out FILE] [--num-samples N] [--seed S]
+
+Writes ``RUN_DIR/report.html`` (see :mod:`untwine.viz.report`): config, metric
+table, traversals, reconstructions, heatmaps, active/passive latents and training
+curves, with every image embedded.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from untwine.viz.report import DEFAULT_NUM_SAMPLES
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "report",
+        help="write RUN_DIR/report.html: one self-contained page about a trained run",
+        description=(
+            "Write one HTML page (images embedded, no external resources) with the run's config, metrics, "
+            "latent traversals, reconstructions, factor x latent heatmaps, active/passive latents and "
+            "training curves."
+        ),
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory made by `untwine train`")
+    p.add_argument("--out", metavar="FILE", help="output file (default RUN_DIR/report.html)")
+    p.add_argument("--num-samples", type=int, default=DEFAULT_NUM_SAMPLES,
+                   help=f"images drawn for the computations (default {DEFAULT_NUM_SAMPLES})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the drawn images and estimators (default 0)")
+    p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default cpu)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from untwine.viz.report import build_report
+
+    path = build_report(args.run_dir, out=args.out, num_samples=args.num_samples, seed=args.seed, device=args.device)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,137 @@
+"""``untwine traverse``: latent traversals of a trained run as a PNG grid or a GIF.
+
+    untwine traverse RUN_DIR [--out traversal.png|.gif] [--latents 0,3,5]
+                     [--range=-2,2 | --range -2 2] [--steps 10] [--seed S]
+
+Rows are latents, most active first (average KL to the prior for Gaussian
+encoders, variance of the codes otherwise, measured on ``--num-samples`` drawn
+images); ``--latents`` picks rows in the given order.  Columns sweep the latent
+from the code of a seed image (drawn with ``--seed``) over ``--range`` (default: the
+prior's -2..2 for VAEs, the codebook values for QLAE, the codes' range for an AE).
+``.gif`` writes an animation per latent side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from untwine.errors import UntwineError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "traverse",
+        help="draw latent traversals of a trained run (PNG grid or GIF animation)",
+        description=(
+            "Decode sweeps of each latent around the code of a seed image. Rows: latents, most active first; "
+            "columns: values over the prior's range (VAEs), the codebook (QLAE) or --range."
+        ),
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory made by `untwine train`")
+    p.add_argument("--out", metavar="FILE", help="output .png or .gif (default RUN_DIR/traversal.png)")
+    p.add_argument("--latents", metavar="I,J,...", help="latent indices to show, in this order (default: all)")
+    p.add_argument(
+        "--range",
+        nargs="+",
+        metavar="LO,HI",
+        dest="value_range",
+        help="values to sweep: --range=-2,2 or --range -2 2 (default: prior range, or codebook values for QLAE)",
+    )
+    p.add_argument("--steps", type=int, default=10, help="columns when sweeping a range (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed that picks the seed image and samples (default 0)")
+    p.add_argument("--num-samples", type=int, default=1000, help="images used to order latents by activity")
+    p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default cpu)")
+    p.set_defaults(func=run)
+    return p
+
+
+def parse_latents(text: str | None):
+    if text is None:
+        return None
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise UntwineError(f"--latents expects comma-separated integers, got {part!r}") from None
+    if not out:
+        raise UntwineError("--latents is empty")
+    return out
+
+
+def parse_range(items):
+    if items is None:
+        return None
+    parts = [s for item in items for s in str(item).split(",") if s.strip()]
+    if len(parts) != 2:
+        raise UntwineError(f"--range expects two numbers LO,HI, got {' '.join(items)!r}")
+    try:
+        lo, hi = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise UntwineError(f"--range expects two numbers LO,HI, got {' '.join(items)!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise UntwineError(f"--range must be two finite numbers with LO < HI, got {lo:g},{hi:g}")
+    return lo, hi
+
+
+def traverse_run(run_dir, *, out=None, latents=None, value_range=None, steps: int = 10, seed: int = 0,
+                 num_samples: int = 1000, device: str = "cpu", dataset=None) -> Path:
+    """Write the traversal of a run (see the module docstring); returns the output path.
+
+    ``dataset`` replaces the run's dataset (default: loaded from its config).
+    """
+    from untwine.metrics.activity import latent_activity
+    from untwine.train.run import open_run
+    from untwine.viz.report import check_dataset_matches, load_run_dataset
+    from untwine.viz.traversal import check_latents, encode_batches, make_traversal, save_traversal
+
+    run = open_run(run_dir)
+    if run.checkpoint is None:
+        raise UntwineError(f"{run.path}: run has no checkpoint yet (train it first, or resume it)")
+    out = Path(out) if out is not None else Path(run.path) / "traversal.png"
+    if out.suffix.lower() not in (".png", ".gif"):
+        raise UntwineError(f"--out must end in .png or .gif, got {out.name!r}")
+    if num_samples < 1:
+        raise UntwineError(f"--num-samples must be at least 1, got {num_samples}")
+    model = run.load_model(device)
+    num_latents = getattr(model, "num_latents", None)
+    if latents is not None and isinstance(num_latents, int):
+        check_latents(latents, num_latents)  # before any data is drawn
+    if dataset is None:
+        dataset = load_run_dataset(run)
+    check_dataset_matches(model, dataset, run.path)
+    rng = np.random.default_rng(seed)
+    _, x = dataset.sample(num_samples, rng)
+    means, logvars = encode_batches(model, x)
+    if latents is not None:
+        check_latents(latents, means.shape[1])
+    act = latent_activity(means, logvars)
+    if act["kl"] is not None:
+        labels = {j: f"z{j}  KL {act['kl'][j]:.2f}" for j in range(means.shape[1])}
+    else:
+        labels = {j: f"z{j}  var {act['mean_variance'][j]:.2g}" for j in range(means.shape[1])}
+    trav = make_traversal(model, means[0], latents=latents, order=act["order"], value_range=value_range,
+                          steps=steps, gaussian=logvars is not None, codes=means, labels=labels)
+    cfg = run.config
+    return save_traversal(trav, out, title=f"{cfg.model} on {cfg.dataset}: latent traversals (seed {seed})")
+
+
+def run(args) -> int:
+    path = traverse_run(
+        args.run_dir,
+        out=args.out,
+        latents=parse_latents(args.latents),
+        value_range=parse_range(args.value_range),
+        steps=args.steps,
+        seed=args.seed,
+        num_samples=args.num_samples,
+        device=args.device,
+    )
+    print(f"wrote {path}")
+    return 0

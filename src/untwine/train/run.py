@@ -1,0 +1,170 @@
+"""Run directories: what a training run leaves on disk, and reading it back.
+
+A run directory holds::
+
+    run.json          marker: untwine version, dataset description, config hash
+    config.yaml       the full resolved RunConfig
+    log.csv           loss terms every log_every steps
+    checkpoints/      atomic checkpoints (see untwine.train.checkpoint)
+    metrics.json      written by `untwine evaluate`
+    tensorboard/      only with tensorboard=true
+
+:func:`open_run` reads one back; :meth:`Run.load_model` rebuilds the model from
+its config and loads the latest checkpoint's weights.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from untwine.errors import UntwineError
+from untwine.train.checkpoint import CHECKPOINT_DIR, Checkpoint, latest_checkpoint, load_weights
+from untwine.train.config import RunConfig, load_config
+from untwine.train.log import LOG_FILE, read_log
+
+RUN_MARKER = "run.json"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+#: every file or folder a run may create (and --overwrite may delete)
+RUN_FILES = (RUN_MARKER, CONFIG_FILE, LOG_FILE, CHECKPOINT_DIR, METRICS_FILE, "evaluation.json", "tensorboard", "report", "report.html")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without CUDA is an error."""
+    if isinstance(device, torch.device):
+        return device
+    d = (device or "auto").lower()
+    if d == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if d.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UntwineError("device cuda requested but CUDA is not available (use --device cpu or auto)")
+        return torch.device(d)
+    if d == "cpu":
+        return torch.device("cpu")
+    raise UntwineError(f"device must be auto, cpu or cuda, got {device!r}")
+
+
+def dataset_info(dataset) -> dict[str, Any]:
+    """What a model needs to know about its dataset to be rebuilt without it."""
+    return {
+        "name": str(getattr(dataset, "name", "dataset")),
+        "observation_shape": [int(s) for s in dataset.observation_shape],
+        "binary": bool(dataset.binary),
+        "num_factors": int(dataset.num_factors),
+        "factor_names": [str(n) for n in dataset.factor_names],
+        "factor_sizes": [int(s) for s in dataset.factor_sizes],
+    }
+
+
+def build_model(cfg: RunConfig, info: dict[str, Any]):
+    """Build ``cfg.model`` for a dataset described by ``info`` (see :func:`dataset_info`)."""
+    from untwine import models
+
+    hparams = {k: v for k, v in cfg.hparams.items() if k not in ("name", "observation_shape", "binary", "num_factors")}
+    if cfg.num_latents is not None:
+        hparams[latent_hparam_name(cfg.model)] = cfg.num_latents
+    return models.build_model(
+        cfg.model,
+        tuple(info["observation_shape"]),
+        binary=bool(info["binary"]),
+        num_factors=int(info["num_factors"]),
+        **hparams,
+    )
+
+
+def model_hparam_names(name: str) -> list[str] | None:
+    """Hyper-parameter names of model ``name`` (None when the model is unknown)."""
+    from untwine import models
+
+    try:
+        hp = models.model_hparams(name)
+    except UntwineError:
+        return None
+    return list(hp)
+
+
+def latent_hparam_name(model: str) -> str:
+    names = model_hparam_names(model) or []
+    for cand in ("num_latents", "latent_dim", "z_dim"):
+        if cand in names:
+            return cand
+    return "num_latents"
+
+
+@dataclass
+class Run:
+    """A run directory read back from disk."""
+
+    path: Path
+    config: RunConfig
+    info: dict[str, Any] = field(default_factory=dict)
+    model: Any = None  #: set by :func:`untwine.train.train` to the trained model
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        return latest_checkpoint(self.path)
+
+    @property
+    def step(self) -> int:
+        ck = self.checkpoint
+        return ck.step if ck else 0
+
+    def load_model(self, device="cpu"):
+        """The model rebuilt from the config with the latest checkpoint's weights, in eval mode."""
+        ck = self.checkpoint
+        if ck is None:
+            raise UntwineError(f"{self.path}: run has no checkpoint yet (train it first, or resume it)")
+        dev = resolve_device(device)
+        torch_state = torch.get_rng_state()
+        try:
+            model = build_model(self.config, self.info)
+        finally:
+            torch.set_rng_state(torch_state)  # building must not disturb the caller's RNG
+        load_weights(model, ck, device="cpu")
+        model.to(dev)
+        model.eval()
+        return model
+
+    def log(self) -> dict[str, np.ndarray]:
+        return read_log(self.path / LOG_FILE)
+
+    def metrics(self) -> dict[str, Any] | None:
+        p = self.path / METRICS_FILE
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def __repr__(self) -> str:
+        return f"<Run {self.path}: {self.config.model} on {self.config.dataset}, step {self.step}/{self.config.steps}>"
+
+
+def is_run_dir(path) -> bool:
+    p = Path(path)
+    return (p / RUN_MARKER).is_file() and (p / CONFIG_FILE).is_file()
+
+
+def open_run(path) -> Run:
+    """Read the run directory ``path`` (one-line errors when it is not a run)."""
+    p = Path(path)
+    if not p.exists():
+        raise UntwineError(f"run directory not found: {p}")
+    if not p.is_dir():
+        raise UntwineError(f"{p} is not a directory (expected a run directory made by `untwine train`)")
+    if not is_run_dir(p):
+        raise UntwineError(f"{p} is not an untwine run directory (no {RUN_MARKER} / {CONFIG_FILE})")
+    try:
+        info = json.loads((p / RUN_MARKER).read_text())
+    except ValueError:
+        raise UntwineError(f"{p / RUN_MARKER} is not valid JSON") from None
+    cfg = load_config(p / CONFIG_FILE)
+    return Run(p, cfg, info.get("data", {}))
+
+
+def load(run_dir, device="cpu"):
+    """The trained model of ``run_dir`` in eval mode (on CPU unless ``device`` says otherwise)."""
+    return open_run(run_dir).load_model(device)

@@ -1,0 +1,473 @@
+"""One self-contained HTML page about a trained run (``untwine report RUN_DIR``).
+
+The page holds the run's config, its metric table (``metrics.json`` from
+``untwine evaluate`` when present, otherwise a reduced suite computed here and
+labelled as such), latent traversals (grid and animation), reconstructions, the
+factor x latent heatmaps (normalised MI and DCI importance), the active/passive
+latent table with the suite on the mean, sampled and active-only representations,
+and the training curves.  Every image is embedded as a base64 ``data:`` URI and the
+CSS is inline: the file needs nothing else to render and loads nothing from the
+network.  A small inline script records, once the page has loaded, how many images
+decoded (``data-images-rendered`` / ``data-images-total`` on ``<body>``); the
+browser test reads them.
+
+:func:`report_html` builds the page from a model and a dataset (pure apart from
+the computation); :func:`build_report` reads a run directory and writes
+``RUN_DIR/report.html``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from untwine.errors import UntwineError
+from untwine.viz._images import figure_png_bytes, png_bytes
+
+REPORT_FILE = "report.html"
+#: samples drawn from the dataset for the report's computations
+DEFAULT_NUM_SAMPLES = 3000
+#: metrics computed for the report when `untwine evaluate` has not been run
+REDUCED_METRICS = ("mig", "dci", "modularity", "unsupervised")
+#: metrics compared on the mean / sampled / active-only representations
+COMPARISON_METRICS = ("mig", "dci", "unsupervised")
+
+_CSS = """
+body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#1d232b}
+header{background:#1f4e79;color:#fff;padding:18px 32px}
+header h1{margin:0;font-size:22px} header p{margin:4px 0 0;opacity:.85;font-size:13px}
+nav{background:#fff;border-bottom:1px solid #d8dde3;padding:8px 32px;font-size:13px}
+nav a{margin-right:14px;color:#1f4e79;text-decoration:none}
+main{max-width:1200px;margin:0 auto;padding:16px 32px 48px}
+section{background:#fff;border:1px solid #d8dde3;border-radius:6px;margin:18px 0;padding:14px 20px}
+section h2{font-size:17px;margin:0 0 8px;color:#1f4e79}
+p.note{font-size:13px;color:#4a5560;margin:6px 0 10px}
+p.warn{font-size:13px;color:#8a4b00;background:#fff6e5;border:1px solid #f0d9a8;padding:6px 10px;border-radius:4px}
+table{border-collapse:collapse;font-size:13px;margin:6px 0 10px}
+th,td{border:1px solid #dde2e8;padding:3px 9px;text-align:right}
+th{background:#eef2f6} td.k,th.k{text-align:left;font-family:ui-monospace,Menlo,Consolas,monospace}
+tr.passive td{color:#8a94a0;background:#fafafa}
+img{max-width:100%;height:auto;display:block;margin:6px 0;image-rendering:pixelated}
+img.fig{image-rendering:auto}
+.row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
+pre{background:#f6f8fa;border:1px solid #e1e4e8;padding:8px;font-size:12px;overflow:auto}
+"""
+
+_SCRIPT = """
+window.addEventListener('load', function () {
+  var imgs = document.images, ok = 0;
+  for (var i = 0; i < imgs.length; i++) { if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }
+  document.body.setAttribute('data-images-total', String(imgs.length));
+  document.body.setAttribute('data-images-rendered', String(ok));
+  document.body.setAttribute('data-report-ready', '1');
+});
+"""
+
+
+# -- HTML pieces ----------------------------------------------------------------------
+def _esc(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def data_uri(data: bytes, mime: str = "image/png") -> str:
+    """``data:`` URI embedding ``data``."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _img(data: bytes, alt: str, *, mime: str = "image/png", cls: str = "fig", width: int | None = None) -> str:
+    w = f' width="{int(width)}"' if width else ""
+    return f'<img class="{cls}" alt="{_esc(alt)}" src="{data_uri(data, mime)}"{w}>'
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool) or v is None:
+        return _esc(v)
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if math.isnan(v):
+            return "nan"
+        return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+    return _esc(v)
+
+
+def _table(header: list[str], rows: list[list[Any]], *, key_cols: int = 1, row_classes=None) -> str:
+    out = ["<table><tr>"]
+    out += [f'<th class="k">{_esc(h)}</th>' if i < key_cols else f"<th>{_esc(h)}</th>" for i, h in enumerate(header)]
+    out.append("</tr>")
+    for r, row in enumerate(rows):
+        cls = f' class="{row_classes[r]}"' if row_classes and row_classes[r] else ""
+        out.append(f"<tr{cls}>")
+        for i, v in enumerate(row):
+            out.append(f'<td class="k">{_esc(v)}</td>' if i < key_cols else f"<td>{_fmt(v)}</td>")
+        out.append("</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _section(anchor: str, title: str, body: str) -> str:
+    return f'<section id="{anchor}"><h2>{_esc(title)}</h2>{body}</section>'
+
+
+def _guard(fn: Callable[[], str]) -> str:
+    """Run a section builder; bad data for one section becomes a note, not a failed report."""
+    try:
+        return fn()
+    except UntwineError as exc:
+        return f'<p class="warn">Not available: {_esc(exc)}</p>'
+
+
+# -- the page ----------------------------------------------------------------------------
+def report_html(
+    model,
+    dataset,
+    *,
+    title: str = "untwine report",
+    subtitle: str = "",
+    config: Mapping | None = None,
+    metrics: Mapping | None = None,
+    evaluation: Mapping | None = None,
+    log: Mapping[str, np.ndarray] | None = None,
+    num_samples: int = DEFAULT_NUM_SAMPLES,
+    seed: int = 0,
+    traverse_range=None,
+    traverse_steps: int = 10,
+) -> str:
+    """The report page for ``model`` on ``dataset`` as one HTML string.
+
+    ``config`` (shown as a table), ``metrics`` (the contents of ``metrics.json``;
+    None means `untwine evaluate` has not been run, and a reduced suite is computed),
+    ``evaluation`` (its settings, ``evaluation.json``) and ``log`` (``{column: array}`` of ``log.csv``) come from the run directory.
+    ``num_samples`` observations are drawn with ``np.random.default_rng(seed)``;
+    two thirds are the train split of the metrics, the rest the test split.
+    """
+    from untwine.metrics.activity import latent_activity
+    from untwine.viz.traversal import encode_batches
+
+    if num_samples < 30:
+        raise UntwineError(f"num_samples must be at least 30, got {num_samples}")
+    rng = np.random.default_rng(seed)
+    factors, x = dataset.sample(num_samples, rng)
+    factors = np.asarray(factors, dtype=np.int64)
+    means, logvars = encode_batches(model, x)
+    activity = latent_activity(means, logvars)
+    n_train = int(math.ceil(num_samples * 2 / 3))
+    names = [str(n) for n in getattr(dataset, "factor_names", ())] or [f"factor {k}" for k in range(factors.shape[1])]
+    # factors constant in the drawn sample carry no information: leave them out of the metrics
+    varying = [k for k in range(factors.shape[1]) if np.unique(factors[:n_train, k]).size > 1]
+    split = (means[:n_train], factors[:n_train][:, varying], means[n_train:], factors[n_train:][:, varying])
+    vnames = [names[k] for k in varying]
+
+    sections = []
+    nav = []
+
+    def add(anchor, heading, builder):
+        nav.append(f'<a href="#{anchor}">{_esc(heading)}</a>')
+        sections.append(_section(anchor, heading, _guard(builder)))
+
+    add("config", "Configuration", lambda: _config_section(config, model, dataset))
+    add("metrics", "Metrics", lambda: _metrics_section(metrics, evaluation, split, varying, seed))
+    add("traversals", "Latent traversals", lambda: _traversal_section(
+        model, x, means, logvars, activity, traverse_range, traverse_steps))
+    add("reconstructions", "Reconstructions", lambda: _reconstruction_section(model, x))
+    add("heatmaps", "Factor x latent heatmaps", lambda: _heatmap_section(split, vnames, seed))
+    add("activity", "Active and passive latents", lambda: _activity_section(
+        activity, means, logvars, factors, n_train, varying, seed))
+    add("curves", "Training curves", lambda: _curves_section(log))
+
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    sub = f"{_esc(subtitle)} &middot; " if subtitle else ""
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_esc(title)}</title>"
+        f"<style>{_CSS}</style></head>\n<body>"
+        f"<header><h1>{_esc(title)}</h1><p>{sub}generated by untwine on {when} from {num_samples} samples "
+        f"(seed {seed})</p></header><nav>{''.join(nav)}</nav><main>\n"
+        + "\n".join(sections)
+        + f"\n</main><script>{_SCRIPT}</script></body></html>\n"
+    )
+
+
+def _config_section(config, model, dataset) -> str:
+    rows = []
+    if config:
+        rows = [[k, v] for k, v in _flatten(config).items()]
+    else:
+        rows = [["model", getattr(model, "name", type(model).__name__)]]
+        rows += [[f"hparams.{k}", v] for k, v in (getattr(model, "hparams", {}) or {}).items()]
+    body = _table(["key", "value"], [[k, v if isinstance(v, (int, float, bool)) else str(v)] for k, v in rows])
+    fac = ", ".join(f"{n} ({s})" for n, s in zip(dataset.factor_names, dataset.factor_sizes))
+    body += f'<p class="note">Dataset <b>{_esc(getattr(dataset, "name", "dataset"))}</b>: factors {_esc(fac)}; ' \
+            f"observations {_esc(tuple(dataset.observation_shape))}.</p>"
+    return body
+
+
+def _is_number(v) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _metrics_section(metrics, evaluation, split, varying, seed) -> str:
+    if metrics:
+        flat = _flatten(metrics)
+        # metrics.json writes NaN as null
+        nums = [[k, float("nan") if v is None else v] for k, v in flat.items() if _is_number(v)]
+        other = [[k, str(v)] for k, v in flat.items() if not _is_number(v)]
+        how = ""
+        if evaluation:
+            parts = [f"{k.replace('_', ' ')} {evaluation[k]}" for k in
+                     ("step", "representation", "num_train", "num_test", "seed", "dci_estimator") if k in evaluation]
+            how = f" Settings: {_esc(', '.join(parts))}."
+        body = f'<p class="note">From <code>metrics.json</code> (written by <code>untwine evaluate</code>).{how}</p>'
+        body += _table(["metric", "value"], nums)
+        if other:
+            body += "<details><summary>other fields</summary>" + _table(["field", "value"], other) + "</details>"
+        return body
+    from untwine.metrics.suite import evaluate_arrays
+
+    if not varying:
+        raise UntwineError("no factor varies in the drawn sample")
+    scores = evaluate_arrays(*split, metrics=list(REDUCED_METRICS), seed=seed)
+    body = (
+        '<p class="warn"><code>untwine evaluate</code> has not been run on this run (no metrics.json). '
+        f"Below is a reduced suite ({', '.join(REDUCED_METRICS)}) computed for this report on the mean "
+        f"representation of {len(split[0])} train / {len(split[2])} test samples; run "
+        "<code>untwine evaluate RUN_DIR</code> for the full suite.</p>"
+    )
+    return body + _table(["metric", "value"], [[k, v] for k, v in scores.items()])
+
+
+def _traversal_section(model, x, means, logvars, activity, value_range, steps) -> str:
+    from untwine.viz.traversal import make_traversal, traversal_figure, traversal_gif_frames
+
+    order = [int(j) for j in activity["order"]]
+    labels = {}
+    for j in range(means.shape[1]):
+        if activity["kl"] is not None:
+            labels[j] = f"z{j}  KL {activity['kl'][j]:.2f}"
+        else:
+            labels[j] = f"z{j}  var {activity['mean_variance'][j]:.2g}"
+    trav = make_traversal(model, means[0], order=order, value_range=value_range, steps=steps,
+                          gaussian=logvars is not None, codes=means, labels=labels)
+    fig = traversal_figure(trav)
+    grid = figure_png_bytes(fig)
+    frames = traversal_gif_frames(trav)
+    gif = _gif_bytes(frames)
+    how = ("codebook values" if value_range is None and _has_codebook(model)
+           else f"values {trav.values[0][0]:.3g} .. {trav.values[0][-1]:.3g}")
+    body = (
+        f'<p class="note">Seed: the first sampled image. One row per latent, most active first '
+        f"({'by average KL to the prior' if logvars is not None else 'by variance of the codes'}); "
+        f"each column sets that latent to one of its {how} while the others keep the seed's code.</p>"
+    )
+    body += _img(grid, "latent traversal grid")
+    body += '<p class="note">The same traversals animated, one panel per latent (same order).</p>'
+    body += _img(gif, "latent traversal animation", mime="image/gif", cls="anim")
+    return body
+
+
+def _has_codebook(model) -> bool:
+    from untwine.viz.traversal import codebook_values
+
+    return codebook_values(model) is not None
+
+
+def _gif_bytes(frames, duration_ms: int = 120) -> bytes:
+    import io
+
+    from PIL import Image
+
+    imgs = [Image.fromarray(f) for f in frames]
+    buf = io.BytesIO()
+    imgs[0].save(buf, format="GIF", save_all=True, append_images=imgs[1:], duration=duration_ms, loop=0)
+    return buf.getvalue()
+
+
+def _reconstruction_section(model, x) -> str:
+    from untwine.viz.reconstructions import reconstruction_error, reconstruction_figure
+
+    n = min(12, len(x))
+    fig = reconstruction_figure(model, x[:n])
+    mse = reconstruction_error(model, x[: min(len(x), 500)])
+    return (
+        f'<p class="note">Top: inputs; bottom: decode(encode(x)) from the mean representation. '
+        f"Mean squared error per pixel over {min(len(x), 500)} samples: {mse:.4g}.</p>"
+        + _img(figure_png_bytes(fig), "reconstructions")
+    )
+
+
+def _heatmap_section(split, names, seed) -> str:
+    from untwine.viz.heatmaps import dci_importance, heatmap_figure, normalized_mi, order_latents
+
+    if not names:
+        raise UntwineError("no factor varies in the drawn sample")
+    tr_c, tr_f, te_c, te_f = split
+    nmi = normalized_mi(tr_c, tr_f)
+    imp = dci_importance(tr_c, tr_f, te_c, te_f, seed=seed)
+    fig1 = heatmap_figure(nmi, names, title="normalised mutual information I(z;v)/H(v)", order=order_latents(nmi))
+    fig2 = heatmap_figure(imp, names, title="DCI importance R", order=order_latents(imp))
+    return (
+        '<p class="note">Rows: factors; columns: latents (index shown), grouped by the factor each relates to '
+        "most. A disentangled representation shows one bright cell per column and per row.</p>"
+        f'<div class="row">{_img(figure_png_bytes(fig1), "normalised MI heatmap")}'
+        f'{_img(figure_png_bytes(fig2), "DCI importance heatmap")}</div>'
+    )
+
+
+def _activity_section(activity, means, logvars, factors, n_train, varying, seed) -> str:
+    from untwine.metrics.activity import compare_representations
+
+    d = means.shape[1]
+    crit = activity["criterion"]
+    if crit == "kl":
+        header = ["latent", "avg KL (nats)", "var of mean", "avg posterior var", "collapsed fraction", "status"]
+        rows = [[f"z{j}", activity["kl"][j], activity["mean_variance"][j], activity["posterior_variance"][j],
+                 activity["collapsed_fraction"][j], "active" if activity["active"][j] else "passive"]
+                for j in activity["order"]]
+        rule = (f"A latent is <b>passive</b> (collapsed to the prior) when its KL to the prior, averaged over "
+                f"the data, is below {activity['threshold']:g} nats. Collapsed fraction: share of inputs whose "
+                "KL for that latent is below the threshold (between 0 and 1 = a <i>mixed</i> latent).")
+    else:
+        header = ["latent", "var of code", "status"]
+        rows = [[f"z{j}", activity["mean_variance"][j], "active" if activity["active"][j] else "passive"]
+                for j in activity["order"]]
+        rule = (f"Deterministic encoder: a latent is <b>passive</b> when the standard deviation of its code "
+                f"is below {activity['threshold']:g} times the largest one.")
+    classes = ["" if activity["active"][j] else "passive" for j in activity["order"]]
+    n_act = int(np.sum(activity["active"]))
+    body = f'<p class="note">{n_act} of {d} latents active. {rule}</p>'
+    body += _table(header, rows, row_classes=classes)
+    if logvars is None:
+        return body + '<p class="note">No sampled representation: the encoder is deterministic.</p>'
+    if not varying:
+        return body
+    f = factors[:, varying]
+    cmp = compare_representations(
+        means[:n_train], logvars[:n_train], f[:n_train],
+        test_means=means[n_train:], test_logvars=logvars[n_train:], test_factors=f[n_train:],
+        metrics=list(COMPARISON_METRICS), seed=seed,
+    )
+    keys = list(cmp["mean"])
+    rows2 = [[k, cmp["mean"][k], cmp["sampled"][k], cmp["mean_active"].get(k, "—")] for k in keys]
+    body += (
+        '<p class="note">The suite on three representations ("Be More Active!", Bonheme &amp; Grzes): the posterior '
+        "means, one sample from each posterior, and the means with the passive latents removed. Passive latents "
+        "make the mean representation look more correlated (higher Gaussian total correlation) than the sampled "
+        "one; removing them removes that effect.</p>"
+    )
+    body += _table(["metric", "mean", "sampled", "mean, active only"], rows2)
+    if not cmp["mean_active"]:
+        body += '<p class="note">No latent is active, so the active-only representation is empty.</p>'
+    return body
+
+
+def _curves_section(log) -> str:
+    from untwine.viz.curves import curves_figure
+
+    if not log or "step" not in log or len(log["step"]) == 0:
+        return '<p class="note">No training log (log.csv) rows.</p>'
+    return _img(figure_png_bytes(curves_figure(log)), "training curves")
+
+
+# -- run directories -----------------------------------------------------------------------
+def build_report(
+    run_dir,
+    *,
+    out=None,
+    num_samples: int = DEFAULT_NUM_SAMPLES,
+    seed: int = 0,
+    device: str = "cpu",
+    traverse_range=None,
+    traverse_steps: int = 10,
+    dataset=None,
+) -> Path:
+    """Write the report of the run in ``run_dir`` (default ``RUN_DIR/report.html``); returns its path.
+
+    ``dataset`` replaces the run's dataset (by default loaded by the name or path in its
+    config), e.g. for a run trained on a dataset object.  One-line :class:`UntwineError`
+    when ``run_dir`` is not a run or has no checkpoint.
+    """
+    from untwine.train.run import open_run
+
+    run = open_run(run_dir)
+    if run.checkpoint is None:
+        raise UntwineError(f"{run.path}: run has no checkpoint yet (train it first, or resume it)")
+    model = run.load_model(device)
+    if dataset is None:
+        dataset = load_run_dataset(run)
+    check_dataset_matches(model, dataset, run.path)
+    cfg = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
+    try:
+        metrics = run.metrics()
+    except ValueError:
+        raise UntwineError(f"{Path(run.path) / 'metrics.json'} is not valid JSON (re-run `untwine evaluate`)") from None
+    evaluation = _read_json(Path(run.path) / "evaluation.json")
+    page = report_html(
+        model,
+        dataset,
+        title=f"{cfg.get('model')} on {cfg.get('dataset')}",
+        subtitle=f"run {Path(run.path).resolve().name}, step {run.step}/{cfg.get('steps')}",
+        config=cfg,
+        metrics=metrics,
+        evaluation=evaluation,
+        log=run.log(),
+        num_samples=num_samples,
+        seed=seed,
+        traverse_range=traverse_range,
+        traverse_steps=traverse_steps,
+    )
+    path = Path(out) if out is not None else Path(run.path) / REPORT_FILE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise UntwineError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
+    return path
+
+
+def _read_json(path: Path):
+    import json
+
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
+def load_run_dataset(run):
+    """The dataset a run was trained on, from its config's ``dataset`` name or path."""
+    from untwine import data
+
+    return data.load(run.config.dataset)
+
+
+def check_dataset_matches(model, dataset, where) -> None:
+    """One clear line when ``dataset``'s observations cannot be fed to ``model``."""
+    info = getattr(model, "observation_shape", None) or (getattr(model, "hparams", None) or {}).get("observation_shape")
+    shape = tuple(int(s) for s in dataset.observation_shape)
+    if info is not None and tuple(int(s) for s in info) != shape:
+        raise UntwineError(
+            f"{where}: the model takes observations of shape {tuple(info)} but dataset "
+            f"{getattr(dataset, 'name', 'dataset')!r} gives {shape}"
+        )
+
