@@ -17,10 +17,10 @@ DEVICE=${DEVICE:-auto}
 OUT=${OUT:-runs/demo-${MODEL}-dsprites}
 # sample sizes of the evaluation (the defaults of `untwine evaluate` are dlib's 10000/5000
 # and 10000/5000 interventional points, which take longer on a CPU)
-NUM_TRAIN=${NUM_TRAIN:-5000}
-NUM_TEST=${NUM_TEST:-2500}
-INTERVENTIONAL_TRAIN=${INTERVENTIONAL_TRAIN:-300}
-INTERVENTIONAL_EVAL=${INTERVENTIONAL_EVAL:-150}
+NUM_TRAIN=${NUM_TRAIN:-4000}
+NUM_TEST=${NUM_TEST:-2000}
+INTERVENTIONAL_TRAIN=${INTERVENTIONAL_TRAIN:-200}
+INTERVENTIONAL_EVAL=${INTERVENTIONAL_EVAL:-100}
 
 start=$SECONDS
 stamp() { printf '\n== [%3ds] %s\n' $((SECONDS - start)) "$*"; }

@@ -107,3 +107,17 @@ def test_cli_evaluate(run_dir, tmp_path, capsys):
     rc = main(["evaluate", str(tmp_path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and "not an untwine run" in err
+
+
+def test_all_on_a_non_grid_dataset_skips_the_interventional_scores(run_dir, tmp_path):
+    from untwine.data import load as load_dataset
+
+    imgs, f = _toy_grid()
+    np.savez(tmp_path / "partial.npz", images=imgs[:-3], factors=f[:-3])  # three combinations missing
+    ds = load_dataset(str(tmp_path / "partial.npz"))
+    assert not ds.is_full_grid
+    scores = evaluate_run(run_dir, dataset=ds, write=False, num_train=200, num_test=100)
+    assert "mig" in scores and "reconstruction" in scores
+    assert not any(k.startswith(("beta_vae", "factor_vae")) for k in scores)
+    with pytest.raises(UntwineError, match="needs a full factor grid"):
+        evaluate_run(run_dir, dataset=ds, metrics="beta_vae", write=False, num_train=200, num_test=100)

@@ -21,6 +21,15 @@ from untwine.models.qlae import quantize
 IMG = (1, 64, 64)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # small tensors: one thread is as fast, and far faster when the cores are shared
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _blobs(n: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     x = torch.zeros(n, 1, 64, 64)

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from untwine.models import MODELS, build_model
 
 SHAPE = (1, 32, 32)  # the convolutional pair at half resolution (H, W multiples of 16) keeps this fast
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny tensors: one thread is as fast, and far faster when the cores are shared
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _fast(name: str) -> dict:
+    # a larger learning rate than the study's 1e-4 so that a few dozen steps show learning (QLAE's is 1e-3)
+    return {} if name == "qlae" else {"learning_rate": 1e-3}
 
 
 def _blobs(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
@@ -44,11 +60,10 @@ def _mean(logs, key):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_loss_falls_on_tiny_images(name):
     torch.manual_seed(0)
-    torch.set_num_threads(2)
     data = _blobs(64)
     hp = {"iteration_threshold": 1000} if name == "annealed_vae" else {}
-    model = build_model(name, SHAPE, binary=True, **hp)
-    logs = _train(model, data, steps=40, batch=16)
+    model = build_model(name, SHAPE, binary=True, **hp, **_fast(name))
+    logs = _train(model, data, steps=30, batch=8)
     assert all(set(d) >= {"loss", "reconstruction"} for d in logs)
     assert all(isinstance(v, float) for v in logs[-1].values())
     first, last = logs[:5], logs[-5:]
@@ -56,14 +71,14 @@ def test_loss_falls_on_tiny_images(name):
     assert _mean(last, "reconstruction") < 0.9 * _mean(first, "reconstruction")
 
 
-@pytest.mark.parametrize("name", ["vae", "beta_tcvae", "factor_vae", "qlae"])
+@pytest.mark.parametrize("name", ["vae", "qlae"])
 def test_loss_falls_on_tiny_vectors(name):
     torch.manual_seed(0)
     data = _vectors(128)
-    model = build_model(name, (12,), binary=False, num_factors=2)
+    model = build_model(name, (12,), binary=False, num_factors=2, **_fast(name))
     assert model.hparams["reconstruction"] == "gaussian"
-    logs = _train(model, data, steps=40, batch=32)
-    assert _mean(logs[-5:], "reconstruction") < 0.8 * _mean(logs[:5], "reconstruction")
+    logs = _train(model, data, steps=30, batch=32)
+    assert _mean(logs[-5:], "reconstruction") < 0.5 * _mean(logs[:5], "reconstruction")
 
 
 @pytest.mark.parametrize("name", ["beta_vae", "factor_vae", "qlae"])
@@ -92,8 +107,6 @@ def test_resume_from_state_dicts_matches_uninterrupted():
         ref.training_step(batches[s], s, ref_opts)
     mid_model = {k: v.clone() for k, v in ref.state_dict().items()}
     mid_opts = {k: o.state_dict() for k, o in ref_opts.items()}
-    import copy
-
     mid_opts = copy.deepcopy(mid_opts)
     torch.manual_seed(200)
     ref_logs = [ref.training_step(batches[s], s, ref_opts) for s in (2, 3)]

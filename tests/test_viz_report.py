@@ -155,8 +155,13 @@ class _WrongShape(Blobs):
 
 
 def test_range_parsing():
+    from untwine.cli import build_parser
     from untwine.commands.traverse import parse_range
 
+    parser = build_parser()
+    for argv in (["--range", "-2", "2"], ["--range=-2,2"]):
+        args = parser.parse_args(["traverse", "RUN", *argv])
+        assert parse_range(args.value_range) == (-2.0, 2.0)
     assert parse_range(["-2,2"]) == (-2.0, 2.0)
     assert parse_range(["-1.5", "3"]) == (-1.5, 3.0)
     assert parse_range(None) is None

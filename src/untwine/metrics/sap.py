@@ -244,7 +244,8 @@ def sap(codes_train, factors_train, codes_test, factors_test, *, continuous_fact
 
     Discrete factors (default): SVM accuracies fitted on the train split and
     measured on the test split.  ``continuous_factors=True``: squared
-    correlations on the train split (factors may then be real-valued).
+    correlations on the train split (factors may then be real-valued; the
+    test split is validated but, as in disentanglement_lib, not used).
     """
     if continuous_factors:
         zt = as_codes(codes_train, "codes_train")

@@ -75,7 +75,8 @@ def unsupervised(codes, *, num_bins: int = 20) -> dict[str, float]:
         wc_norm = wc / float(np.trace(cov))
     else:
         tc = wc = wc_norm = 0.0
-    mi = mutual_info_matrix(*(2 * (histogram_discretize(native_float(codes, c), num_bins),)))
+    discrete = histogram_discretize(native_float(codes, c), num_bins)
+    mi = mutual_info_matrix(discrete, discrete)
     np.fill_diagonal(mi, 0.0)
     return {
         "gaussian_total_correlation": tc,

@@ -37,4 +37,4 @@ class AnnealedVAE(GaussianVAEBase):
     def regularizer(self, kl, mean, logvar, z, step) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         hp = self.hparams
         c = capacity(step, hp["c_max"], hp["iteration_threshold"])
-        return hp["gamma"] * (kl - c).abs(), {"capacity": torch.tensor(c)}
+        return hp["gamma"] * (kl - c).abs(), {"capacity": torch.tensor(c, device=kl.device)}

@@ -16,6 +16,17 @@ The training loop (:mod:`untwine.train`) knows nothing model-specific: it calls
 
 Hyper-parameters are plain keyword arguments named as in each model's paper;
 ``model.hparams`` holds the resolved values so a run can be rebuilt.
+
+Also provided by every untwine model:
+
+* ``model.loss_terms(x, step)``: the loss terms as tensors (what
+  ``training_step`` optimises), for tests and custom loops;
+* ``model.sample_latent(x)``: a sample of ``q(z|x)`` (the "sampled"
+  representation); the code itself for deterministic encoders.
+
+Randomness: models draw only from torch's global RNG on the batch's device
+(reparameterisation noise, FactorVAE's permutations), so reseeding torch
+reproduces a run.
 """
 
 from __future__ import annotations
@@ -50,6 +61,17 @@ class DisentanglingModel(nn.Module, ABC):
     @abstractmethod
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """The optimizers this model trains with, by name."""
+
+    def sample_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """A sample of ``q(z|x)`` ``[n, D]``; the code itself when the encoder is deterministic."""
+        mean, logvar = self.encode_dist(x)
+        if logvar is None:
+            return mean
+        return mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+
+    def loss_terms(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """The loss terms on batch ``x`` as scalar tensors; ``"loss"`` is what the model optimiser minimises."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose loss_terms")
 
     @abstractmethod
     def training_step(self, x: torch.Tensor, step: int, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:

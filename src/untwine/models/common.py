@@ -162,11 +162,6 @@ class AutoencoderModel(DisentanglingModel):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decoder(z))
 
-    def sample_latent(self, x: torch.Tensor) -> torch.Tensor:
-        """A sample of ``q(z|x)`` (torch's global RNG); the code itself for deterministic encoders."""
-        mean, logvar = self.encode_dist(x)
-        return mean if logvar is None else reparameterize(mean, logvar)
-
     def reconstruction_loss(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """Batch mean of the per-sample reconstruction loss."""
         return reconstruction_loss(x, logits, self.hparams["reconstruction"], self.reconstruction_reduction).mean()
@@ -187,10 +182,6 @@ class AutoencoderModel(DisentanglingModel):
             )
         }
 
-    def loss_terms(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        """Scalar tensors of the objective on batch ``x`` at training step ``step``; ``"loss"`` is minimised."""
-        raise NotImplementedError
-
     def training_step(self, x: torch.Tensor, step: int, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
         opt = optimizers["model"]
         opt.zero_grad(set_to_none=True)
@@ -203,8 +194,9 @@ class AutoencoderModel(DisentanglingModel):
 def terms_to_floats(terms: dict[str, torch.Tensor]) -> dict[str, float]:
     """Detach the loss terms and convert them to python floats (one device sync)."""
     names = list(terms)
-    values = torch.stack([torch.as_tensor(terms[k]).detach().float().reshape(()) for k in names]).cpu().tolist()
-    return dict(zip(names, values))
+    device = terms["loss"].device if isinstance(terms.get("loss"), torch.Tensor) else None
+    flat = [torch.as_tensor(terms[k]).detach().float().reshape(()).to(device) for k in names]
+    return dict(zip(names, torch.stack(flat).cpu().tolist()))
 
 
 class GaussianVAEBase(AutoencoderModel):

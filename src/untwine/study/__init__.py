@@ -1,0 +1,37 @@
+"""Studies: sweeps over models x hyper-parameters x seeds x datasets, one results table, comparisons.
+
+* :func:`load_spec` / :func:`expand` (:mod:`untwine.study.spec`): the YAML study file and its runs;
+* :func:`run_study` (:mod:`untwine.study.runner`): parallel, idempotent, fault-tolerant execution,
+  locally or on a Ray cluster (``untwine study run``);
+* :mod:`untwine.study.results`: the SQLite results database (``untwine study results``);
+* :func:`compare_study` (:mod:`untwine.study.compare`): distributions, rank correlations,
+  hyper-parameter curves and a text summary (``untwine study compare``);
+* :func:`udr_scores` (:mod:`untwine.study.udr`): unsupervised model selection (Duan et al. 2020).
+"""
+
+# imported lazily so that `import untwine.study.results` (and the CLI) stay light
+_EXPORTS = {
+    "compare_study": "untwine.study.compare",
+    "query": "untwine.study.results",
+    "StudyResult": "untwine.study.runner",
+    "compute_study_udr": "untwine.study.runner",
+    "execute_run": "untwine.study.runner",
+    "run_study": "untwine.study.runner",
+    "RunSpec": "untwine.study.spec",
+    "StudySpec": "untwine.study.spec",
+    "expand": "untwine.study.spec",
+    "load_spec": "untwine.study.spec",
+    "parse_spec": "untwine.study.spec",
+    "udr_pairwise": "untwine.study.udr",
+    "udr_scores": "untwine.study.udr",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'untwine.study' has no attribute {name!r}")

@@ -132,6 +132,12 @@ class Run:
         model.eval()
         return model
 
+    def evaluate(self, **kwargs) -> dict[str, float]:
+        """Run :func:`untwine.train.evaluate_run` on this run (same keyword arguments)."""
+        from untwine.train.evaluate import evaluate_run
+
+        return evaluate_run(self.path, **kwargs)
+
     def log(self) -> dict[str, np.ndarray]:
         return read_log(self.path / LOG_FILE)
 

@@ -6,6 +6,7 @@ it.  :func:`untwine.viz.report.build_report` puts them all into one self-contain
 HTML page.
 """
 
+from untwine.viz._images import save_figure
 from untwine.viz.curves import curves_figure, read_log
 from untwine.viz.heatmaps import dci_importance, heatmap_figure, normalized_mi, order_latents
 from untwine.viz.reconstructions import reconstruction_figure, reconstruction_image, save_reconstructions
@@ -34,6 +35,7 @@ __all__ = [
     "reconstruction_figure",
     "reconstruction_image",
     "report_html",
+    "save_figure",
     "save_reconstructions",
     "save_traversal",
     "traversal_figure",

@@ -1,0 +1,430 @@
+"""Real labelled time series: the UCR/UEA sets bundled with aeon, and ``.ts`` / ``.npz`` / ``.csv`` files.
+
+``load_series(name_or_path, *, seed=0, test_fraction=1/3) -> SeriesDataset``
+
+These series carry class labels, not factors of variation: evaluate representations of
+them with the downstream probes of :mod:`untwine.metrics.probes` on the dataset's own
+train/test split.
+
+Sources
+-------
+* **Bundled names** (``"GunPoint"``, ``"ArrowHead"``, ``"ItalyPowerDemand"``,
+  ``"BasicMotions"``, ... - :func:`bundled_series` lists them): the UCR/UEA archive
+  files (Dau et al., "The UCR Time Series Archive", 2019; Bagnall et al., "The UEA
+  multivariate time series classification archive", 2018) that the ``aeon`` package
+  ships inside its wheel (``aeon/datasets/data/NAME/NAME_{TRAIN,TEST}.ts``).  They are
+  found through aeon's installed location (``importlib.util.find_spec``, without
+  importing aeon, whose import pulls numba); nothing is downloaded.  Without aeon
+  installed, give the folder holding the files as a path instead.
+* **A folder** holding ``NAME_TRAIN.ts`` / ``NAME_TEST.ts`` (or ``.csv`` / ``.tsv``).
+* **A ``.ts`` file** (sktime/aeon format; equal-length series without missing values
+  or time stamps): ``X_TRAIN.ts`` is paired with ``X_TEST.ts`` beside it.
+* **A ``.csv`` / ``.tsv`` file** in the UCR layout, one series per row, class label in
+  the first column, values after it (univariate); ``X_TRAIN.csv`` is paired with
+  ``X_TEST.csv``.  A lone file (no ``_TRAIN`` / ``_TEST`` pair) is split.
+* **A ``.npz``** with ``X_train``, ``y_train``, ``X_test``, ``y_test`` (``X`` as
+  ``[N, T]`` or ``[N, C, T]``), or ``X`` and ``y`` only (then split); an optional
+  ``class_names`` array names the classes in label order.
+
+A lone file is split into train and test by a seeded stratified split
+(``numpy.random.default_rng(seed)``, ``test_fraction`` of each class to test).
+
+Normalisation
+-------------
+Values are mapped into [0, 1] **per channel** with the *train* split's minimum and
+maximum over all series and time steps, ``x' = (x - min_c) / (max_c - min_c)``
+(a constant channel maps to 0), so the models' sigmoid/Gaussian reconstruction applies
+as for images; test values outside the train range are clipped to [0, 1].  The
+constants are kept in ``SeriesDataset.minimum`` / ``.maximum``.
+
+Labels become class indices ``0..K-1`` in sorted order of the distinct labels of both
+splits; ``class_names`` holds the original labels as strings.
+
+``SeriesDataset.ground_truth("train")`` wraps a split as a
+:class:`~untwine.data.base.GroundTruthDataset` with one factor, ``label`` (not a full
+grid), so the training loop (``untwine.train(model, dataset_object, ...)``) can learn
+on it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from untwine.data.base import GroundTruthDataset
+from untwine.errors import UntwineError
+
+_SUFFIXES = (".ts", ".csv", ".tsv", ".txt")
+
+
+@dataclass
+class SeriesDataset:
+    """A labelled series data set with its train/test split, values in [0, 1] (see module docstring)."""
+
+    name: str
+    X_train: np.ndarray  #: float32 [N, C, T]
+    y_train: np.ndarray  #: int64 [N]
+    X_test: np.ndarray  #: float32 [M, C, T]
+    y_test: np.ndarray  #: int64 [M]
+    class_names: tuple[str, ...]
+    minimum: np.ndarray  #: per-channel train minimum [C] (before scaling)
+    maximum: np.ndarray  #: per-channel train maximum [C]
+
+    @property
+    def observation_shape(self) -> tuple[int, int]:
+        return tuple(int(s) for s in self.X_train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def ground_truth(self, split: str = "train") -> "SeriesSplit":
+        """One split as a :class:`GroundTruthDataset` with the single factor ``label``."""
+        if split not in ("train", "test"):
+            raise UntwineError(f"split must be 'train' or 'test', got {split!r}")
+        x, y = (self.X_train, self.y_train) if split == "train" else (self.X_test, self.y_test)
+        return SeriesSplit(f"{self.name}_{split}", x, y, self.num_classes)
+
+    def __repr__(self) -> str:
+        return (f"<SeriesDataset {self.name}: train {tuple(self.X_train.shape)}, test {tuple(self.X_test.shape)}, "
+                f"{self.num_classes} classes>")
+
+
+class SeriesSplit(GroundTruthDataset):
+    """Rows of one split, factor ``label``; sampling draws rows uniformly (not a full grid).
+
+    ``observations(factors)`` (asked for a label, not a row) returns the first series of
+    each requested class; :meth:`sample` returns the drawn rows themselves.
+    """
+
+    factor_names = ("label",)
+    binary = False
+
+    def __init__(self, name: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> None:
+        self.name = name
+        self._x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        self._y = np.asarray(y, dtype=np.int64)
+        self.observation_shape = tuple(int(s) for s in x.shape[1:])
+        self.factor_sizes = (int(num_classes),)
+
+    @property
+    def is_full_grid(self) -> bool:
+        return False
+
+    @property
+    def num_samples(self) -> int:
+        return int(self._y.shape[0])
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self._y[rng.integers(0, self._y.shape[0], size=n)][:, None].copy()
+
+    def sample(self, n: int, rng: np.random.Generator):
+        rows = rng.integers(0, self._y.shape[0], size=n)
+        return self._y[rows][:, None].copy(), self._x[torch.from_numpy(rows)]
+
+    def images_of_rows(self, rows) -> torch.Tensor:
+        return self._x[torch.as_tensor(np.asarray(rows, dtype=np.int64))]
+
+    def observations(self, factors) -> torch.Tensor:
+        f = np.asarray(factors, dtype=np.int64).reshape(len(factors), -1)[:, 0]
+        first = {}
+        for c in np.unique(f):
+            hit = np.nonzero(self._y == c)[0]
+            if hit.size == 0:
+                raise UntwineError(f"{self.name}: no series of class {int(c)}")
+            first[int(c)] = int(hit[0])
+        return self._x[torch.as_tensor([first[int(c)] for c in f])]
+
+
+# -- bundled UCR/UEA files ----------------------------------------------------------------
+def aeon_data_dir() -> Path | None:
+    """The folder of aeon's bundled data sets, or None when aeon is not installed (aeon is not imported)."""
+    try:
+        spec = importlib.util.find_spec("aeon")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        d = Path(loc) / "datasets" / "data"
+        if d.is_dir():
+            return d
+    return None
+
+
+def bundled_series(data_dir=None) -> list[str]:
+    """Names of the classification sets with ``NAME_TRAIN.ts`` and ``NAME_TEST.ts`` under ``data_dir``
+    (default: aeon's bundled data; empty when aeon is not installed)."""
+    d = Path(data_dir) if data_dir is not None else aeon_data_dir()
+    if d is None or not d.is_dir():
+        return []
+    return sorted(p.name for p in d.iterdir() if (p / f"{p.name}_TRAIN.ts").is_file() and (p / f"{p.name}_TEST.ts").is_file())
+
+
+# -- readers ------------------------------------------------------------------------------
+def read_ts(path) -> tuple[np.ndarray, np.ndarray]:
+    """Read an equal-length ``.ts`` file: ``(X [N, C, T] float64, labels [N] str)``."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise UntwineError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    header: dict[str, str] = {}
+    rows: list[str] = []
+    in_data = False
+    for raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not in_data:
+            if line.lower().startswith("@data"):
+                in_data = True
+            elif line.startswith("@"):
+                key, _, val = line[1:].partition(" ")
+                header[key.lower()] = val.strip().lower()
+            continue
+        rows.append(line)
+    if not in_data:
+        raise UntwineError(f"{path}: not a .ts file (no @data line)")
+    if header.get("timestamps") == "true":
+        raise UntwineError(f"{path}: series with time stamps are not supported")
+    if header.get("classlabel", "true").split(" ")[0] != "true":
+        raise UntwineError(f"{path}: the file has no class labels")
+    if not rows:
+        raise UntwineError(f"{path}: no series after @data")
+    series, labels = [], []
+    for i, row in enumerate(rows):
+        parts = row.split(":")
+        if len(parts) < 2:
+            raise UntwineError(f"{path}: series {i} has no class label")
+        labels.append(parts[-1].strip())
+        try:
+            dims = [np.array([float(v) for v in p.split(",")], dtype=np.float64) for p in parts[:-1]]
+        except ValueError:
+            raise UntwineError(f"{path}: series {i} holds a value that is not a number (missing values are not supported)") from None
+        if len({d.shape[0] for d in dims}) != 1:
+            raise UntwineError(f"{path}: series {i} has channels of different lengths (unequal lengths are not supported)")
+        series.append(np.stack(dims))
+    if len({s.shape for s in series}) != 1:
+        raise UntwineError(f"{path}: series of different lengths or channel counts (only equal-length series are supported)")
+    x = np.stack(series)
+    if not np.isfinite(x).all():
+        raise UntwineError(f"{path}: missing or non-finite values are not supported")
+    return x, np.array(labels)
+
+
+def read_csv(path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a UCR-layout ``.csv`` / ``.tsv`` (label first, then values): ``(X [N, 1, T], labels [N] str)``."""
+    path = Path(path)
+    delim = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise UntwineError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    rows = [ln for ln in (t.strip() for t in text) if ln]
+    if not rows:
+        raise UntwineError(f"{path}: empty file")
+    if delim == "," and "," not in rows[0] and (" " in rows[0] or "\t" in rows[0]):
+        delim = None  # whitespace separated (the old UCR .txt files)
+    labels, values = [], []
+    for i, row in enumerate(rows):
+        parts = [p.strip() for p in (row.split(delim) if delim else row.split())]
+        if len(parts) < 2:
+            raise UntwineError(f"{path}: row {i + 1} needs a label and at least one value")
+        try:
+            vals = [float(p) for p in parts[1:]]
+        except ValueError:
+            if i == 0:
+                continue  # a header row
+            raise UntwineError(f"{path}: row {i + 1} holds a value that is not a number") from None
+        labels.append(parts[0])
+        values.append(vals)
+    if not values:
+        raise UntwineError(f"{path}: no series")
+    if len({len(v) for v in values}) != 1:
+        raise UntwineError(f"{path}: rows have different lengths (only equal-length series are supported)")
+    x = np.asarray(values, dtype=np.float64)[:, None, :]
+    if not np.isfinite(x).all():
+        raise UntwineError(f"{path}: missing or non-finite values are not supported")
+    return x, np.array(labels)
+
+
+def _read_any(path: Path):
+    return read_ts(path) if path.suffix.lower() == ".ts" else read_csv(path)
+
+
+def _as_series(x, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise UntwineError(f"{name}: expected numbers, got dtype {arr.dtype}")
+    if arr.ndim == 2:
+        arr = arr[:, None, :]
+    if arr.ndim != 3 or min(arr.shape) < 1:
+        raise UntwineError(f"{name}: expected series [N, T] or [N, C, T], got shape {tuple(arr.shape)}")
+    arr = arr.astype(np.float64)
+    if not np.isfinite(arr).all():
+        raise UntwineError(f"{name}: missing or non-finite values are not supported")
+    return arr
+
+
+def _label_strings(y, name: str, n: int) -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise UntwineError(f"{name}: expected {n} labels in a 1-D array, got shape {tuple(arr.shape)}")
+    if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
+        arr = arr.astype(np.int64)
+    return np.array([str(v.decode() if isinstance(v, bytes) else v) for v in arr.tolist()])
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(train, test)``: ``round(test_fraction * n_c)`` rows of each class ``c`` go to test
+    (at least one row stays in train), drawn with ``numpy.random.default_rng(seed)``."""
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise UntwineError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    rng = np.random.default_rng(int(seed))
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = np.nonzero(labels == c)[0]
+        idx = idx[rng.permutation(idx.shape[0])]
+        k = min(int(round(test_fraction * idx.shape[0])), idx.shape[0] - 1)
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
+def _numeric_key(s: str):
+    try:
+        return (0, float(s), s)
+    except ValueError:
+        return (1, 0.0, s)
+
+
+def make_series_dataset(name, x_train, y_train, x_test, y_test, class_names=None) -> SeriesDataset:
+    """Normalise (per-channel train min/max, see module docstring) and index the labels of one split pair."""
+    xa = _as_series(x_train, f"{name}: X_train")
+    xb = _as_series(x_test, f"{name}: X_test")
+    if xa.shape[1:] != xb.shape[1:]:
+        raise UntwineError(f"{name}: train series have shape {xa.shape[1:]} but test series {xb.shape[1:]}; they must match")
+    ya = _label_strings(y_train, f"{name}: y_train", xa.shape[0])
+    yb = _label_strings(y_test, f"{name}: y_test", xb.shape[0])
+    names = sorted(set(ya.tolist()) | set(yb.tolist()), key=_numeric_key)
+    if class_names is not None:
+        given = [str(c) for c in np.asarray(class_names).reshape(-1).tolist()]
+        # integer labels 0..K-1 with names given in label order
+        if all(s.lstrip("-").isdigit() for s in names) and len(given) >= len(names) and all(0 <= int(s) < len(given) for s in names):
+            ya = np.array([given[int(s)] for s in ya])
+            yb = np.array([given[int(s)] for s in yb])
+            names = list(given)
+        else:
+            raise UntwineError(f"{name}: class_names needs integer labels 0..{len(given) - 1}, got labels {names[:5]}")
+    if len(names) < 2:
+        raise UntwineError(f"{name}: a single class ({names[0]!r}); labelled series need at least two")
+    index = {s: i for i, s in enumerate(names)}
+    lo = xa.min(axis=(0, 2))
+    hi = xa.max(axis=(0, 2))
+    span = np.where(hi > lo, hi - lo, 1.0)
+
+    def scale(x):
+        return np.clip((x - lo[None, :, None]) / span[None, :, None], 0.0, 1.0).astype(np.float32)
+
+    return SeriesDataset(
+        name=str(name),
+        X_train=scale(xa),
+        y_train=np.array([index[s] for s in ya], dtype=np.int64),
+        X_test=scale(xb),
+        y_test=np.array([index[s] for s in yb], dtype=np.int64),
+        class_names=tuple(names),
+        minimum=lo,
+        maximum=hi,
+    )
+
+
+def _pair(path: Path) -> tuple[Path, Path] | None:
+    stem, suf = path.stem, path.suffix
+    for a, b in (("_TRAIN", "_TEST"), ("_train", "_test")):
+        if stem.endswith(a):
+            other = path.with_name(stem[: -len(a)] + b + suf)
+            return (path, other) if other.is_file() else None
+        if stem.endswith(b):
+            other = path.with_name(stem[: -len(b)] + a + suf)
+            return (other, path) if other.is_file() else None
+    return None
+
+
+def _load_npz(path: Path, seed: int, test_fraction: float) -> SeriesDataset:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise UntwineError(f"{path}: cannot read as .npz ({exc})") from None
+    name = path.stem
+    names = data.get("class_names")
+    if all(k in data for k in ("X_train", "y_train", "X_test", "y_test")):
+        return make_series_dataset(name, data["X_train"], data["y_train"], data["X_test"], data["y_test"], names)
+    if "X" in data and "y" in data:
+        x = _as_series(data["X"], f"{path}: X")
+        y = _label_strings(data["y"], f"{path}: y", x.shape[0])
+        tr, te = stratified_split(y, test_fraction, seed)
+        return make_series_dataset(name, x[tr], y[tr], x[te], y[te], names)
+    raise UntwineError(f"{path}: expected arrays X_train, y_train, X_test, y_test (or X and y); found {', '.join(sorted(data)) or 'none'}")
+
+
+def _load_folder(d: Path) -> SeriesDataset:
+    for suf in _SUFFIXES:
+        a, b = d / f"{d.name}_TRAIN{suf}", d / f"{d.name}_TEST{suf}"
+        if a.is_file() and b.is_file():
+            return _load_pair(d.name, a, b)
+    raise UntwineError(f"{d}: no {d.name}_TRAIN / {d.name}_TEST files (.ts, .csv or .tsv) in this folder")
+
+
+def _load_pair(name: str, a: Path, b: Path) -> SeriesDataset:
+    xa, ya = _read_any(a)
+    xb, yb = _read_any(b)
+    return make_series_dataset(name, xa, ya, xb, yb)
+
+
+def load_series(name_or_path, *, seed: int = 0, test_fraction: float = 1.0 / 3.0, data_dir=None) -> SeriesDataset:
+    """A labelled series data set by bundled name or from a path (see the module docstring).
+
+    ``seed`` / ``test_fraction`` split lone files; ``data_dir`` overrides where bundled
+    names are looked up (default: aeon's bundled data).
+    """
+    if isinstance(name_or_path, SeriesDataset):
+        return name_or_path
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path):
+        raise UntwineError(f"series data set must be a name or a path, got {name_or_path!r}")
+    text = str(name_or_path)
+    path = Path(text)
+    base = Path(data_dir) if data_dir is not None else aeon_data_dir()
+    if not path.exists() and "/" not in text and os.sep not in text and path.suffix.lower() not in (*_SUFFIXES, ".npz"):
+        if base is not None:
+            names = {n.lower(): n for n in bundled_series(base)}
+            key = names.get(text.lower())
+            if key is not None:
+                return _load_folder(base / key)
+            raise UntwineError(f"unknown series data set {text!r}; bundled: {', '.join(sorted(names.values()))} (or give a path)")
+        raise UntwineError(
+            f"unknown series data set {text!r}: bundled UCR/UEA sets need aeon installed (pip install aeon), "
+            "or give a path to a folder, .ts, .csv or .npz file"
+        )
+    if not path.exists():
+        raise UntwineError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return _load_folder(path)
+    suf = path.suffix.lower()
+    if suf == ".npz":
+        return _load_npz(path, seed, test_fraction)
+    if suf in _SUFFIXES:
+        pair = _pair(path)
+        if pair is not None:
+            stem = pair[0].stem
+            return _load_pair(stem[: -len("_TRAIN")], *pair)
+        x, y = _read_any(path)
+        tr, te = stratified_split(y, test_fraction, seed)
+        return make_series_dataset(path.stem, x[tr], y[tr], x[te], y[te])
+    raise UntwineError(f"{path}: unsupported file type {path.suffix!r}; use a folder, .ts, .csv, .tsv or .npz")
