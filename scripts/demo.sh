@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODEL=${MODEL:-beta_vae}
-STEPS=${STEPS:-2000}
+STEPS=${STEPS:-1500}
 DEVICE=${DEVICE:-auto}
 OUT=${OUT:-runs/demo-${MODEL}-dsprites}
 # sample sizes of the evaluation (the defaults of `untwine evaluate` are dlib's 10000/5000
@@ -53,4 +53,4 @@ echo "  checkpoint      $OUT/checkpoints/  (weights: model.safetensors)"
 echo "  metrics         $OUT/metrics.json"
 [ -n "$REPORT" ] && echo "  report          $REPORT  (open in a browser)"
 echo
-echo "  python: import untwine.train as T; model = T.load('$OUT'); z = model.encode(x)"
+echo "  python: import untwine; model = untwine.load('$OUT'); z = model.encode(x)"

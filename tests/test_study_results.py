@@ -126,6 +126,9 @@ def test_rank_correlation_is_nan_where_undefined():
     assert c[0, 0] == pytest.approx(1.0) and math.isnan(c[0, 1]) and math.isnan(c[1, 1])
     text, data = summarize([{"model": "m", "dataset": "d", "config_id": "c", "hparams": {}, "metrics": {"x": 1.0}}], ["x"])
     assert data["d"]["x"]["leader"] == "m" and data["d"]["x"]["std"] == 0.0 and "n=1" in text
+    tie = [{"model": m, "dataset": "d", "config_id": m, "hparams": {}, "metrics": {"udr": 0.0}} for m in ("p", "q")]
+    text, data = summarize(tie, ["udr"])
+    assert data["d"]["udr"]["leader"] is None and "no leader, p, q tie at 0" in text
 
 
 def test_compare_without_finished_runs_is_one_line_error(tmp_path):

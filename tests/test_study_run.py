@@ -221,3 +221,22 @@ def test_udr_of_seeds_that_learned_the_same_representation_is_one(tmp_path):
     assert 0.0 < expected[0] <= 1.0 and udr_pairwise([rep, rep])[0, 1] == pytest.approx(expected[0])
     _, metrics = _rows(out)
     assert all(metrics[r.run_id]["udr"] == pytest.approx(expected[0], abs=1e-9) for r in runs)
+
+
+def test_example_tiny_study_runs_from_the_command_line(tmp_path, capsys):
+    example = Path(__file__).resolve().parents[1] / "examples" / "studies" / "tiny.yaml"
+    out = tmp_path / "tiny"
+    shrink = ["train.steps=2", "evaluation.num_train=40", "evaluation.num_test=20", "evaluation.metrics=[mig,reconstruction]",
+              "udr.num_points=40"]
+    argv = ["study", "run", str(example), "--out", str(out), "--threads", "1", "--no-progress"]
+    for s in shrink:
+        argv += ["--set", s]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "4 runs, 4 done now, 0 already finished, 0 failed" in printed
+    rows, metrics = _rows(out)
+    assert {r["model"] for r in rows.values()} == {"beta_vae", "beta_tcvae"} and {r["dataset"] for r in rows.values()} == {"dsprites"}
+    assert all(r["status"] == "done" and r["steps"] == 2 for r in rows.values())
+    assert all({"mig", "reconstruction", "udr"} <= set(m) for m in metrics.values())
+    assert cli.main(argv) == 0
+    assert "0 done now, 4 already finished" in capsys.readouterr().out

@@ -71,7 +71,7 @@ def test_group_tc_limits_and_sampled_kl():
     # the MWS KL term is an unbiased estimate of the analytic KL: average many draws
     torch.manual_seed(0)
     mean, logvar = _batch(seed=4)[1:]
-    draws = [kl_decomposition(mean + torch.exp(0.5 * logvar) * torch.randn_like(mean), mean, logvar)["kl"] for _ in range(400)]
+    draws = [kl_decomposition(mean + torch.exp(0.5 * logvar) * torch.randn_like(mean), mean, logvar)["kl"] for _ in range(200)]
     analytic = gaussian_kl(mean, logvar).mean()
     assert abs(float(torch.stack(draws).mean() - analytic)) < 0.05 * float(analytic)
 
@@ -122,15 +122,19 @@ def test_dts_with_unit_weights_is_the_vae():
 def test_dts_training_loss_falls(tmp_path, monkeypatch):
     for k, v in SEQUENCE_MODELS.items():
         monkeypatch.setitem(untwine.models.MODELS, k, v)
-    monkeypatch.setitem(untwine.data.DATASETS, "sines", Sines)
-    torch.set_num_threads(2)
-    run = untwine.api.train("dts", "sines", steps=150, out=tmp_path / "run", seed=0, device="cpu", batch_size=32,
-                        hparams={"num_latents": 6, "groups": "3,3", "reconstruction_scale": 10.0}, log_every=5)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny networks: extra threads only add synchronisation
+    data = Sines(length=32)
+    try:
+        run = untwine.api.train("dts", data, steps=250, out=tmp_path / "run", seed=0, device="cpu", batch_size=64, log_every=10,
+                                hparams={"num_latents": 6, "groups": "3,3", "beta": 2.0, "gamma": 1.0, "group_beta": 1.0})
+    finally:
+        torch.set_num_threads(threads)
     log = run.log()
     loss = np.asarray(log["loss"])
-    assert np.mean(loss[-5:]) < 0.6 * np.mean(loss[:3])
-    assert np.isfinite(log["group_tc"]).all()
+    assert np.mean(loss[-3:]) < 0.6 * np.mean(loss[:3])
+    assert np.isfinite(log["group_tc"]).all() and np.mean(log["kl"][-3:]) > 1.0  # the posterior did not collapse
     # the saved run rebuilds and encodes sines
     model = untwine.api.load(run.path)
-    codes = model.encode(Sines().observations(np.zeros((3, 6), dtype=np.int64)))
+    codes = model.encode(data.observations(np.zeros((3, 6), dtype=np.int64)))
     assert codes.shape == (3, 6)

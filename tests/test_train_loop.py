@@ -176,6 +176,18 @@ def test_existing_run_is_never_overwritten_silently(tmp_path):
     with pytest.raises(UntwineError, match="holds no untwine run"):
         train("vae", Toy(), steps=2, out=foreign, overwrite=True, **FAST)
     assert (foreign / "notes.txt").read_text() == "mine"
+    # a bad request with --overwrite leaves the old run alone
+    with pytest.raises(UntwineError, match="unknown model"):
+        train("vea", Toy(), steps=3, out=out, overwrite=True, **FAST)
+    with pytest.raises(UntwineError, match="no hyper-parameter"):
+        train("vae", Toy(), steps=3, out=out, overwrite=True, hparams={"gamma": 1}, **FAST)
+    _assert_same(before, _weights(out))
+    # resuming on data of another shape is refused
+    class Toy3(Toy):
+        factor_sizes = (4, 4, 3)
+
+    with pytest.raises(UntwineError, match="factor_sizes"):
+        train(dataset=Toy3(), out=out, resume=True, steps=8)
     # --overwrite replaces the run
     run = train("vae", Toy(), steps=3, out=out, overwrite=True, **dict(FAST, seed=5))
     assert run.step == 3 and open_run(out).config.seed == 5
@@ -216,3 +228,15 @@ def test_tensorboard_without_the_package_is_refused_before_any_write(tmp_path, m
     with pytest.raises(UntwineError, match="needs the tensorboard package"):
         train("vae", Toy(), steps=2, out=tmp_path / "run", tensorboard=True, **FAST)
     assert not (tmp_path / "run").exists()
+
+
+def test_top_level_api_keeps_the_package_importable(tmp_path):
+    import untwine
+    from untwine import api
+
+    untwine.train, untwine.load = api.train, api.load  # what untwine/__init__ re-exports
+    import untwine.train as train_pkg
+
+    assert train_pkg.open_run is open_run  # still the package ...
+    run = untwine.train("vae", Toy(), steps=2, out=tmp_path / "run", **FAST)  # ... and callable
+    assert run.step == 2 and untwine.load(tmp_path / "run").encode(Toy().observations([[1, 2, 0]])).shape == (1, 10)

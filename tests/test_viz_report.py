@@ -65,6 +65,23 @@ def test_report_page_from_a_model():
     assert "<td class=\"k\">hparams.beta</td><td>4</td>" in page
 
 
+def test_reduced_suite_without_metrics_json():
+    from untwine.metrics.suite import evaluate_arrays
+    from untwine.viz.report import _fmt
+    from untwine.viz.traversal import encode_batches
+
+    n = 240
+    page = report_html(BlobVAE(), Blobs(), metrics=None, num_samples=n, seed=3)
+    assert "untwine evaluate</code> has not been run" in page
+    # the same sample and split as the page: its numbers are the suite's
+    f, x = Blobs().sample(n, np.random.default_rng(3))
+    means, _ = encode_batches(BlobVAE(), x)
+    expect = evaluate_arrays(means[:160], f[:160], means[160:], f[160:], metrics=["mig", "dci", "unsupervised"])
+    for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness_test",
+                "gaussian_total_correlation"):
+        assert f'<td class="k">{key}</td><td>{_fmt(expect[key])}</td>' in page, key
+
+
 def test_report_of_a_run_dir(vae_run):
     path = build_report(vae_run, dataset=Blobs(), num_samples=240)
     assert path == vae_run / "report.html"

@@ -11,5 +11,6 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from untwine.errors import UntwineError
+from untwine.api import evaluate, load, train
 
-__all__ = ["UntwineError", "__version__"]
+__all__ = ["UntwineError", "__version__", "evaluate", "load", "train"]

@@ -111,6 +111,13 @@ def read_array(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
         return _parse_text(p, "," if ext == ".csv" else "\t")
 
     try:
+        with open(p, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise UntwineError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    if not (magic[:4] in (b"PK\x03\x04", b"PK\x05\x06") or magic == b"\x93NUMPY"):
+        raise UntwineError(f"{p}: cannot read as {ext} (not a NumPy file: unrecognised header)")
+    try:
         loaded = np.load(p, allow_pickle=False)
     except ValueError as exc:
         msg = str(exc).splitlines()[0] if str(exc) else "unreadable"

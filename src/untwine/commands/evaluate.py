@@ -4,10 +4,15 @@
                      [--num-train 10000] [--num-test 5000] [--seed S]
                      [--interventional-train 10000] [--interventional-eval 5000]
                      [--device auto|cpu|cuda] [--dci-estimator fast|gbt]
+                     [--[no-]compare-representations] [--compare-metrics mig,modularity,unsupervised]
+                     [--kl-threshold 0.01]
 
 Writes ``RUN_DIR/metrics.json`` (the keys of ``untwine score`` plus
-``beta_vae_score``, ``factor_vae_score`` and ``reconstruction``) and prints a
-table; see :mod:`untwine.train.evaluate`.
+``beta_vae_score``, ``factor_vae_score``, ``reconstruction``,
+``num_active_latents``/``num_passive_latents`` and, unless
+``--no-compare-representations``, ``mean.*``/``sampled.*``/``mean_active.*``) and
+prints the score table, the active/passive latents table and the mean vs sampled
+vs active-only comparison; see :mod:`untwine.train.evaluate`.
 """
 
 from __future__ import annotations
@@ -41,6 +46,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the samples and estimators (default 0)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device for encoding (default auto)")
     p.add_argument("--dci-estimator", choices=("fast", "gbt"), default="fast", help="DCI importance estimator (default fast)")
+    p.add_argument(
+        "--compare-representations",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also compute --compare-metrics on the mean, the sampled and the active-only mean representation "
+        "(keys mean.*, sampled.*, mean_active.*; default on)",
+    )
+    p.add_argument(
+        "--compare-metrics",
+        default="mig,modularity,unsupervised",
+        metavar="m1,m2",
+        help="array metrics of the comparison: all, or some of mig, sap, dci, modularity, explicitness, irs, "
+        "unsupervised, infomec (default mig,modularity,unsupervised)",
+    )
+    p.add_argument(
+        "--kl-threshold",
+        type=float,
+        default=0.01,
+        metavar="NATS",
+        help="a Gaussian latent whose average KL to the prior is below this is passive (default 0.01)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -67,21 +93,93 @@ def run(args) -> int:
             interventional_eval=args.interventional_eval,
             interventional_batch=args.interventional_batch,
             dci_estimator=args.dci_estimator,
+            compare_representations=args.compare_representations,
+            compare_metrics=args.compare_metrics,
+            kl_threshold=args.kl_threshold,
             progress=lambda msg: status.update(f"{msg} ..."),
         )
     table = Table(title=f"untwine evaluate {run_.path} ({run_.config.model} on {run_.config.dataset}, step {run_.step})", title_justify="left")
     table.add_column("score")
     table.add_column("value", justify="right")
+    compared = ("mean.", "sampled.", "mean_active.")
     for k, v in scores.items():
-        table.add_row(k, f"{v:.4f}")
+        if not k.startswith(compared):
+            table.add_row(k, f"{v:.4f}")
     out = Console()
     out.print(table)
+    settings = read_settings(run_.path) or {}
+    _print_activity(out, settings.get("activity"))
+    _print_comparison(out, scores, settings.get("comparison") or {})
     out.print(
         f"samples: train {args.num_train}, test {args.num_test}; interventional {args.interventional_train}/"
         f"{args.interventional_eval} points of batch {args.interventional_batch}; representation {args.representation}; seed {args.seed}"
     )
-    settings = read_settings(run_.path) or {}
     if settings.get("skipped"):
         out.print(f"skipped {', '.join(settings['skipped'])}: the dataset is not a full factor grid")
     out.print(f"wrote {run_.path / METRICS_FILE}")
     return 0
+
+
+def _fmt(v) -> str:
+    return "-" if v is None or v != v else f"{v:.4f}"
+
+
+def _fmt_small(v) -> str:
+    """Four significant digits: passive latents' tiny KLs and variances stay readable."""
+    return "-" if v is None or v != v else f"{v:.4g}"
+
+
+def _print_activity(out, activity: dict | None) -> None:
+    """Active/passive latents table (from evaluation.json's ``activity``)."""
+    if not activity:
+        return
+    from rich.table import Table
+
+    det = activity.get("deterministic")
+    rule = (
+        f"std below {activity['threshold']:g} x the largest latent std"
+        if det
+        else f"average KL below {activity['threshold']:g} nats"
+    )
+    t = Table(
+        title=f"latents: {len(activity['active_latents'])} active, {len(activity['passive_latents'])} passive "
+        f"(passive = {rule})",
+        title_justify="left",
+    )
+    t.add_column("latent", justify="right")
+    if not det:
+        t.add_column("KL (nats)", justify="right")
+    t.add_column("var(mean)", justify="right")
+    if not det:
+        t.add_column("mean posterior var", justify="right")
+    t.add_column("status")
+    for row in activity["latents"]:
+        cells = [str(row["index"])]
+        if not det:
+            cells.append(_fmt_small(row["kl"]))
+        cells.append(_fmt_small(row["mean_variance"]))
+        if not det:
+            cells.append(_fmt_small(row["posterior_variance"]))
+        cells.append("active" if row["active"] else "[dim]passive[/dim]")
+        t.add_row(*cells)
+    out.print(t)
+
+
+def _print_comparison(out, scores: dict, comparison: dict) -> None:
+    """Mean vs sampled vs active-only table of the ``mean.*``/``sampled.*``/``mean_active.*`` keys."""
+    keys = [k[len("mean."):] for k in scores if k.startswith("mean.")]
+    if keys:
+        from rich.table import Table
+
+        t = Table(title="representations (Be More Active!): mean vs sampled vs mean without passive latents", title_justify="left")
+        t.add_column("score")
+        for col in ("mean", "sampled", "mean, active only"):
+            t.add_column(col, justify="right")
+        for k in keys:
+            t.add_row(k, *(_fmt(scores.get(f"{rep}.{k}")) for rep in ("mean", "sampled", "mean_active")))
+        out.print(t)
+        if scores.get("num_active_latents") == 0:
+            out.print("no latent is active: the active-only column is empty")
+    if comparison.get("deterministic_encoder"):
+        out.print("deterministic encoder: no posterior variance, the sampled representation equals the mean one; "
+                  "passive latents are those with a near-constant code")

@@ -144,19 +144,26 @@ def results_cmd(args) -> int:
         shown = columns
     else:
         shown = ["run_id", "status", "model", "dataset", "seed", *info["hparams"].values(), *m_cols.values()]
+    metric_cols = set(m_cols.values()) | set(info["metrics"].values())
     table = Table(title=f"{args.study_dir}: {len(rows)} run(s)", title_justify="left")
     for c in shown:
-        table.add_column(c, justify="right" if c in m_cols.values() or c == "seed" else "left", overflow="fold")
+        numeric = c in metric_cols or c == "seed" or c in info["hparams"].values()
+        table.add_column(c, justify="right" if numeric else "left", no_wrap=c != "error" and c != "status")
     for r in rows:
         cells = []
         for c in shown:
             v = r.get(c)
-            cell = _fmt(v)
+            if c in metric_cols or c in ("train_seconds", "eval_seconds", "wall_seconds", "updated"):
+                cell = _fmt(v)
+            else:
+                cell = "-" if v is None else (f"{v:g}" if isinstance(v, float) else str(v))
             if c == "status" and v == "failed" and r.get("error"):
                 cell = f"failed: {r['error']}"
             cells.append(cell)
         table.add_row(*cells)
     con = Console()
+    if not con.is_terminal:  # piped or redirected: full rows rather than columns squeezed into 80 characters
+        con = Console(width=max(80, min(1000, sum(max([len(c)] + [len(str(r.get(c))) for r in rows]) + 3 for c in shown))))
     con.print(table)
     if args.csv:
         con.print(f"wrote {len(rows)} row(s) to {args.csv}", highlight=False)
@@ -171,6 +178,6 @@ def compare_cmd(args) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     res = compare_study(args.study_dir, args.out, metrics=metrics)
     con = Console()
-    con.print(res["summary"], highlight=False, markup=False)
+    con.print(res["summary"], highlight=False, markup=False, soft_wrap=True)
     con.print(f"figures in {res['out']}: {', '.join(Path(p).name for p in res['figures'])}", highlight=False)
     return 0

@@ -26,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "< options < --set key=value (model hyper-parameters by name, e.g. --set beta=4)."
         ),
     )
-    p.add_argument("model", nargs="?", metavar="MODEL", help="model name (see the error for the list), e.g. beta_vae")
+    p.add_argument("model", nargs="?", metavar="MODEL", help="model name from untwine.models.MODELS, e.g. beta_vae, beta_tcvae, factor_vae, qlae (an unknown name lists them all)")
     p.add_argument("--dataset", metavar="NAME", help="built-in dataset name or a dataset file path, e.g. dsprites")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key or hyper-parameter (repeatable)")
     p.add_argument("--config", metavar="FILE", help="YAML run config (keys of config.yaml)")

@@ -1,8 +1,9 @@
 """``sines``: synthetic univariate time series with known factors, generated on the fly.
 
-A built-in ground-truth dataset for time-series disentanglement (issue 7, after the
-synthetic-series experiments of Li et al., "Learning Disentangled Representations for
-Time Series", arXiv:2105.08179, 2021).  Every series has ``length`` (default 128)
+A built-in ground-truth dataset for time-series disentanglement, untwine's own design
+(no published counterpart; used to score DTS, Li et al., "Learning Disentangled
+Representations for Time Series", arXiv:2105.08179, 2021, with every ground-truth
+metric).  Every series has ``length`` (default 128)
 points at times ``t_i = i / length`` and is built from six factors on a full grid
 (last factor varying fastest, as every untwine grid dataset):
 

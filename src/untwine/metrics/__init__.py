@@ -1,5 +1,49 @@
 """Disentanglement metrics over arrays and over ground-truth datasets.
 
 Every metric is a function returning a ``dict`` of named floats; its module
-docstring names its reference (paper and disentanglement_lib function).
+docstring names its reference (paper and disentanglement_lib function) and its
+defaults, which follow disentanglement_lib's so that numbers are comparable with
+the literature.
+
+Array metrics (codes ``[N, D]`` float, factors ``[N, K]`` integer classes):
+:func:`mig`, :func:`sap`, :func:`dci`, :func:`modularity`, :func:`explicitness`,
+:func:`irs`, :func:`unsupervised`, :func:`infomec`; :func:`evaluate_arrays` runs
+them all with disentanglement_lib's train/test usage.
+
+Interventional metrics (a ground-truth dataset and an encoder):
+:func:`beta_vae_score`, :func:`factor_vae_score`.
+
+Diagnostics: :func:`latent_activity` (active/passive latents).
 """
+
+from untwine.metrics.activity import latent_activity
+from untwine.metrics.beta_vae import beta_vae_score
+from untwine.metrics.dci import dci, importance_matrix
+from untwine.metrics.explicitness import explicitness
+from untwine.metrics.factor_vae import factor_vae_score
+from untwine.metrics.infomec import infomec, nmi_matrix
+from untwine.metrics.irs import irs
+from untwine.metrics.mig import mig
+from untwine.metrics.modularity import modularity
+from untwine.metrics.sap import sap
+from untwine.metrics.suite import ARRAY_METRICS, SCORE_KEYS, evaluate_arrays
+from untwine.metrics.unsupervised import unsupervised
+
+__all__ = [
+    "ARRAY_METRICS",
+    "SCORE_KEYS",
+    "beta_vae_score",
+    "dci",
+    "evaluate_arrays",
+    "explicitness",
+    "factor_vae_score",
+    "importance_matrix",
+    "infomec",
+    "irs",
+    "latent_activity",
+    "mig",
+    "modularity",
+    "nmi_matrix",
+    "sap",
+    "unsupervised",
+]

@@ -47,9 +47,13 @@ gradients.
 
 The sequence models default to ``learning_rate = 1e-3`` (small 1-D networks; the image
 models keep disentanglement_lib's 1e-4) and 10 latents.  ``reconstruction_scale``
-multiplies the reconstruction loss (default 1: disentanglement_lib's summed squared
-error or Bernoulli cross-entropy); short series carry few "pixels", and a larger scale
-is the usual remedy when every model collapses its posterior.
+multiplies the summed reconstruction loss; the default 100 makes the Gaussian
+reconstruction (disentanglement_lib's summed squared error, i.e. a likelihood with
+variance 1/2, times the scale) a likelihood with ``sigma = 1 / sqrt(2 * 100) = 0.07``.
+A series has far fewer values than an image (128 against 4096) and varies by about
+0.1-0.3 in [0, 1]: at scale 1 every model collapses its posterior on ``sines`` (KL = 0
+after 600 steps, measured), at 100 it does not.  Use ``reconstruction_scale=1`` to
+get disentanglement_lib's image loss exactly.
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ SEQUENCE_HPARAMS: dict[str, HParam] = {
     **COMMON_HPARAMS,
     "learning_rate": HParam(1e-3, float, "Adam learning rate", positive=True),
     "architecture": HParam("conv", str, "sequence encoder/decoder: conv (1-D convolutions) | gru", choices=ARCHITECTURES),
-    "reconstruction_scale": HParam(1.0, float, "multiplier of the reconstruction loss", positive=True),
+    "reconstruction_scale": HParam(100.0, float, "multiplier of the summed reconstruction loss (Gaussian: 1/(2 sigma^2))", positive=True),
 }
 
 

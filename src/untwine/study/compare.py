@@ -106,13 +106,17 @@ def summarize(rows: list[dict[str, Any]], metrics: list[str]) -> tuple[str, dict
             order = sorted(best_per_model.items(), key=lambda kv: kv[1][0], reverse=m not in LOWER_IS_BETTER)
             lead, (mean, std, n, hp) = order[0]
             arrow = "lower is better" if m in LOWER_IS_BETTER else "higher is better"
-            text = f"  {m} ({arrow}): {lead} leads with {mean:.4g} +- {std:.2g} (n={n}; {_fmt_hp(hp)})"
-            if len(order) > 1:
+            tied = [k for k, v in order[1:] if v[0] == mean]
+            if tied:
+                text = f"  {m} ({arrow}): no leader, {', '.join([lead, *tied])} tie at {mean:.4g} (+- {std:.2g}, n={n})"
+            else:
+                text = f"  {m} ({arrow}): {lead} leads with {mean:.4g} +- {std:.2g} (n={n}; {_fmt_hp(hp)})"
+            if len(order) > 1 and not tied:
                 second, (m2, s2, n2, _) = order[1]
                 text += f"; next {second} {m2:.4g} +- {s2:.2g} (n={n2})"
             lines.append(text)
             data.setdefault(ds, {})[m] = {
-                "leader": lead,
+                "leader": None if tied else lead,
                 "mean": mean,
                 "std": std,
                 "n": n,

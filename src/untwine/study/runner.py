@@ -168,10 +168,12 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
     }
     conn = None
     try:
-        import torch
-
         threads = int(task.get("threads") or 0)
-        if threads > 0 and torch.get_num_threads() != threads:
+        if threads > 0 and task.get("limit_blas", True):
+            _limit_threads(threads)
+        elif threads > 0:
+            import torch
+
             torch.set_num_threads(threads)
         if task.get("db"):
             conn = db.connect(task["db"])
@@ -273,11 +275,23 @@ def _train_and_evaluate(task: dict[str, Any], info: dict[str, Any]) -> dict[str,
     return {k: float(v) for k, v in scores.items()}
 
 
-def _init_worker(threads: int) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+def _limit_threads(threads: int) -> None:
+    """``threads`` torch threads and BLAS/OpenMP threads in this process (no oversubscription)."""
     import torch
 
-    torch.set_num_threads(max(1, threads))
+    threads = max(1, int(threads))
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    try:  # numpy/scipy/scikit-learn BLAS pools; threadpoolctl comes with scikit-learn
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+
+
+def _init_worker(threads: int) -> None:
+    _limit_threads(threads)
 
 
 # -- progress -----------------------------------------------------------------------------------
@@ -363,6 +377,10 @@ def run_study(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise UntwineError(f"--workers must be a positive integer, got {workers!r}")
     t_start = time.perf_counter()
+    if ray is not None:
+        if not isinstance(ray, str) or not ray.strip():
+            raise UntwineError(f"--ray expects auto or HOST:PORT, got {ray!r}")
+        _import_ray()  # one-line error before any work when ray is missing
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UntwineError(f"--out {out} exists and is not a directory")
@@ -477,6 +495,8 @@ def _execute_local(spec, todo, out, db_file, workers, threads, result, rep, comp
     book = _Bookkeeper(spec, out, db_file, result, rep, completed)
     tasks = {r.run_id: _task(r, out, db_file, threads) for r in todo}
     if workers == 1:
+        for t in tasks.values():
+            t["limit_blas"] = False  # runs in the caller's process: only torch's thread count is set (and restored)
         import torch
 
         old = torch.get_num_threads()
@@ -548,7 +568,7 @@ def _execute_local(spec, todo, out, db_file, workers, threads, result, rep, comp
 
 def _import_ray():
     try:
-        import ray  # noqa: F401
+        import ray
     except ImportError:
         raise UntwineError("--ray needs the ray package (pip install 'untwine[ray]')") from None
     return ray
@@ -670,15 +690,13 @@ def compute_study_udr(
                         scores[r.run_id] = float(v)
                     continue
                 ref = members[0].dataset_ref
-                if ref not in datasets:
-                    datasets[ref] = data.load(ref)
-                ds = datasets[ref]
-                rng = np.random.default_rng(int(settings["seed"]))
-                _, x = ds.sample(int(settings["num_points"]), rng)
-                import torch
+                if ref not in datasets:  # the same inputs for every configuration on this dataset
+                    import torch
 
-                x = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
-                reps, kls = representations_for_udr(dirs, x.float())
+                    rng = np.random.default_rng(int(settings["seed"]))
+                    _, x = data.load(ref).sample(int(settings["num_points"]), rng)
+                    datasets[ref] = (x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))).float()
+                reps, kls = representations_for_udr(dirs, datasets[ref])
                 kl_arg = kls if all(k is not None for k in kls) else None
                 s = udr_scores(reps, kl_arg, correlation=settings["correlation"], kl_threshold=settings["kl_threshold"], seed=settings["seed"])
                 for r, v in zip(members, s):

@@ -24,6 +24,24 @@ drawn afresh from the run's dataset with ``numpy.random.default_rng(seed)``
 ``seed`` (deterministic encoders are unaffected).  Scores go to
 ``RUN_DIR/metrics.json`` (one flat object, NaN as null) and the settings to
 ``RUN_DIR/evaluation.json``.
+
+Active and passive latents ("Be More Active!", Bonheme & Grzes, JMLR 2023; see
+:mod:`untwine.metrics.activity`): the posterior ``(mean, logvar)``
+(``model.encode_dist``) of the train sample gives every latent's average KL to the
+prior and the variance of its means; a latent is passive when its average KL is
+below ``kl_threshold`` (0.01 nats), or, for deterministic encoders (AE, QLAE), when
+its code's std is below 5% of the largest.  ``num_active_latents`` and
+``num_passive_latents`` join the scores; the per-latent table and the lists go to
+``evaluation.json`` under ``"activity"``.  With ``compare_representations`` the
+``compare_metrics`` (default ``mig,modularity,unsupervised``) are also computed on
+the mean representation, a sampled one (one draw per row from
+``numpy.random.default_rng(seed)``) and the mean one restricted to the active
+latents, stored as ``mean.<key>``, ``sampled.<key>`` and ``mean_active.<key>``
+(NaN when no latent is active).  Passive latents make the mean representation look
+more correlated (e.g. a higher ``gaussian_total_correlation``) than the sampled
+one; ``mean_active`` shows what is left without them.  For deterministic encoders
+the sampled representation *is* the mean one (``evaluation.json`` says so).  The
+main keys (those of ``untwine score``, on ``representation``) are unchanged.
 """
 
 from __future__ import annotations
@@ -45,6 +63,10 @@ INTERVENTIONAL = ("beta_vae", "factor_vae")
 EXTRA = INTERVENTIONAL + ("reconstruction",)
 REPRESENTATIONS = ("mean", "sampled")
 EVALUATION_FILE = "evaluation.json"
+#: array metrics of the mean / sampled / active-only comparison when none are given (cheap ones)
+DEFAULT_COMPARE_METRICS = ("mig", "modularity", "unsupervised")
+#: the three representations of the comparison, as key prefixes
+COMPARED = ("mean", "sampled", "mean_active")
 
 
 def parse_evaluation_metrics(spec: str | Sequence[str]) -> tuple[list[str], list[str]]:
@@ -81,15 +103,30 @@ class RepresentationEncoder:
         self.gen = torch.Generator().manual_seed(int(seed))
 
     def torch_codes(self, x: torch.Tensor) -> torch.Tensor:
+        return self.torch_codes_and_posterior(x)[0]
+
+    def torch_codes_and_posterior(self, x: torch.Tensor):
+        """``(codes, (mean, logvar))`` of batch ``x``; the posterior is None when not computed."""
         x = x.to(self.device).float()
         with torch.no_grad():
-            if self.representation == "mean":
-                return self.model.encode(x)
+            if self.representation == "mean" and not self._mean_is_encode_dist():
+                return self.model.encode(x), None
             mean, logvar = self.model.encode_dist(x)
-            if logvar is None:
-                return mean
-            eps = torch.randn(mean.shape, generator=self.gen).to(mean.device, mean.dtype)
-            return mean + torch.exp(0.5 * logvar) * eps
+            return self.from_posterior(mean, logvar), (mean, logvar)
+
+    def from_posterior(self, mean: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
+        """The chosen representation given the posterior (draws from this encoder's generator)."""
+        if self.representation == "mean" or logvar is None:
+            return mean
+        eps = torch.randn(mean.shape, generator=self.gen).to(mean.device, mean.dtype)
+        return mean + torch.exp(0.5 * logvar) * eps
+
+    def _mean_is_encode_dist(self) -> bool:
+        # the base class defines encode(x) as encode_dist(x)[0]; a model overriding it is asked directly
+        from untwine.models.base import DisentanglingModel
+
+        enc = getattr(type(self.model), "encode", None)
+        return isinstance(self.model, DisentanglingModel) and enc is DisentanglingModel.encode
 
     def __call__(self, x: torch.Tensor) -> np.ndarray:
         return self.torch_codes(x).detach().cpu().double().numpy()
@@ -102,14 +139,43 @@ def _render(dataset, factors: np.ndarray) -> torch.Tensor:
     return x.float()
 
 
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().double().numpy()
+
+
 def encode_sample(
-    model, dataset, factors: np.ndarray, encoder: RepresentationEncoder, *, batch: int = 500, reconstruct: bool = False
+    model,
+    dataset,
+    factors: np.ndarray,
+    encoder: RepresentationEncoder,
+    *,
+    batch: int = 500,
+    reconstruct: bool = False,
+    posterior: list | None = None,
 ) -> tuple[np.ndarray, dict[str, float] | None]:
-    """Codes of ``factors``' observations and, with ``reconstruct``, the reconstruction errors."""
+    """Codes of ``factors``' observations and, with ``reconstruct``, the reconstruction errors.
+
+    With a list ``posterior``, the posterior ``mean`` and ``logvar`` (``[N, D]`` numpy,
+    ``logvar`` None for deterministic encoders) are appended to it, from the same
+    encoder pass when the representation allows.
+    """
     codes, loss_sum, se_sum, n_pix = [], 0.0, 0.0, 0
+    means: list[np.ndarray] = []
+    logvars: list[np.ndarray] | None = []
     for s in range(0, factors.shape[0], batch):
         x = _render(dataset, factors[s:s + batch])
-        z = encoder.torch_codes(x)
+        if posterior is None:
+            z = encoder.torch_codes(x)
+        else:
+            z, post = encoder.torch_codes_and_posterior(x)
+            if post is None:
+                with torch.no_grad():
+                    post = model.encode_dist(x.to(encoder.device).float())
+            means.append(_np(post[0]))
+            if post[1] is None:
+                logvars = None
+            elif logvars is not None:
+                logvars.append(_np(post[1]))
         codes.append(z.detach().cpu().double().numpy())
         if reconstruct:
             with torch.no_grad():
@@ -129,7 +195,90 @@ def encode_sample(
     if reconstruct:
         n = factors.shape[0]
         rec = {"reconstruction": loss_sum / n, "reconstruction_mse": se_sum / max(n_pix, 1)}
+    if posterior is not None:
+        posterior.append(np.concatenate(means, axis=0))
+        posterior.append(np.concatenate(logvars, axis=0) if logvars else None)
     return out, rec
+
+
+def _nan_safe(v) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def activity_table(activity: dict) -> dict[str, Any]:
+    """JSON-ready form of :func:`untwine.metrics.activity.latent_activity` (for evaluation.json)."""
+    from untwine.metrics.activity import activity_summary
+
+    active = np.asarray(activity["active"], dtype=bool)
+    latents = []
+    for j in range(active.size):
+        row: dict[str, Any] = {"index": j}
+        for key in ("kl", "mean_variance", "posterior_variance", "collapsed_fraction"):
+            arr = activity.get(key)
+            row[key] = None if arr is None else _nan_safe(arr[j])
+        row["active"] = bool(active[j])
+        latents.append(row)
+    summary = activity_summary(activity)
+    return {
+        "criterion": activity["criterion"],
+        "threshold": float(activity["threshold"]),
+        "deterministic": activity.get("kl") is None,
+        "num_latents": int(active.size),
+        "total_kl": summary.get("total_kl"),
+        "active_latents": [int(j) for j in activity["active_latents"]],
+        "passive_latents": [int(j) for j in activity["passive_latents"]],
+        "order": [int(j) for j in activity["order"]],
+        "latents": latents,
+    }
+
+
+def compare_on_posterior(
+    mean_train: np.ndarray,
+    logvar_train: np.ndarray | None,
+    f_train: np.ndarray,
+    mean_test: np.ndarray,
+    logvar_test: np.ndarray | None,
+    f_test: np.ndarray,
+    *,
+    metrics: Sequence[str],
+    activity: dict,
+    seed: int = 0,
+    dci_estimator: str = "fast",
+) -> dict[str, float]:
+    """``mean.<key>``, ``sampled.<key>``, ``mean_active.<key>`` scores of the array ``metrics``.
+
+    Gaussian encoders go through :func:`untwine.metrics.activity.compare_representations`
+    (with the passive latents of ``activity``'s threshold); for deterministic ones
+    (``logvar_train`` None) the sampled representation is the mean one.  When no latent
+    is active the ``mean_active`` keys are NaN.
+    """
+    from untwine.metrics.activity import compare_representations
+    from untwine.metrics.suite import evaluate_arrays
+
+    def scorer(c_tr, f_tr, c_te, f_te, sd):
+        return evaluate_arrays(c_tr, f_tr, c_te, f_te, metrics=list(metrics), seed=int(sd), dci_estimator=dci_estimator)
+
+    if logvar_train is not None:
+        kl_threshold = activity["threshold"] if activity.get("criterion") == "kl" else 0.01
+        comp = compare_representations(
+            mean_train, logvar_train, f_train,
+            test_means=mean_test, test_logvars=logvar_test, test_factors=f_test,
+            metrics=list(metrics), kl_threshold=kl_threshold, seed=int(seed), scorer=scorer,
+        )
+    else:
+        mean_scores = scorer(mean_train, f_train, mean_test, f_test, seed)
+        keep = np.asarray(activity["active_latents"])
+        if keep.size == 0:
+            active_scores = {}
+        elif keep.size == mean_train.shape[1]:
+            active_scores = dict(mean_scores)
+        else:
+            active_scores = scorer(mean_train[:, keep], f_train, mean_test[:, keep], f_test, seed)
+        comp = {"mean": mean_scores, "sampled": dict(mean_scores), "mean_active": active_scores}
+    if not comp["mean_active"]:
+        comp["mean_active"] = {k: float("nan") for k in comp["mean"]}
+    return {f"{rep}.{k}": float(v) for rep in COMPARED for k, v in comp[rep].items()}
 
 
 def _check_dataset(run: Run, dataset) -> None:
@@ -155,12 +304,21 @@ def evaluate_run(
     interventional_eval: int = 5000,
     interventional_batch: int = 64,
     dci_estimator: str = "fast",
+    compare_representations: bool = False,
+    compare_metrics: str | Sequence[str] = DEFAULT_COMPARE_METRICS,
+    kl_threshold: float | None = None,
     dataset=None,
     write: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
-    """Evaluate the run in ``run_dir`` (see the module docstring); returns the flat scores."""
-    from untwine.metrics.suite import evaluate_arrays
+    """Evaluate the run in ``run_dir`` (see the module docstring); returns the flat scores.
+
+    ``compare_representations`` adds the ``compare_metrics`` (array metrics of the suite)
+    on the mean, sampled and active-only mean representations; ``kl_threshold`` (default
+    :data:`untwine.metrics.activity.DEFAULT_KL_THRESHOLD`) decides which latents are passive.
+    """
+    from untwine.metrics.activity import DEFAULT_KL_THRESHOLD, latent_activity
+    from untwine.metrics.suite import evaluate_arrays, parse_metric_names
 
     for name, v, low in (
         ("num_train", num_train, 2),
@@ -176,6 +334,13 @@ def evaluate_run(
     if representation not in REPRESENTATIONS:
         raise UntwineError(f"representation must be one of {', '.join(REPRESENTATIONS)}, got {representation!r}")
     array_names, extra = parse_evaluation_metrics(metrics)
+    compare_names = parse_metric_names(compare_metrics) if compare_representations else []
+    if kl_threshold is None:
+        kl_threshold = DEFAULT_KL_THRESHOLD
+    if isinstance(kl_threshold, bool) or not isinstance(kl_threshold, (int, float, np.floating, np.integer)) or not (
+        0 <= float(kl_threshold) < math.inf
+    ):
+        raise UntwineError(f"kl-threshold must be a number >= 0, got {kl_threshold!r}")
     say = progress or (lambda msg: None)
 
     run = open_run(run_dir)
@@ -202,9 +367,13 @@ def evaluate_run(
     f_train = dataset.sample_factors(int(num_train), rng)
     f_test = dataset.sample_factors(int(num_test), rng)
     say(f"encoding {num_train} train + {num_test} test samples")
-    c_train, _ = encode_sample(model, dataset, f_train, encoder)
-    c_test, rec = encode_sample(model, dataset, f_test, encoder, reconstruct="reconstruction" in extra)
+    post_train: list = []
+    post_test: list | None = [] if compare_names else None
+    c_train, _ = encode_sample(model, dataset, f_train, encoder, posterior=post_train)
+    c_test, rec = encode_sample(model, dataset, f_test, encoder, reconstruct="reconstruction" in extra, posterior=post_test)
     timings["encode"] = time.perf_counter() - t0
+    mean_train, logvar_train = post_train
+    activity = latent_activity(mean_train, logvar_train, kl_threshold=float(kl_threshold))
 
     scores: dict[str, float] = {}
     if array_names:
@@ -236,6 +405,24 @@ def evaluate_run(
                 timings[name] = time.perf_counter() - t
     if rec is not None:
         scores.update(rec)
+    scores["num_active_latents"] = float(np.sum(activity["active"]))
+    scores["num_passive_latents"] = float(np.sum(~np.asarray(activity["active"], dtype=bool)))
+    comparison: dict[str, Any] = {"enabled": bool(compare_names)}
+    if compare_names:
+        t = time.perf_counter()
+        say(f"mean vs sampled vs active-only: {', '.join(compare_names)}")
+        mean_test, logvar_test = post_test
+        scores.update(
+            compare_on_posterior(
+                mean_train, logvar_train, f_train, mean_test, logvar_test, f_test,
+                metrics=compare_names, activity=activity, seed=int(seed), dci_estimator=dci_estimator,
+            )
+        )
+        timings["comparison"] = time.perf_counter() - t
+        comparison.update(metrics=compare_names, representations=list(COMPARED), sampling_seed=int(seed))
+    comparison["deterministic_encoder"] = logvar_train is None
+    if logvar_train is None:
+        comparison["note"] = "deterministic encoder: the sampled representation equals the mean one"
 
     settings = {
         "run": str(run.path),
@@ -251,6 +438,8 @@ def evaluate_run(
         "dci_estimator": dci_estimator,
         "interventional": {"num_train": int(interventional_train), "num_eval": int(interventional_eval), "batch_size": int(interventional_batch)},
         "device": str(dev),
+        "activity": activity_table(activity),
+        "comparison": comparison,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
     if write:

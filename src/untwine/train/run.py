@@ -106,6 +106,7 @@ class Run:
     config: RunConfig
     info: dict[str, Any] = field(default_factory=dict)
     model: Any = None  #: set by :func:`untwine.train.train` to the trained model
+    train_seconds: float | None = None  #: set by :func:`untwine.train.train`: wall time of its training loop
 
     @property
     def checkpoint(self) -> Checkpoint | None:

@@ -28,7 +28,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -223,29 +223,33 @@ def _clear_run_dir(path: Path) -> None:
             p.unlink()
 
 
-def _prepare_dir(out: Path, cfg: RunConfig, *, resume: bool, overwrite: bool) -> tuple[bool, RunConfig | None]:
-    """Decide between a fresh start and a resume; returns ``(resuming, saved_config)``."""
+def _prepare_dir(out: Path, cfg: RunConfig, *, resume: bool, overwrite: bool) -> tuple[bool, RunConfig | None, bool]:
+    """Decide between a fresh start and a resume, without touching anything yet.
+
+    Returns ``(resuming, saved_config, clear)``; ``clear`` means the run files in
+    ``out`` are to be deleted before the fresh start (``--overwrite``, or leftovers of
+    an attempt that never wrote its marker).
+    """
     if out.exists() and not out.is_dir():
         raise UntwineError(f"--out {out} exists and is not a directory")
     if out.is_dir() and is_run_dir(out):
         if overwrite:
-            _clear_run_dir(out)
-            return False, None
+            return False, None, True
         saved = open_run(out).config
         if not resume:
             raise UntwineError(
                 f"{out} already holds a run ({saved.model} on {saved.dataset}); "
                 "pass --resume to continue it or --overwrite to replace it"
             )
-        return True, saved
+        return True, saved, False
     if out.is_dir() and any(out.iterdir()):
         leftovers = [p.name for p in out.iterdir()]
         if not all(n in RUN_FILES for n in leftovers):
             raise UntwineError(f"--out {out} is a non-empty directory that holds no untwine run; choose another --out")
         if not overwrite and not resume:
             raise UntwineError(f"{out} holds parts of an unfinished run; pass --overwrite to replace it")
-        _clear_run_dir(out)
-    return False, None
+        return False, None, True
+    return False, None, False
 
 
 def _load_dataset(name: str):
@@ -286,7 +290,7 @@ def run_training(
         except ImportError:
             raise UntwineError("tensorboard=true needs the tensorboard package (pip install 'untwine[tensorboard]')") from None
     out = Path(out) if out is not None else default_out(cfg)
-    resuming, saved = _prepare_dir(out, cfg, resume=resume, overwrite=overwrite)
+    resuming, saved, clear = _prepare_dir(out, cfg, resume=resume, overwrite=overwrite)
 
     if dataset is None:
         dataset = _load_dataset(cfg.dataset)
@@ -307,9 +311,17 @@ def run_training(
         diffs = diff_identity(saved, cfg)
         if diffs:
             raise UntwineError(f"{out} holds a different run; differing settings: {'; '.join(diffs)} (use --overwrite or another --out)")
+        saved_info = open_run(out).info
+        for key in ("observation_shape", "factor_sizes"):
+            if saved_info.get(key) is not None and list(saved_info[key]) != list(info[key]):
+                raise UntwineError(
+                    f"{out} was trained on data with {key} {tuple(saved_info[key])}, this dataset has {tuple(info[key])}"
+                )
         ckpt = latest_checkpoint(out)
         if ckpt is not None and ckpt.state.get("config_hash") not in (None, cfg.identity_hash()):
             raise UntwineError(f"{out}: checkpoint was written by a different config; use --overwrite or another --out")
+    if clear:  # only now that the config, dataset and model are known to be good
+        _clear_run_dir(out)
 
     model.to(device)
     optimizers = model.make_optimizers()
@@ -406,5 +418,5 @@ def run_training(
         _say(f"trained {done} steps in {elapsed:.1f}s ({done / max(elapsed, 1e-9):.1f} steps/s); run in {out}", verbose)
     model.eval()
     run.model = model
-    run.train_seconds = elapsed  # type: ignore[attr-defined]
+    run.train_seconds = elapsed
     return run
