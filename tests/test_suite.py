@@ -144,9 +144,9 @@ def test_suite_validates_inputs(example):
     codes, factors = example
     with pytest.raises(UntwineError, match="both test codes and test factors"):
         evaluate_arrays(codes, factors, codes[:10])
-    with pytest.raises(UntwineError, match="codes have 10 columns but test codes have 9"):
+    with pytest.raises(UntwineError, match="codes_test has 9 columns but codes_train has 10"):
         evaluate_arrays(codes, factors, codes[:30, :9], factors[:30], metrics="mig")
-    with pytest.raises(UntwineError, match="factors have 5 columns but test factors have 4"):
+    with pytest.raises(UntwineError, match="factors_test has 4 columns but factors_train has 5"):
         evaluate_arrays(codes, factors, codes[:30], factors[:30, :4], metrics="mig")
     with pytest.raises(UntwineError, match="600 rows but factors has 599"):
         evaluate_arrays(codes, factors[:-1], metrics="mig")

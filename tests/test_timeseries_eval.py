@@ -77,19 +77,11 @@ def test_series_traversal_sweeps_one_latent(tmp_path):
         series_traversal(model, x, latents=[5])
 
 
-def test_cli_train_and_evaluate_dts_on_sines(tmp_path, monkeypatch):
-    """`untwine train dts --dataset sines` and `untwine evaluate` work unchanged once registered."""
+def test_cli_train_and_evaluate_dts_on_sines(tmp_path):
+    """`untwine train dts --dataset sines` and `untwine evaluate` work through the registries."""
     import json
 
-    import untwine.data
-    import untwine.models
     from untwine.cli import main
-    from untwine.data.sines import Sines
-    from untwine.models.dts import SEQUENCE_MODELS
-
-    for k, v in SEQUENCE_MODELS.items():
-        monkeypatch.setitem(untwine.models.MODELS, k, v)
-    monkeypatch.setitem(untwine.data.DATASETS, "sines", Sines)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     run = tmp_path / "run"

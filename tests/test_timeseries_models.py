@@ -119,9 +119,7 @@ def test_dts_with_unit_weights_is_the_vae():
     assert torch.allclose(t["loss"], want, atol=1e-5)
 
 
-def test_dts_training_loss_falls(tmp_path, monkeypatch):
-    for k, v in SEQUENCE_MODELS.items():
-        monkeypatch.setitem(untwine.models.MODELS, k, v)
+def test_dts_training_loss_falls(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny networks: extra threads only add synchronisation
     data = Sines(length=32)

@@ -111,3 +111,21 @@ def discretize_factors(values, bins: int) -> np.ndarray:
             edges = np.histogram_bin_edges(col, bins=bins)
             out[:, k] = np.clip(np.digitize(col, edges[1:-1]), 0, bins - 1)
     return out
+
+
+def check_train_test(codes_train, factors_train, codes_test, factors_test):
+    """Validate a train and a test (codes, factors) pair with matching column counts.
+
+    The train factors must each take several values; a test split may show a
+    single value of a factor (small samples), so constant test factors are allowed.
+    Returns float64 codes and int64 factors: ``(codes_train, factors_train, codes_test, factors_test)``.
+    """
+    ctr, ftr = check_pair(codes_train, factors_train, codes_name="codes_train", factors_name="factors_train")
+    cte = as_codes(codes_test, "codes_test")
+    fte = as_factors(factors_test, "factors_test", allow_constant=True)
+    same_rows(cte, fte, "codes_test", "factors_test")
+    if cte.shape[1] != ctr.shape[1]:
+        raise UntwineError(f"codes_test has {cte.shape[1]} columns but codes_train has {ctr.shape[1]}; they must match")
+    if fte.shape[1] != ftr.shape[1]:
+        raise UntwineError(f"factors_test has {fte.shape[1]} columns but factors_train has {ftr.shape[1]}; they must match")
+    return ctr, ftr, cte, fte

@@ -9,6 +9,10 @@ images); ``--latents`` picks rows in the given order.  Columns sweep the latent
 from the code of a seed image (drawn with ``--seed``) over ``--range`` (default: the
 prior's -2..2 for VAEs, the codebook values for QLAE, the codes' range for an AE).
 ``.gif`` writes an animation per latent side by side.
+
+Runs on time series (observations ``[C, T]``) get small multiples of curves instead:
+one panel per latent (same order and values), each overlaying the decoded series of
+its sweep (:func:`untwine.viz.series.plot_series_traversal`); they write ``.png`` only.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from untwine.errors import UntwineError
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "traverse",
-        help="draw latent traversals of a trained run (PNG grid or GIF animation)",
+        help="draw latent traversals of a trained run (PNG grid or GIF animation; curves for time series)",
         description=(
             "Decode sweeps of each latent around the code of a seed image. Rows: latents, most active first; "
-            "columns: values over the prior's range (VAEs), the codebook (QLAE) or --range."
+            "columns: values over the prior's range (VAEs), the codebook (QLAE) or --range. Runs on time series "
+            "[C, T] draw one panel of overlaid curves per latent instead (PNG only)."
         ),
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory made by `untwine train`")
@@ -89,7 +94,9 @@ def traverse_run(run_dir, *, out=None, latents=None, value_range=None, steps: in
     from untwine.metrics.activity import latent_activity
     from untwine.train.run import open_run
     from untwine.viz.report import check_dataset_matches, load_run_dataset
-    from untwine.viz.traversal import check_latents, encode_batches, make_traversal, save_traversal
+    from untwine.viz.series import is_series, plot_series_traversal
+    from untwine.viz.traversal import (activity_labels, check_latents, encode_batches, make_traversal, save_traversal,
+                                       traversal_plan)
 
     run = open_run(run_dir)
     if run.checkpoint is None:
@@ -106,20 +113,28 @@ def traverse_run(run_dir, *, out=None, latents=None, value_range=None, steps: in
     if dataset is None:
         dataset = load_run_dataset(run)
     check_dataset_matches(model, dataset, run.path)
+    series = is_series(dataset.observation_shape)
+    if series and out.suffix.lower() == ".gif":
+        raise UntwineError(f"--out {out.name!r}: GIF animations are for image runs; this run's observations are "
+                           "series [C, T], use a .png")
     rng = np.random.default_rng(seed)
     _, x = dataset.sample(num_samples, rng)
     means, logvars = encode_batches(model, x)
     if latents is not None:
         check_latents(latents, means.shape[1])
     act = latent_activity(means, logvars)
-    if act["kl"] is not None:
-        labels = {j: f"z{j}  KL {act['kl'][j]:.2f}" for j in range(means.shape[1])}
-    else:
-        labels = {j: f"z{j}  var {act['mean_variance'][j]:.2g}" for j in range(means.shape[1])}
-    trav = make_traversal(model, means[0], latents=latents, order=act["order"], value_range=value_range,
-                          steps=steps, gaussian=logvars is not None, codes=means, labels=labels)
+    labels = activity_labels(act)
+    sweep = dict(latents=latents, order=act["order"], value_range=value_range, steps=steps,
+                 gaussian=logvars is not None, codes=means)
     cfg = run.config
-    return save_traversal(trav, out, title=f"{cfg.model} on {cfg.dataset}: latent traversals (seed {seed})")
+    title = f"{cfg.model} on {cfg.dataset}: latent traversals (seed {seed})"
+    if series:
+        chosen, values = traversal_plan(model, means.shape[1], **sweep)
+        plot_series_traversal(model, x[0], latents=chosen, values=values, labels=[labels[j] for j in chosen],
+                              path=out, title=title)
+        return out
+    trav = make_traversal(model, means[0], labels=labels, **sweep)
+    return save_traversal(trav, out, title=title)
 
 
 def run(args) -> int:

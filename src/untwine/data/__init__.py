@@ -22,7 +22,9 @@ from pathlib import Path
 from untwine.data.base import GroundTruthDataset
 from untwine.data.dsprites import ColorDSprites, DSprites, NoisyDSprites
 from untwine.data.files import DSpritesFile, GenericNpz, MPI3DFile, Shapes3DFile, open_file
+from untwine.data.series import load_series
 from untwine.data.shapes3d import Shapes3D
+from untwine.data.sines import Sines
 from untwine.data.torch_data import GridDataset, GroundTruthBatches, batch_rng, make_loader
 from untwine.errors import UntwineError
 
@@ -32,6 +34,7 @@ DATASETS: dict[str, type[GroundTruthDataset]] = {
     "color_dsprites": ColorDSprites,
     "noisy_dsprites": NoisyDSprites,
     "shapes3d": Shapes3D,
+    "sines": Sines,
 }
 
 
@@ -71,6 +74,7 @@ def load(name_or_path, **kwargs) -> GroundTruthDataset:
 
 __all__ = [
     "DATASETS",
+    "load_series",
     "ColorDSprites",
     "DSprites",
     "DSpritesFile",

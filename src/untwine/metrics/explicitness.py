@@ -56,7 +56,7 @@ try:  # installed with scikit-learn; BLAS threads only slow these small products
 except ImportError:  # pragma: no cover
     threadpool_limits = None
 
-from untwine._checks import as_codes, as_factors, check_pair, same_rows
+from untwine._checks import check_train_test
 from untwine.errors import UntwineError
 
 __all__ = ["explicitness", "logistic_regression_proba", "mean_ovr_auc"]
@@ -251,14 +251,7 @@ def explicitness(
     Returns ``{"explicitness_train": value, "explicitness_test": value}``, each
     a mean ROC-AUC in ``[0, 1]`` (0.5 = chance).
     """
-    zt, yt = check_pair(codes_train, factors_train, codes_name="codes_train", factors_name="factors_train")
-    zs = as_codes(codes_test, "codes_test")
-    ys = as_factors(factors_test, "factors_test", allow_constant=True)
-    same_rows(zs, ys, "codes_test", "factors_test")
-    if zs.shape[1] != zt.shape[1]:
-        raise UntwineError(f"codes_test has {zs.shape[1]} columns but codes_train has {zt.shape[1]}; they must match")
-    if ys.shape[1] != yt.shape[1]:
-        raise UntwineError(f"factors_test has {ys.shape[1]} columns but factors_train has {yt.shape[1]}; they must match")
+    zt, yt, zs, ys = check_train_test(codes_train, factors_train, codes_test, factors_test)
     if classifier not in ("lbfgs", "liblinear_ovr"):
         raise UntwineError(f"explicitness: unknown classifier {classifier!r}; use 'lbfgs' or 'liblinear_ovr'")
     mean = zt.mean(axis=0)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from untwine._checks import as_codes, as_factors, check_pair, same_rows
+from untwine._checks import as_codes, check_train_test, same_rows
 from untwine.errors import UntwineError
 
 __all__ = ["sap", "sap_score_matrix", "svm_1d_ovr"]
@@ -257,15 +257,13 @@ def sap(codes_train, factors_train, codes_test, factors_test, *, continuous_fact
         for j in range(yt.shape[1]):
             if np.all(yt[:, j] == yt[0, j]):
                 raise UntwineError(f"factors_train: factor {j} takes a single value ({yt[0, j]}); it carries no information")
+        if zs.shape[1] != zt.shape[1] or ys.shape[1] != yt.shape[1]:
+            raise UntwineError(
+                f"test split has {zs.shape[1]} code / {ys.shape[1]} factor columns but the train split "
+                f"{zt.shape[1]} / {yt.shape[1]}; they must match"
+            )
     else:
-        zt, yt = check_pair(codes_train, factors_train, codes_name="codes_train", factors_name="factors_train")
-        zs = as_codes(codes_test, "codes_test")
-        ys = as_factors(factors_test, "factors_test", allow_constant=True)
-        same_rows(zs, ys, "codes_test", "factors_test")
-    if zs.shape[1] != zt.shape[1]:
-        raise UntwineError(f"codes_test has {zs.shape[1]} columns but codes_train has {zt.shape[1]}; they must match")
-    if ys.shape[1] != yt.shape[1]:
-        raise UntwineError(f"factors_test has {ys.shape[1]} columns but factors_train has {yt.shape[1]}; they must match")
+        zt, yt, zs, ys = check_train_test(codes_train, factors_train, codes_test, factors_test)
     if zt.shape[1] < 2:
         raise UntwineError(f"SAP needs at least 2 code dimensions, got {zt.shape[1]}")
     score = sap_score_matrix(zt, yt, zs, ys, continuous_factors=continuous_factors)

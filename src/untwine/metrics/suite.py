@@ -27,7 +27,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from untwine._checks import check_pair
+from untwine._checks import check_pair, check_train_test
+from untwine.metrics._info import native_float
 from untwine.errors import UntwineError
 
 #: metric names of the suite, in the order they run and are reported
@@ -182,19 +183,13 @@ def evaluate_arrays(
     if (codes_test is None) != (factors_test is None):
         raise UntwineError("give both test codes and test factors, or neither")
 
-    tr_c, tr_f = check_pair(codes_train, factors_train)
+    # codes keep their floating dtype: binned metrics must bin float32 codes in float32, as dlib does
     if codes_test is None:
-        tr_c, tr_f, te_c, te_f = split_train_test(tr_c, tr_f, seed)
+        tr_c, tr_f = check_pair(codes_train, factors_train)
+        tr_c, tr_f, te_c, te_f = split_train_test(native_float(codes_train, tr_c), tr_f, seed)
     else:
-        te_c, te_f = check_pair(codes_test, factors_test, codes_name="test codes", factors_name="test factors")
-        if te_c.shape[1] != tr_c.shape[1]:
-            raise UntwineError(
-                f"codes have {tr_c.shape[1]} columns but test codes have {te_c.shape[1]}; they must match"
-            )
-        if te_f.shape[1] != tr_f.shape[1]:
-            raise UntwineError(
-                f"factors have {tr_f.shape[1]} columns but test factors have {te_f.shape[1]}; they must match"
-            )
+        tr_c, tr_f, te_c, te_f = check_train_test(codes_train, factors_train, codes_test, factors_test)
+        tr_c, te_c = native_float(codes_train, tr_c), native_float(codes_test, te_c)
 
     scores: dict[str, float] = {}
     timings: dict[str, float] = {}

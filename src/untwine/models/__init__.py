@@ -23,6 +23,7 @@ from untwine.models.base import DisentanglingModel
 from untwine.models.beta_tcvae import BetaTCVAE
 from untwine.models.common import RESERVED, AutoencoderModel
 from untwine.models.dip_vae import DIPVAEI, DIPVAEII
+from untwine.models.dts import SEQUENCE_MODELS
 from untwine.models.factor_vae import FactorVAE
 from untwine.models.qlae import QLAE
 from untwine.models.vae import VAE, BetaVAE
@@ -37,6 +38,8 @@ MODELS: dict[str, type[AutoencoderModel]] = {
     "dip_vae_i": DIPVAEI,
     "dip_vae_ii": DIPVAEII,
     "qlae": QLAE,
+    # time series (observation shape [C, T]): sequence VAEs and DTS
+    **SEQUENCE_MODELS,
 }
 
 

@@ -2,7 +2,8 @@
 
 The page holds the run's config, its metric table (``metrics.json`` from
 ``untwine evaluate`` when present, otherwise a reduced suite computed here and
-labelled as such), latent traversals (grid and animation), reconstructions, the
+labelled as such), latent traversals (grid and animation; small multiples of curves
+for time series ``[C, T]``), reconstructions (input-vs-reconstruction curves for series), the
 factor x latent heatmaps (normalised MI and DCI importance), the active/passive
 latent table with the suite on the mean, sampled and active-only representations,
 and the training curves.  Every image is embedded as a base64 ``data:`` URI and the
@@ -278,26 +279,31 @@ def _metrics_section(metrics, evaluation, split, varying, seed, dci_parts) -> st
 
 
 def _traversal_section(model, x, means, logvars, activity, value_range, steps) -> str:
-    from untwine.viz.traversal import make_traversal, traversal_figure, traversal_gif_frames
+    from untwine.viz.series import is_series, plot_series_traversal
+    from untwine.viz.traversal import (activity_labels, make_traversal, traversal_figure, traversal_gif_frames,
+                                       traversal_plan)
 
     order = [int(j) for j in activity["order"]]
-    labels = {}
-    for j in range(means.shape[1]):
-        if activity["kl"] is not None:
-            labels[j] = f"z{j}  KL {activity['kl'][j]:.2f}"
-        else:
-            labels[j] = f"z{j}  var {activity['mean_variance'][j]:.2g}"
-    trav = make_traversal(model, means[0], order=order, value_range=value_range, steps=steps,
-                          gaussian=logvars is not None, codes=means, labels=labels)
-    fig = traversal_figure(trav)
-    grid = figure_png_bytes(fig)
-    frames = traversal_gif_frames(trav)
-    gif = _gif_bytes(frames)
-    how = ("codebook values" if value_range is None and _has_codebook(model)
-           else f"values {trav.values[0][0]:.3g} .. {trav.values[0][-1]:.3g}")
+    labels = activity_labels(activity)
+    sweep = dict(order=order, value_range=value_range, steps=steps, gaussian=logvars is not None, codes=means)
+    by = "by average KL to the prior" if logvars is not None else "by variance of the codes"
+    ranked = f"most active first ({by})"
+    how = "codebook values" if value_range is None and _has_codebook(model) else None
+    if is_series(tuple(x.shape)[1:]):
+        latents, values = traversal_plan(model, means.shape[1], **sweep)
+        fig = plot_series_traversal(model, x[0], latents=latents, values=values, labels=[labels[j] for j in latents])
+        how = how or f"{values.shape[1]} values {values[0][0]:.3g} .. {values[0][-1]:.3g}"
+        return (
+            f'<p class="note">Seed: the first sampled series (dashed grey). One panel per latent, {ranked}; '
+            f"each curve sets that latent to one of its {how} (blue low, red high) while the others keep "
+            "the seed's code.</p>" + _img(figure_png_bytes(fig), "latent traversal curves")
+        )
+    trav = make_traversal(model, means[0], labels=labels, **sweep)
+    grid = figure_png_bytes(traversal_figure(trav))
+    gif = _gif_bytes(traversal_gif_frames(trav))
+    how = how or f"values {trav.values[0][0]:.3g} .. {trav.values[0][-1]:.3g}"
     body = (
-        f'<p class="note">Seed: the first sampled image. One row per latent, most active first '
-        f"({'by average KL to the prior' if logvars is not None else 'by variance of the codes'}); "
+        f'<p class="note">Seed: the first sampled image. One row per latent, {ranked}; '
         f"each column sets that latent to one of its {how} while the others keep the seed's code.</p>"
     )
     body += _img(grid, "latent traversal grid")
@@ -325,13 +331,18 @@ def _gif_bytes(frames, duration_ms: int = 120) -> bytes:
 
 def _reconstruction_section(model, x) -> str:
     from untwine.viz.reconstructions import reconstruction_error, reconstruction_figure
+    from untwine.viz.series import is_series
 
     n = min(12, len(x))
-    fig = reconstruction_figure(model, x[:n])
+    fig = reconstruction_figure(model, x[:n])  # images: a grid; series: curve panels
     mse = reconstruction_error(model, x[: min(len(x), 500)])
+    if is_series(tuple(x.shape)[1:]):
+        layout, unit = "Each panel: an input series (solid) and", "value"
+    else:
+        layout, unit = "Top: inputs; bottom:", "pixel"
     return (
-        f'<p class="note">Top: inputs; bottom: decode(encode(x)) from the mean representation. '
-        f"Mean squared error per pixel over {min(len(x), 500)} samples: {mse:.4g}.</p>"
+        f'<p class="note">{layout} decode(encode(x)) from the mean representation. '
+        f"Mean squared error per {unit} over {min(len(x), 500)} samples: {mse:.4g}.</p>"
         + _img(figure_png_bytes(fig), "reconstructions")
     )
 

@@ -16,6 +16,10 @@ Which values are swept, per latent:
   the given data (``codes``), or ``[-2, 2]`` when no data is given.
 
 ``.gif`` output shows an animation per latent, side by side, sweeping back and forth.
+
+Time-series runs (observations ``[C, T]``) use the same choice of latents and values
+(:func:`traversal_plan`) drawn as small multiples of curves by
+:func:`untwine.viz.series.plot_series_traversal`.
 """
 
 from __future__ import annotations
@@ -165,6 +169,35 @@ def traversal_values(
     return np.stack(rows)
 
 
+def traversal_plan(
+    model,
+    num_latents: int,
+    *,
+    latents=None,
+    order=None,
+    value_range=None,
+    steps: int = DEFAULT_STEPS,
+    gaussian: bool = True,
+    codes=None,
+) -> tuple[list[int], np.ndarray]:
+    """``(latents, values [L, S])``: which latents a traversal shows, in which order, and the
+    values each is swept over -- ``latents`` (default: all, in ``order`` when given), checked
+    against ``num_latents``, and :func:`traversal_values`.  Shared by image and series traversals."""
+    if latents is None:
+        latents = list(order) if order is not None else list(range(num_latents))
+    latents = check_latents(latents, num_latents)
+    values = traversal_values(model, latents, value_range=value_range, steps=steps, gaussian=gaussian, codes=codes)
+    return latents, values
+
+
+def activity_labels(activity) -> dict[int, str]:
+    """Row label per latent from :func:`untwine.metrics.activity.latent_activity`:
+    ``"z3  KL 2.10"`` (Gaussian encoders) or ``"z3  var 0.41"`` (deterministic codes)."""
+    if activity["kl"] is not None:
+        return {j: f"z{j}  KL {activity['kl'][j]:.2f}" for j in range(len(activity["kl"]))}
+    return {j: f"z{j}  var {activity['mean_variance'][j]:.2g}" for j in range(len(activity["mean_variance"]))}
+
+
 def make_traversal(
     model,
     seed_code,
@@ -184,10 +217,8 @@ def make_traversal(
     """
     seed = np.asarray(seed_code, dtype=np.float64).reshape(-1)
     d = seed.size
-    if latents is None:
-        latents = list(order) if order is not None else list(range(d))
-    latents = check_latents(latents, d)
-    values = traversal_values(model, latents, value_range=value_range, steps=steps, gaussian=gaussian, codes=codes)
+    latents, values = traversal_plan(model, d, latents=latents, order=order, value_range=value_range, steps=steps,
+                                     gaussian=gaussian, codes=codes)
     s = values.shape[1]
     z = np.repeat(seed[None, None, :], len(latents), axis=0).repeat(s, axis=1)  # [L, S, D]
     for r, j in enumerate(latents):
