@@ -57,15 +57,21 @@ class GroundTruthDataset(ABC):
         sizes = np.asarray(self.factor_sizes, dtype=np.int64)
         return np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]]).astype(np.int64)
 
-    def index_of(self, factors) -> np.ndarray:
-        """Flat grid index of each factor combination, ``[n]`` int64."""
-        f = np.asarray(factors, dtype=np.int64)
+    def check_factors(self, factors) -> np.ndarray:
+        """Validate factor rows ``[n, K]`` of class indices within ``factor_sizes``; returns int64."""
+        f = np.asarray(factors)
         if f.ndim != 2 or f.shape[1] != self.num_factors:
             raise UntwineError(f"{self.name}: factors must have shape [n, {self.num_factors}], got {tuple(f.shape)}")
-        sizes = np.asarray(self.factor_sizes)
-        if (f < 0).any() or (f >= sizes).any():
+        if f.dtype.kind not in "iu" and (f.dtype.kind != "f" or not np.all(f == np.round(f))):
+            raise UntwineError(f"{self.name}: factors must be integer class indices")
+        f = f.astype(np.int64)
+        if (f < 0).any() or (f >= np.asarray(self.factor_sizes)).any():
             raise UntwineError(f"{self.name}: factor values out of range for sizes {tuple(self.factor_sizes)}")
-        return f @ self._strides()
+        return f
+
+    def index_of(self, factors) -> np.ndarray:
+        """Flat grid index of each factor combination, ``[n]`` int64."""
+        return self.check_factors(factors) @ self._strides()
 
     def factors_of(self, index) -> np.ndarray:
         """Factor combination of each flat grid index, ``[n, K]`` int64."""

@@ -197,7 +197,7 @@ class DSprites(GroundTruthDataset):
 
     def masks(self, factors) -> torch.Tensor:
         """Binary sprite masks ``[n, 64, 64]`` (float32) for factor rows ``[n, 5]``."""
-        f = self._check(factors)
+        f = self.check_factors(factors)
         n = f.shape[0]
         bank = self._windows()
         xi, xp = _centre_parts(f[:, 3])
@@ -214,17 +214,6 @@ class DSprites(GroundTruthDataset):
         canvas = canvas.view(n, pad, pad)
         return canvas[:, off : off + IMAGE_SIZE, off : off + IMAGE_SIZE].contiguous()
 
-    def _check(self, factors) -> np.ndarray:
-        f = np.asarray(factors)
-        if f.ndim != 2 or f.shape[1] != self.num_factors:
-            raise UntwineError(f"{self.name}: factors must have shape [n, {self.num_factors}], got {tuple(f.shape)}")
-        if f.dtype.kind not in "iu":
-            if f.dtype.kind != "f" or not np.all(f == np.round(f)):
-                raise UntwineError(f"{self.name}: factors must be integer class indices")
-        f = f.astype(np.int64)
-        if (f < 0).any() or (f >= np.asarray(self.factor_sizes)).any():
-            raise UntwineError(f"{self.name}: factor values out of range for sizes {self.factor_sizes}")
-        return f
 
     def observations(self, factors, rng: np.random.Generator | None = None) -> torch.Tensor:
         """Float32 ``[n, 1, 64, 64]`` binary images for factor rows ``[n, 5]``."""
@@ -240,7 +229,7 @@ class ColorDSprites(DSprites):
 
     def colors(self, factors, rng: np.random.Generator | None = None) -> np.ndarray:
         """Sprite colour of each image, ``[n, 3]`` in [0.5, 1]."""
-        f = self._check(factors)
+        f = self.check_factors(factors)
         if rng is not None:
             return rng.uniform(0.5, 1.0, size=(f.shape[0], 3)).astype(np.float32)
         idx = self.index_of(f).astype(np.uint64)
@@ -263,7 +252,7 @@ class NoisyDSprites(DSprites):
 
     def noise(self, factors, rng: np.random.Generator | None = None) -> torch.Tensor:
         """Background noise of each image, ``[n, 3, 64, 64]`` uniform in [0, 1)."""
-        f = self._check(factors)
+        f = self.check_factors(factors)
         n = f.shape[0]
         if rng is not None:
             return torch.as_tensor(rng.random((n, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32))

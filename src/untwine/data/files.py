@@ -202,13 +202,6 @@ class FileDataset(GroundTruthDataset):
         idx = self.index_of(factors)
         return idx if self._grid_to_row is None else self._grid_to_row[idx]
 
-    def _check(self, factors) -> np.ndarray:
-        f = np.asarray(factors)
-        if f.ndim != 2 or f.shape[1] != self.num_factors:
-            raise UntwineError(f"{self.name}: factors must have shape [n, {self.num_factors}], got {tuple(f.shape)}")
-        if f.dtype.kind not in "iu" and (f.dtype.kind != "f" or not np.all(f == np.round(f))):
-            raise UntwineError(f"{self.name}: factors must be integer class indices")
-        return f.astype(np.int64)
 
     def images_of_rows(self, rows) -> torch.Tensor:
         """Float32 ``[n, C, H, W]`` observations of file rows ``rows``."""
@@ -236,7 +229,7 @@ class FileDataset(GroundTruthDataset):
 
     def observations(self, factors) -> torch.Tensor:
         """Float32 ``[n, C, H, W]`` in [0, 1] for factor rows ``[n, K]``."""
-        return self.images_of_rows(self._rows_of(self._check(factors)))
+        return self.images_of_rows(self._rows_of(self.check_factors(factors)))
 
     def __repr__(self) -> str:
         return super().__repr__()[:-1] + f"; file {self.path}>"
@@ -471,7 +464,7 @@ class GenericNpz(FileDataset):
         """Full grid: the grid index; otherwise the (first) row holding each combination."""
         if self._full:
             return super().index_of(factors)
-        f = self._check(factors)
+        f = self.check_factors(factors)
         sizes = np.asarray(self.factor_sizes)
         if (f < 0).any() or (f >= sizes).any():
             raise UntwineError(f"{self.name}: factor values out of range for sizes {tuple(self.factor_sizes)}")

@@ -265,26 +265,16 @@ class Shapes3D(GroundTruthDataset):
             self._done[g] = True
         return self._maps[torch.as_tensor(geo)]
 
-    def _check(self, factors) -> np.ndarray:
-        f = np.asarray(factors)
-        if f.ndim != 2 or f.shape[1] != self.num_factors:
-            raise UntwineError(f"{self.name}: factors must have shape [n, {self.num_factors}], got {tuple(f.shape)}")
-        if f.dtype.kind not in "iu" and (f.dtype.kind != "f" or not np.all(f == np.round(f))):
-            raise UntwineError(f"{self.name}: factors must be integer class indices")
-        f = f.astype(np.int64)
-        if (f < 0).any() or (f >= np.asarray(self.factor_sizes)).any():
-            raise UntwineError(f"{self.name}: factor values out of range for sizes {self.factor_sizes}")
-        return f
 
     def region_weights(self, factors) -> torch.Tensor:
         """Per-pixel ``[n, 4, 64, 64]`` maps: floor, wall and object weights and specular."""
-        f = self._check(factors)
+        f = self.check_factors(factors)
         geo = (f[:, 3] * 4 + f[:, 4]) * 15 + f[:, 5]
         return self._geometry(geo).view(-1, 4, IMAGE_SIZE, IMAGE_SIZE)
 
     def observations(self, factors) -> torch.Tensor:
         """Float32 ``[n, 3, 64, 64]`` RGB images in [0, 1] for factor rows ``[n, 6]``."""
-        f = self._check(factors)
+        f = self.check_factors(factors)
         geo = (f[:, 3] * 4 + f[:, 4]) * 15 + f[:, 5]
         maps = self._geometry(geo)  # [n, 4, HW]
         colors = self._palette[torch.as_tensor(f[:, :3])]  # [n, 3 regions, 3 rgb]

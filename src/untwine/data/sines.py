@@ -98,15 +98,6 @@ class Sines(GroundTruthDataset):
         self.t = np.arange(length, dtype=np.float64) / length
         self._bank: np.ndarray | None = None
 
-    def _check(self, factors) -> np.ndarray:
-        f = np.asarray(factors)
-        if f.ndim != 2 or f.shape[1] != self.num_factors:
-            raise UntwineError(f"sines: factors must have shape [n, {self.num_factors}], got {tuple(f.shape)}")
-        f = f.astype(np.int64)
-        sizes = np.asarray(self.factor_sizes)
-        if (f < 0).any() or (f >= sizes).any():
-            raise UntwineError(f"sines: factor values out of range for sizes {self.factor_sizes}")
-        return f
 
     def _noise_bank(self) -> np.ndarray:
         """The noise patterns of all cells of the other five factors, ``[cells, length]`` (built once)."""
@@ -119,14 +110,14 @@ class Sines(GroundTruthDataset):
 
     def noise_pattern(self, factors) -> np.ndarray:
         """The standard-normal noise pattern ``[n, length]`` of each row (keyed by the other five factors)."""
-        f = self._check(factors)
+        f = self.check_factors(factors)
         sizes = np.asarray(self.factor_sizes[:-1], dtype=np.int64)
         strides = np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]])
         return self._noise_bank()[f[:, :-1] @ strides]
 
     def signals(self, factors) -> np.ndarray:
         """The raw (unscaled) signals ``s`` ``[n, length]`` float64."""
-        f = self._check(factors)
+        f = self.check_factors(factors)
         freq = FREQUENCIES[f[:, 0]][:, None]
         amp = AMPLITUDES[f[:, 1]][:, None]
         phase = PHASES[f[:, 2]][:, None]
