@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODEL=${MODEL:-beta_vae}
-STEPS=${STEPS:-1500}
+STEPS=${STEPS:-1000}
 DEVICE=${DEVICE:-auto}
 OUT=${OUT:-runs/demo-${MODEL}-dsprites}
 # sample sizes of the evaluation (the defaults of `untwine evaluate` are dlib's 10000/5000
