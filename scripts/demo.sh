@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # untwine quick start: set up, train a small beta-VAE on the built-in dSprites for a few
 # minutes on CPU, evaluate it with the whole metric suite, write an HTML report, and show
-# where everything is.  About 5-10 minutes on 2 CPU cores (uses a GPU when there is one).
+# where everything is.  About 3 minutes on 2 CPU cores after the first install (uses a GPU when there is one).
 #
 #   bash scripts/demo.sh                 # defaults below
 #   STEPS=5000 MODEL=beta_tcvae bash scripts/demo.sh
