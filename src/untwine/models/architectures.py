@@ -43,7 +43,7 @@ def tf_style_init(module: nn.Module) -> None:
                 nn.init.zeros_(m.bias)
 
 
-class _GaussianHeads(nn.Module):
+class GaussianHeads(nn.Module):
     """Linear heads giving ``(mean, logvar)``; ``logvar`` is None when deterministic."""
 
     def __init__(self, in_features: int, num_latents: int, gaussian: bool) -> None:
@@ -80,7 +80,7 @@ class ConvEncoder(nn.Module):
             nn.Flatten(),
             nn.Linear(64 * (h // 16) * (w // 16), 256), nn.ReLU(),
         )
-        self.heads = _GaussianHeads(256, num_latents, gaussian)
+        self.heads = GaussianHeads(256, num_latents, gaussian)
         tf_style_init(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -119,7 +119,7 @@ class MLPEncoder(nn.Module):
         self.features = nn.Sequential(
             nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU()
         )
-        self.heads = _GaussianHeads(hidden, num_latents, gaussian)
+        self.heads = GaussianHeads(hidden, num_latents, gaussian)
         tf_style_init(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

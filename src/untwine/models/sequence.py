@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from untwine.errors import UntwineError
+from untwine.models.architectures import GaussianHeads
 
 ARCHITECTURES = ("conv", "gru")
 
@@ -54,16 +55,6 @@ def check_sequence_shape(observation_shape) -> tuple[int, int]:
     return shape  # type: ignore[return-value]
 
 
-class _Heads(nn.Module):
-    def __init__(self, in_features: int, num_latents: int, gaussian: bool) -> None:
-        super().__init__()
-        self.mean = nn.Linear(in_features, num_latents)
-        self.logvar = nn.Linear(in_features, num_latents) if gaussian else None
-
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.mean(h), (self.logvar(h) if self.logvar is not None else None)
-
-
 def _conv_length(t: int) -> int:
     for _ in range(4):  # kernel 4, stride 2, padding 1: floor(t / 2), at least 1 after padding
         t = (t + 2 - 4) // 2 + 1
@@ -86,7 +77,7 @@ class Conv1dEncoder(nn.Module):
             nn.Flatten(),
             nn.Linear(64 * length, 256), nn.ReLU(),
         )
-        self.heads = _Heads(256, num_latents, gaussian)
+        self.heads = GaussianHeads(256, num_latents, gaussian)
         _init(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -125,7 +116,7 @@ class GRUEncoder(nn.Module):
         c, _ = check_sequence_shape(observation_shape)
         self.gru = nn.GRU(c, hidden, batch_first=True, bidirectional=True)
         self.fc = nn.Sequential(nn.Linear(2 * hidden, 256), nn.ReLU())
-        self.heads = _Heads(256, num_latents, gaussian)
+        self.heads = GaussianHeads(256, num_latents, gaussian)
         _init(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
