@@ -5,15 +5,18 @@ evaluates it with ``untwine.evaluate`` (MIG, DCI, InfoMEC and reconstruction on
 freshly drawn train/test samples) and writes one JSON with, per model, the
 scores, the training wall time and steps/s.
 
-    python benchmarks/model_comparison.py --steps 1500 --out /tmp/untwine-bench
+    python benchmarks/model_comparison.py --steps 5000 --out /tmp/untwine-bench
 
-Runs that already finished in ``--out`` are not trained again (``resume``), so an
-interrupted benchmark continues where it stopped.
+Runs that already finished in ``--out`` are not trained again, and shorter ones are
+continued (``resume``, bit-identical to an uninterrupted run), so an interrupted
+benchmark continues where it stopped. Several processes (``--only`` with disjoint
+labels) may write to the same ``--json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import platform
 import time
@@ -55,9 +58,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     results_path = Path(args.json)
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    results.setdefault("models", {})
-    results["settings"] = {
+    settings = {
         "dataset": args.dataset,
         "vae_learning_rate": args.vae_lr,
         "steps": args.steps,
@@ -73,25 +74,42 @@ def main() -> None:
         if only and label not in only:
             continue
         run_dir = out / label
+        start = open_run(run_dir).step if is_run_dir(run_dir) else 0
         t0 = time.perf_counter()
-        done = is_run_dir(run_dir) and open_run(run_dir).step >= args.steps
-        if not done:
+        if start < args.steps:
             lr = {} if name == "qlae" else {"learning_rate": args.vae_lr}
             untwine.train(name, args.dataset, steps=args.steps, out=run_dir, seed=args.seed, device="cpu",
-                          hparams={**hp, **lr}, resume=is_run_dir(run_dir), progress=False)
+                          hparams={**hp, **lr}, resume=start > 0, progress=False)
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         scores = untwine.evaluate(run_dir, metrics="mig,dci,infomec,reconstruction", num_train=args.num_train,
                                   num_test=args.num_test, seed=args.seed, device="cpu")
         entry = {"model": name, "hparams": hp, **{k: scores.get(k) for k in KEYS}, "eval_seconds": time.perf_counter() - t1}
-        if not done:
-            entry.update(train_seconds=train_s, steps_per_second=args.steps / train_s)
-        else:
-            entry.update({k: results["models"].get(label, {}).get(k) for k in ("train_seconds", "steps_per_second")})
-        results["models"][label] = entry
-        results_path.parent.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(json.dumps(results, indent=1) + "\n")
+        if start < args.steps:
+            # resuming is bit-identical, so a run continued from `start` equals an uninterrupted one;
+            # its speed is measured over the steps trained in this invocation only
+            entry.update(train_seconds=train_s, timed_steps=args.steps - start, resumed_from_step=start,
+                         steps_per_second=(args.steps - start) / train_s)
+        record(results_path, label, entry, settings)
         print(label, json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in entry.items()}), flush=True)
+
+
+def record(path: Path, label: str, entry: dict, settings: dict) -> None:
+    """Add one model's entry to the results JSON; several benchmark processes may share the file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(path.read_text()) if path.exists() else {}
+        previous = results.get("settings", {})
+        if previous.get("steps") != settings["steps"]:
+            results, previous = {"models": {}}, {}  # a different budget: start a fresh table
+        old = results["models"].get(label, {})
+        results["models"][label] = {**{k: v for k, v in old.items() if "second" in k or "step" in k}, **entry}
+        results["settings"] = {**settings, "commands": sorted({*previous.get("commands", []), settings["command"]})}
+        del results["settings"]["command"]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1) + "\n")
+        tmp.replace(path)
 
 
 if __name__ == "__main__":

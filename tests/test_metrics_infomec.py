@@ -62,7 +62,8 @@ def test_permuting_latents_changes_nothing(data):
     perm = [2, 0, 3, 1]
     a, b = infomec(z, f), infomec(z[:, perm], f)
     for k in a:
-        assert a[k] == pytest.approx(b[k], abs=1e-9)
+        # InfoE's classifier evaluates its softmax in float32: the column order moves it by ~1e-7
+        assert a[k] == pytest.approx(b[k], abs=1e-5 if k == "infoe" else 1e-9)
     np.testing.assert_allclose(nmi_matrix(z, f)[:, perm], nmi_matrix(z[:, perm], f), atol=1e-12)
 
 
@@ -72,7 +73,9 @@ def test_relabelling_factor_classes_changes_nothing(data):
     g[:, 1] = (7 - f[:, 1]) * 3  # classes 21, 18, ..., 9
     a, b = infomec(z, f), infomec(z, g)
     for k in a:
-        assert a[k] == pytest.approx(b[k], abs=1e-6)
+        # InfoE's unpenalised classifier stops at 100 iterations on these separable classes, its
+        # float32 softmax summed in another class order: it moves by ~1e-6 (scikit-learn's by ~1e-7)
+        assert a[k] == pytest.approx(b[k], abs=1e-5 if k == "infoe" else 1e-9)
 
 
 def test_inactive_latent_is_pruned(data):

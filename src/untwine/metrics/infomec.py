@@ -28,6 +28,12 @@ Definition and defaults (those of the standalone code)
   same sample, and H_null that of the same model without features.  With
   balanced class weights the featureless model predicts the uniform
   distribution, so H_null = log(number of classes) (computed in closed form).
+  The reference fits scikit-learn's ``LogisticRegression(C=inf,
+  class_weight="balanced")``; here the same problem is minimised with the same
+  L-BFGS settings by :mod:`untwine.metrics._logistic`, with the softmax in
+  float32: about twice as fast, InfoE within 2e-4 of scikit-learn's on aligned,
+  noisy, mixed and random codes, continuous and discrete (the classifier
+  usually stops at 100 iterations, where small rounding differences remain).
 
 Differences from the reference code (documented choices)
 --------------------------------------------------------
@@ -41,7 +47,6 @@ Differences from the reference code (documented choices)
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 from scipy.special import digamma
@@ -49,6 +54,7 @@ from scipy.special import digamma
 from untwine._checks import check_pair
 from untwine.errors import UntwineError
 from untwine.metrics._info import discrete_entropy, mutual_info_matrix
+from untwine.metrics._logistic import logistic_regression_proba, one_blas_thread
 
 __all__ = ["infomec", "nmi_matrix", "active_latents", "knn_mutual_info"]
 
@@ -196,11 +202,6 @@ def _rescaled_concentration(m: np.ndarray, n_choices: int) -> float:
 
 
 def _infoe(c: np.ndarray, f: np.ndarray, discrete_latents: bool) -> float:
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
-    from threadpoolctl import threadpool_limits  # installed with scikit-learn
-
     if discrete_latents:
         lab = _label_encode(c)
         blocks = [np.eye(int(lab[:, j].max()) + 1)[lab[:, j]] for j in range(lab.shape[1])]
@@ -208,18 +209,23 @@ def _infoe(c: np.ndarray, f: np.ndarray, discrete_latents: bool) -> float:
     else:
         X = _standardize(c)
     scores = []
-    for k in range(f.shape[1]):
-        y = np.unique(f[:, k], return_inverse=True)[1].ravel()
-        n_classes = int(y.max()) + 1
-        model = LogisticRegression(C=np.inf, tol=1e-4, class_weight="balanced", solver="lbfgs", max_iter=100)
-        # one BLAS/OpenMP thread: the problem is small and threads only spin (measured 8x slower)
-        with warnings.catch_warnings(), threadpool_limits(1):
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X, y)
-        h_pred = log_loss(y, model.predict_proba(X), labels=np.arange(n_classes))
-        h_null = np.log(n_classes)
-        scores.append((h_null - h_pred) / h_null)
+    with one_blas_thread():
+        for k in range(f.shape[1]):
+            _, y, counts = np.unique(f[:, k], return_inverse=True, return_counts=True)
+            y = y.ravel()
+            n_classes = len(counts)
+            balanced = len(y) / (n_classes * counts[y])  # class_weight="balanced"
+            (proba,) = logistic_regression_proba(X, y, [X], n_classes, c=np.inf, sample_weight=balanced)
+            h_pred = _log_loss(proba, y)
+            h_null = np.log(n_classes)
+            scores.append((h_null - h_pred) / h_null)
     return float(np.mean(scores))
+
+
+def _log_loss(proba: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of labels ``y`` (as scikit-learn's ``log_loss``, clipped at eps)."""
+    eps = np.finfo(proba.dtype).eps
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], eps, 1.0 - eps))))
 
 
 def infomec(
