@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -227,3 +229,13 @@ def test_read_array_formats(tmp_path):
     (tmp_path / "d.npy").mkdir()
     with pytest.raises(UntwineError, match="is a directory"):
         read_array(tmp_path / "d.npy")
+
+
+def test_score_does_not_import_torch():
+    # torch takes seconds to import and the array metrics do not need it
+    code = (
+        "import sys; from untwine.cli import build_parser; build_parser(); "
+        "import untwine, untwine.metrics.suite, untwine.viz.report; "
+        "sys.exit('torch' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

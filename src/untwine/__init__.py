@@ -11,6 +11,15 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from untwine.errors import UntwineError
-from untwine.api import evaluate, load, train
 
 __all__ = ["UntwineError", "__version__", "evaluate", "load", "train"]
+
+
+def __getattr__(name: str):
+    # the learning API imports torch (seconds): only when it is first used, so that
+    # ``untwine score`` and ``untwine.metrics`` start fast
+    if name in ("evaluate", "load", "train"):
+        from untwine import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'untwine' has no attribute {name!r}")

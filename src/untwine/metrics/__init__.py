@@ -16,11 +16,11 @@ Interventional metrics (a ground-truth dataset and an encoder):
 Diagnostics: :func:`latent_activity` (active/passive latents).
 """
 
+import importlib
+
 from untwine.metrics.activity import latent_activity
-from untwine.metrics.beta_vae import beta_vae_score
 from untwine.metrics.dci import dci, importance_matrix
 from untwine.metrics.explicitness import explicitness
-from untwine.metrics.factor_vae import factor_vae_score
 from untwine.metrics.infomec import infomec, nmi_matrix
 from untwine.metrics.irs import irs
 from untwine.metrics.mig import mig
@@ -47,3 +47,12 @@ __all__ = [
     "sap",
     "unsupervised",
 ]
+
+#: metrics that encode images with torch, imported when first used (torch takes seconds to import)
+_INTERVENTIONAL = {"beta_vae_score": "untwine.metrics.beta_vae", "factor_vae_score": "untwine.metrics.factor_vae"}
+
+
+def __getattr__(name: str):
+    if name in _INTERVENTIONAL:
+        return getattr(importlib.import_module(_INTERVENTIONAL[name]), name)
+    raise AttributeError(f"module 'untwine.metrics' has no attribute {name!r}")

@@ -6,20 +6,31 @@ it.  :func:`untwine.viz.report.build_report` puts them all into one self-contain
 HTML page.
 """
 
-from untwine.viz._images import save_figure
-from untwine.viz.curves import curves_figure, read_log
-from untwine.viz.heatmaps import dci_importance, heatmap_figure, normalized_mi, order_latents
-from untwine.viz.reconstructions import reconstruction_figure, reconstruction_image, save_reconstructions
-from untwine.viz.report import build_report, report_html
-from untwine.viz.traversal import (
-    Traversal,
-    codebook_values,
-    make_traversal,
-    save_traversal,
-    traversal_figure,
-    traversal_gif_frames,
-    traversal_image,
-)
+import importlib
+
+#: public name -> submodule; imported when first used (some submodules need torch,
+#: which takes seconds to import, and ``untwine.viz.report`` is imported by the CLI)
+_WHERE = {
+    "save_figure": "_images",
+    "curves_figure": "curves",
+    "read_log": "curves",
+    "dci_importance": "heatmaps",
+    "heatmap_figure": "heatmaps",
+    "normalized_mi": "heatmaps",
+    "order_latents": "heatmaps",
+    "reconstruction_figure": "reconstructions",
+    "reconstruction_image": "reconstructions",
+    "save_reconstructions": "reconstructions",
+    "build_report": "report",
+    "report_html": "report",
+    "Traversal": "traversal",
+    "codebook_values": "traversal",
+    "make_traversal": "traversal",
+    "save_traversal": "traversal",
+    "traversal_figure": "traversal",
+    "traversal_gif_frames": "traversal",
+    "traversal_image": "traversal",
+}
 
 __all__ = [
     "Traversal",
@@ -42,3 +53,9 @@ __all__ = [
     "traversal_gif_frames",
     "traversal_image",
 ]
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"untwine.viz.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'untwine.viz' has no attribute {name!r}")
