@@ -26,7 +26,7 @@ Estimators
 ``sklearn.ensemble.GradientBoostingClassifier()`` with default settings (100
 stages, learning rate 0.1, depth-3 regression trees, multinomial deviance) per
 factor, seeded with ``random_state=seed`` (disentanglement_lib leaves it
-unseeded; the seed only breaks ties between equally good splits).  About 5
+unseeded; the seed only breaks ties between equally good splits).  About 7
 minutes on one core at 10000/5000 points with 10-D codes and dSprites-like
 factors (3, 6, 40, 32, 32 classes).
 
@@ -50,7 +50,7 @@ Agreement with "gbt", measured by ``python benchmarks/dci_estimators.py 2000 100
 3, 6, 40, 32, 32 classes; ``benchmarks/results/dci_estimators.json``): largest
 absolute difference 0.047 (completeness of the aligned codes), all others
 below 0.04; informativeness within 0.025.  Speed at 10000/5000 points on this
-kind of input: about 10 CPU-seconds for "fast" against about 5 minutes for "gbt".
+kind of input: about 10 CPU-seconds for "fast" against about 7 minutes (421 s) for "gbt".
 """
 
 from __future__ import annotations
