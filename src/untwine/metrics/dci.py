@@ -40,8 +40,8 @@ summed over all trees and normalised (LightGBM's own "gain" importance weights
 splits by the hessian and overstates codes that split already-fitted samples:
 it disagreed with "gbt" by up to 0.07 on D).  The accuracies are read from the
 scores LightGBM keeps for the training and test sets while boosting (its
-``multi_error``/``binary_error`` metric), so the trees are never evaluated a
-second time.  Each LightGBM fit is single-threaded (its OpenMP threads spin and
+``multi_error``/``binary_error`` metric; an exact tie for the top score counts
+as an error), so the trees are never evaluated a second time.  Each LightGBM fit is single-threaded (its OpenMP threads spin and
 slow to a crawl when the cores are shared); ``n_jobs`` factors are fitted at
 once in threads instead.
 

@@ -47,7 +47,6 @@ Differences from the reference code (documented choices)
 
 from __future__ import annotations
 
-
 import numpy as np
 from scipy.special import digamma
 
