@@ -41,9 +41,9 @@ splits by the hessian and overstates codes that split already-fitted samples:
 it disagreed with "gbt" by up to 0.07 on D).  The accuracies are read from the
 scores LightGBM keeps for the training and test sets while boosting (its
 ``multi_error``/``binary_error`` metric; an exact tie for the top score counts
-as an error), so the trees are never evaluated a second time.  Each LightGBM fit is single-threaded (its OpenMP threads spin and
-slow to a crawl when the cores are shared); ``n_jobs`` factors are fitted at
-once in threads instead.
+as an error), so the trees are never evaluated a second time.  Each LightGBM
+fit is single-threaded (its OpenMP threads spin and slow to a crawl when the
+cores are shared); ``n_jobs`` factors are fitted at once in threads instead.
 
 Agreement with "gbt", measured by ``python benchmarks/dci_estimators.py 2000 1000``
 (5 kinds of 10-D codes: aligned, noisy, mixed, partial, random; factors with
