@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from untwine.errors import UntwineError
-
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -66,54 +62,9 @@ def _list() -> int:
     return 0
 
 
-def factor_grid(dataset, cols: int, seed: int):
-    """Factor rows for a traversal grid: ``[K, m, K]`` rows and the number of columns ``m``."""
-    rng = np.random.default_rng(seed)
-    base = dataset.sample_factors(1, rng)[0]
-    k = dataset.num_factors
-    grid = np.repeat(np.repeat(base[None, None], k, 0), cols, 1)
-    for j, size in enumerate(dataset.factor_sizes):
-        grid[j, :, j] = np.round(np.linspace(0, size - 1, cols)).astype(np.int64)
-    return grid
-
-
 def _show(args) -> int:
-    from PIL import Image, ImageDraw
+    from untwine.viz.datasets import show_dataset
 
-    from untwine.data import load
-
-    if args.cols < 1:
-        raise UntwineError(f"--cols must be at least 1, got {args.cols}")
-    if args.zoom < 1:
-        raise UntwineError(f"--zoom must be at least 1, got {args.zoom}")
-    ds = load(args.name)
-    if not ds.is_full_grid:
-        raise UntwineError(f"{ds.name}: not a full factor grid, so rows cannot vary one factor at a time")
-    cols = args.cols
-    grid = factor_grid(ds, cols, args.seed)
-    k = ds.num_factors
-    x = ds.observations(grid.reshape(-1, k)).numpy()  # [k*cols, C, H, W]
-    c, h, w = x.shape[1:]
-    if c == 1:
-        x = np.repeat(x, 3, axis=1)
-    elif c != 3:
-        x = np.repeat(x[:, :1], 3, axis=1)
-    z = args.zoom
-    label_w = 110
-    pad = 2
-    out = Image.new("RGB", (label_w + cols * (w * z + pad), k * (h * z + pad)), (255, 255, 255))
-    draw = ImageDraw.Draw(out)
-    for r in range(k):
-        y0 = r * (h * z + pad)
-        draw.text((4, y0 + h * z // 2 - 6), f"{ds.factor_names[r]} ({ds.factor_sizes[r]})", fill=(0, 0, 0))
-        for col in range(cols):
-            img = (np.clip(x[r * cols + col].transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)
-            tile = Image.fromarray(img).resize((w * z, h * z), Image.NEAREST)
-            out.paste(tile, (label_w + col * (w * z + pad), y0))
-    path = args.out or f"{ds.name.replace(':', '_')}_grid.png"
-    try:
-        out.save(path)
-    except (OSError, ValueError) as exc:
-        raise UntwineError(f"cannot write {path}: {exc}") from None
-    print(f"wrote {path} ({k} factors x {cols} values, base seed {args.seed})")
+    path = show_dataset(args.name, out=args.out, cols=args.cols, zoom=args.zoom, seed=args.seed)
+    print(f"wrote {path} (one row per factor, {args.cols} values each, base seed {args.seed})")
     return 0

@@ -1,0 +1,79 @@
+"""A picture of a ground-truth dataset: one row per factor (``untwine datasets show``).
+
+Row ``k`` varies factor ``k`` over ``cols`` evenly spaced values while the other
+factors stay at one base combination drawn with ``numpy.random.default_rng(seed)``;
+each row is labelled with the factor's name and size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from untwine.errors import UntwineError
+
+
+def factor_grid(dataset, cols: int, seed: int) -> np.ndarray:
+    """Factor rows for the grid: ``[K, cols, K]``, row ``k`` sweeping factor ``k``."""
+    rng = np.random.default_rng(seed)
+    base = dataset.sample_factors(1, rng)[0]
+    k = dataset.num_factors
+    grid = np.repeat(np.repeat(base[None, None], k, 0), cols, 1)
+    for j, size in enumerate(dataset.factor_sizes):
+        grid[j, :, j] = np.round(np.linspace(0, size - 1, cols)).astype(np.int64)
+    return grid
+
+
+def dataset_grid(dataset, *, cols: int = 10, zoom: int = 2, seed: int = 0):
+    """The labelled grid as a PIL image (see the module docstring)."""
+    from PIL import Image, ImageDraw
+
+    if cols < 1:
+        raise UntwineError(f"--cols must be at least 1, got {cols}")
+    if zoom < 1:
+        raise UntwineError(f"--zoom must be at least 1, got {zoom}")
+    if not dataset.is_full_grid:
+        raise UntwineError(f"{dataset.name}: not a full factor grid, so rows cannot vary one factor at a time")
+    grid = factor_grid(dataset, cols, seed)
+    k = dataset.num_factors
+    x = np.asarray(dataset.observations(grid.reshape(-1, k)))  # [k*cols, C, H, W]
+    if x.ndim != 4:
+        raise UntwineError(f"{dataset.name}: observations of shape {tuple(x.shape[1:])} are not images")
+    c, h, w = x.shape[1:]
+    if c == 1:
+        x = np.repeat(x, 3, axis=1)
+    elif c != 3:
+        x = np.repeat(x[:, :1], 3, axis=1)
+    label_w, pad = 110, 2
+    out = Image.new("RGB", (label_w + cols * (w * zoom + pad), k * (h * zoom + pad)), (255, 255, 255))
+    draw = ImageDraw.Draw(out)
+    for r in range(k):
+        y0 = r * (h * zoom + pad)
+        draw.text((4, y0 + h * zoom // 2 - 6), f"{dataset.factor_names[r]} ({dataset.factor_sizes[r]})", fill=(0, 0, 0))
+        for col in range(cols):
+            img = (np.clip(x[r * cols + col].transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)
+            tile = Image.fromarray(img).resize((w * zoom, h * zoom), Image.NEAREST)
+            out.paste(tile, (label_w + col * (w * zoom + pad), y0))
+    return out
+
+
+def show_dataset(name_or_path, *, out=None, cols: int = 10, zoom: int = 2, seed: int = 0) -> Path:
+    """Write the grid of dataset ``name_or_path`` to ``out`` (default ``NAME_grid.png``); returns the path."""
+    import io
+
+    from untwine import data
+    from untwine.files import atomic_write_bytes
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UntwineError(f"--seed must be a non-negative integer, got {seed!r}")
+    ds = data.load(name_or_path)
+    image = dataset_grid(ds, cols=cols, zoom=zoom, seed=seed)
+    path = Path(out) if out is not None else Path(f"{ds.name.replace(':', '_')}_grid.png")
+    buf = io.BytesIO()
+    try:
+        image.save(buf, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
+    except (KeyError, ValueError, OSError) as exc:
+        raise UntwineError(f"cannot write {path}: {exc}") from None
+    atomic_write_bytes(path, buf.getvalue())
+    return path
