@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "traverse": "traverse",
     "report": "report",
     "study": "study",
+    "health": "health",
+    "lm": "lm",
 }
 
 
