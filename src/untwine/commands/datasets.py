@@ -4,7 +4,8 @@
   factors, their sizes, the number of images and the observation shape.
 * ``untwine datasets show NAME_OR_PATH [--out grid.png] [--seed S] [--cols N]``: a PNG in
   which row ``k`` varies factor ``k`` over ``N`` evenly spaced values while the other
-  factors stay at a random base combination drawn with ``--seed``.
+  factors stay at a random base combination drawn with ``--seed``; for a text dataset
+  (``concepts``) the same rows are printed as sentences (and written to ``--out`` as text).
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def _list() -> int:
     for name, cls in DATASETS.items():
         ds = cls()
         factors = ", ".join(f"{n} ({s})" for n, s in zip(ds.factor_names, ds.factor_sizes))
-        shape = "x".join(str(s) for s in ds.observation_shape)
-        table.add_row(name, factors, f"{ds.num_samples:,}", shape, "binary" if ds.binary else "[0, 1]")
+        shape = "x".join(str(s) for s in ds.observation_shape) or "sentence"
+        values = "text" if getattr(ds, "modality", "image") == "text" else ("binary" if ds.binary else "[0, 1]")
+        table.add_row(name, factors, f"{ds.num_samples:,}", shape, values)
     console = Console()
     console.print(table)
     console.print(
@@ -63,8 +65,22 @@ def _list() -> int:
 
 
 def _show(args) -> int:
+    from untwine.data import load
     from untwine.viz.datasets import show_dataset
 
-    path = show_dataset(args.name, out=args.out, cols=args.cols, zoom=args.zoom, seed=args.seed)
+    ds = load(args.name)
+    if getattr(ds, "modality", "image") == "text":
+        from untwine.data.concepts import example_lines
+
+        lines = example_lines(ds, cols=args.cols, seed=args.seed)
+        print("\n".join(lines))
+        if args.out:
+            from untwine.files import atomic_write_text
+
+            atomic_write_text(args.out, "\n".join(lines) + "\n")
+            print(f"wrote {args.out}")
+        return 0
+
+    path = show_dataset(ds, out=args.out, cols=args.cols, zoom=args.zoom, seed=args.seed)
     print(f"wrote {path} (one row per factor, {args.cols} values each, base seed {args.seed})")
     return 0

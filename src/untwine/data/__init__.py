@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from untwine.data.base import GroundTruthDataset
+from untwine.data.concepts import ConceptSentences
 from untwine.data.dsprites import ColorDSprites, DSprites, NoisyDSprites
 from untwine.data.files import DSpritesFile, GenericNpz, MPI3DFile, Shapes3DFile, open_file
 from untwine.data.series import load_series
@@ -35,6 +36,7 @@ DATASETS: dict[str, type[GroundTruthDataset]] = {
     "noisy_dsprites": NoisyDSprites,
     "shapes3d": Shapes3D,
     "sines": Sines,
+    "concepts": ConceptSentences,
 }
 
 
@@ -76,6 +78,7 @@ __all__ = [
     "DATASETS",
     "load_series",
     "ColorDSprites",
+    "ConceptSentences",
     "DSprites",
     "DSpritesFile",
     "GenericNpz",
