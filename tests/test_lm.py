@@ -146,3 +146,34 @@ def test_cli(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 4 and all(e.startswith("error: ") for e in err)
     assert "not a Hugging Face model folder" in err[1] and "out of range" in err[2] and "empty" in err[3]
+
+
+def test_frequency_groups_and_health_page(lm):
+    from untwine.lm.layer_health import (
+        embedding_health,
+        frequency_groups,
+        health_figures,
+        health_report_html,
+        layer_health,
+        word_frequencies,
+    )
+
+    vocab = lm.tokenizer.get_vocab()
+    ids, zipf, words = word_frequencies(vocab)
+    assert "the" in words and not any(w.startswith("##") or w.startswith("[") for w in words)
+    assert zipf[words.index("the")] > zipf[words.index("telescope")] > 0
+    groups = frequency_groups(vocab)
+    assert list(groups) == ["zipf>=5", "zipf 4-5", "zipf 3-4", "zipf<3"]
+    assert vocab["the"] in groups["zipf>=5"] and sum(map(len, groups.values())) == len(ids)
+    small = {g: ix[:40] for g, ix in groups.items()}
+    emb = embedding_health(lm.input_embeddings(), small, max_rows=30)
+    assert all(r["rows"] == 30 and r["group_tokens"] == 40 for r in emb.values())
+    rng = np.random.default_rng(0)
+    layers = layer_health({0: rng.normal(size=(60, 8)), 3: rng.normal(size=(60, 8)) + 3})
+    assert layers[3]["anisotropy"] > layers[0]["anisotropy"] + 0.5
+    figs = health_figures(layers, emb)
+    assert len(figs) == 8 and all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in figs.values())
+    page = health_report_html(layers, emb)
+    assert page.count("<img") == 8 and "zipf&lt;3" in page
+    with pytest.raises(UntwineError, match="fewer than 3 tokens"):
+        embedding_health(lm.input_embeddings(), {"a": groups["zipf>=5"][:2]})
