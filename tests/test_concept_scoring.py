@@ -116,3 +116,19 @@ def test_edit_test_with_supervised_dictionary():
         return sd.edit(out, f, 1, (f[:, 1] + 1) % 3) if a == 0 else out
     bad = edit_test(xt, ft, probes, leaky, factor_names=names, factor_sizes=SIZES)
     assert bad["edit_flip_a"] > 0.95 and bad["edit_keep_a"] < 0.1 and bad["edit_keep_b"] > 0.95
+
+
+def test_top_sentences():
+    from untwine.lm.top_sentences import top_sentences
+
+    codes = np.array([[0.0, 1.0], [3.0, 0.0], [2.0, 5.0], [3.0, 0.0], [0.5, -1.0]])
+    sents = ["a", "b", "c"]
+    rows = [0, 1, 2, 1, 0]  # token rows -> sentences
+    top = top_sentences(codes, sents, rows=rows, n=2)
+    assert top[0] == [(3.0, "b"), (2.0, "c")]  # "b" once, at its largest value
+    assert top[1] == [(5.0, "c"), (1.0, "a")]
+    assert top_sentences(codes, sents, rows=rows, latents=[0], n=5)[0] == [(3.0, "b"), (2.0, "c"), (0.5, "a")]
+    with pytest.raises(UntwineError, match="out of range"):
+        top_sentences(codes, sents, rows=rows, latents=[2])
+    with pytest.raises(UntwineError, match="must match"):
+        top_sentences(codes, sents, rows=rows[:3])
