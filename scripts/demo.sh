@@ -36,14 +36,12 @@ stamp "train $MODEL on built-in dSprites: $STEPS steps, batch 64, device $DEVICE
 
 stamp "evaluate: metric suite on $NUM_TRAIN/$NUM_TEST fresh samples, BetaVAE/FactorVAE scores on $INTERVENTIONAL_TRAIN/$INTERVENTIONAL_EVAL points"
 "$UNTWINE" evaluate "$OUT" --num-train "$NUM_TRAIN" --num-test "$NUM_TEST" \
-    --interventional-train "$INTERVENTIONAL_TRAIN" --interventional-eval "$INTERVENTIONAL_EVAL" --device "$DEVICE"
+    --interventional-train "$INTERVENTIONAL_TRAIN" --interventional-eval "$INTERVENTIONAL_EVAL" --device "$DEVICE" \
+    --compare-representations
 
-REPORT=""
-if "$UNTWINE" report --help >/dev/null 2>&1; then
-    stamp "report"
-    "$UNTWINE" report "$OUT" --device "$DEVICE"
-    REPORT="$OUT/report.html"
-fi
+stamp "report"
+"$UNTWINE" report "$OUT" --device "$DEVICE"
+REPORT="$OUT/report.html"
 
 stamp "done in $((SECONDS - start))s. Results:"
 echo "  run directory   $OUT"
@@ -51,6 +49,6 @@ echo "  config          $OUT/config.yaml"
 echo "  training log    $OUT/log.csv  (every loss term)"
 echo "  checkpoint      $OUT/checkpoints/  (weights: model.safetensors)"
 echo "  metrics         $OUT/metrics.json"
-[ -n "$REPORT" ] && echo "  report          $REPORT  (open in a browser)"
+echo "  report          $REPORT  (open in a browser)"
 echo
 echo "  python: import untwine; model = untwine.load('$OUT'); z = model.encode(x)"

@@ -30,7 +30,7 @@ def _sweep(base, k, values):
 
 
 def test_registry_and_protocol():
-    assert set(DATASETS) == {"dsprites", "color_dsprites", "noisy_dsprites", "shapes3d", "sines"}
+    assert set(DATASETS) == {"dsprites", "color_dsprites", "noisy_dsprites", "shapes3d", "sines", "concepts"}
     d = load("dsprites")
     assert d.factor_sizes == (3, 6, 40, 32, 32) and d.num_samples == 737_280 and d.binary
     s = load("shapes3d")

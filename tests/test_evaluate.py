@@ -212,16 +212,13 @@ def test_forced_passive_latents_are_reported_exactly(run_dir, tmp_path, monkeypa
     # the active-only scores are the suite on the active columns of the mean codes
     from untwine.data import load as load_dataset
     from untwine.metrics.suite import evaluate_arrays
-    from untwine.train.evaluate import RepresentationEncoder, encode_sample
-
     run = open_run(run_dir)
     ds = load_dataset(run.config.dataset)
     rng = np.random.default_rng(0)
     f_tr, f_te = ds.sample_factors(200, rng), ds.sample_factors(100, rng)
-    model = run.load_model("cpu")
-    enc = RepresentationEncoder(model, "mean")
+    enc = run.encoder("mean")
     keep = act["active_latents"]
-    c_tr, c_te = encode_sample(model, ds, f_tr, enc)[0][:, keep], encode_sample(model, ds, f_te, enc)[0][:, keep]
+    c_tr, c_te = enc.encode_factors(ds, f_tr).codes[:, keep], enc.encode_factors(ds, f_te).codes[:, keep]
     direct = evaluate_arrays(c_tr, f_tr, c_te, f_te, metrics="mig,unsupervised", seed=0)
     for k, v in direct.items():
         assert scores[f"mean_active.{k}"] == pytest.approx(v, rel=1e-9, abs=1e-12), k
@@ -250,7 +247,7 @@ def test_deterministic_encoder_uses_the_std_rule_and_sampled_equals_mean(run_dir
 def test_cli_prints_activity_and_comparison(run_dir, monkeypatch, capsys):
     _patch_encoder(monkeypatch, _forced_passive)
     small = ["--num-train", "200", "--num-test", "100"]
-    rc = main(["evaluate", str(run_dir), "--metrics", "mig", *small])
+    rc = main(["evaluate", str(run_dir), "--metrics", "mig", "--compare-representations", *small])
     out = capsys.readouterr().out
     assert rc == 0
     assert "3 passive" in out and "passive" in out and "KL (nats)" in out

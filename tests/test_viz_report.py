@@ -13,9 +13,9 @@ from PIL import Image
 
 from test_viz_toys import Blobs, BlobVAE
 from untwine.cli import main
-from untwine.commands.traverse import traverse_run
 from untwine.errors import UntwineError
 from untwine.viz.report import build_report, report_html
+from untwine.viz.traversal import traverse_run
 
 IMG_SRC = re.compile(r'<img [^>]*src="data:(image/(?:png|gif));base64,([A-Za-z0-9+/=]+)"')
 
@@ -65,21 +65,22 @@ def test_report_page_from_a_model():
     assert "<td class=\"k\">hparams.beta</td><td>4</td>" in page
 
 
-def test_reduced_suite_without_metrics_json():
-    from untwine.metrics.suite import evaluate_arrays
-    from untwine.viz.report import _fmt
-    from untwine.viz.traversal import encode_batches
-
-    n = 240
-    page = report_html(BlobVAE(), Blobs(), metrics=None, num_samples=n, seed=3)
+def test_without_metrics_json_the_page_asks_for_untwine_evaluate():
+    page = report_html(BlobVAE(), Blobs(), metrics=None, num_samples=240, seed=3)
     assert "untwine evaluate</code> has not been run" in page
-    # the same sample and split as the page: its numbers are the suite's
-    f, x = Blobs().sample(n, np.random.default_rng(3))
-    means, _ = encode_batches(BlobVAE(), x)
-    expect = evaluate_arrays(means[:160], f[:160], means[160:], f[160:], metrics=["mig", "dci", "unsupervised"])
-    for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness_test",
-                "gaussian_total_correlation"):
-        assert f'<td class="k">{key}</td><td>{_fmt(expect[key])}</td>' in page, key
+    # the report never computes a metric suite of its own: no score table, only the pictures
+    section = page[page.index('id="metrics"'):page.index('id="traversals"')]
+    assert "<table" not in section and "untwine evaluate RUN_DIR</code>" in section
+    for key in ("mig", "dci_disentanglement", "gaussian_total_correlation"):
+        assert f'<td class="k">{key}</td>' not in page, key
+    # the representation comparison also comes from metrics.json only
+    assert "--compare-representations" in page
+
+
+def test_comparison_table_comes_from_metrics_json():
+    metrics = {"mig": 0.1, "mean.mig": 0.25, "sampled.mig": 0.125, "mean_active.mig": None}
+    page = report_html(BlobVAE(), Blobs(), metrics=metrics, num_samples=240, seed=3)
+    assert '<td class="k">mig</td><td>0.25</td><td>0.125</td><td>nan</td>' in page
 
 
 def test_report_of_a_run_dir(vae_run):
@@ -88,9 +89,9 @@ def test_report_of_a_run_dir(vae_run):
     page = path.read_text()
     assert_self_contained(page)
     assert "beta_vae on blobs" in page and "step 4/4" in page
-    # no metrics.json: say so, and show a reduced suite computed here
+    # no metrics.json: say so (no suite computed here)
     assert "untwine evaluate</code> has not been run" in page
-    assert "<td class=\"k\">mig</td>" in page
+    assert "<td class=\"k\">mig</td>" not in page
     assert len(embedded_images(page)) == 6
     # with metrics.json, its numbers are shown instead
     (vae_run / "metrics.json").write_text(json.dumps({"mig": 0.123456, "infom": None}))

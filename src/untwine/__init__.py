@@ -12,14 +12,25 @@ __version__ = "0.1.0"
 
 from untwine.errors import UntwineError
 
-__all__ = ["UntwineError", "__version__", "evaluate", "load", "train"]
+__all__ = ["EvaluationConfig", "UntwineError", "__version__", "evaluate", "load", "report", "score_files", "train", "traverse"]
+
+#: public name -> (module, attribute); imported when first used: the learning API imports torch
+#: (seconds), and ``untwine score`` and ``untwine.metrics`` start without it
+_LAZY = {
+    "evaluate": ("untwine.api", "evaluate"),
+    "load": ("untwine.api", "load"),
+    "train": ("untwine.api", "train"),
+    "EvaluationConfig": ("untwine.train.config", "EvaluationConfig"),
+    "score_files": ("untwine.metrics.files", "score_files"),
+    "traverse": ("untwine.viz.traversal", "traverse_run"),
+    "report": ("untwine.viz.report", "build_report"),
+}
 
 
 def __getattr__(name: str):
-    # the learning API imports torch (seconds): only when it is first used, so that
-    # ``untwine score`` and ``untwine.metrics`` start fast
-    if name in ("evaluate", "load", "train"):
-        from untwine import api
+    if name in _LAZY:
+        import importlib
 
-        return getattr(api, name)
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'untwine' has no attribute {name!r}")

@@ -130,10 +130,11 @@ def read_json(path, *, what: str = "file") -> Any:
         raise UntwineError(f"{p} is not valid JSON") from None
 
 
-def read_yaml(path, *, what: str = "file") -> dict[str, Any]:
+def read_yaml(path, *, what: str = "file", holds: str = "keys to values") -> dict[str, Any]:
     """Read a YAML file holding a mapping (empty file: ``{}``); one error line otherwise.
 
-    ``what`` names the file in the messages (``"config file"``, ``"study file"``).
+    ``what`` names the file in the messages (``"config file"``, ``"study file"``),
+    ``holds`` says what the mapping should map.
     """
     import yaml
 
@@ -153,5 +154,5 @@ def read_yaml(path, *, what: str = "file") -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UntwineError(f"{what} {p} must hold a mapping of keys to values")
+        raise UntwineError(f"{what} {p} must hold a mapping of {holds}")
     return data

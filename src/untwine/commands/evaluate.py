@@ -9,8 +9,8 @@
 
 Writes ``RUN_DIR/metrics.json`` (the keys of ``untwine score`` plus
 ``beta_vae_score``, ``factor_vae_score``, ``reconstruction``,
-``num_active_latents``/``num_passive_latents`` and, unless
-``--no-compare-representations``, ``mean.*``/``sampled.*``/``mean_active.*``) and
+``num_active_latents``/``num_passive_latents`` and, with
+``--compare-representations``, ``mean.*``/``sampled.*``/``mean_active.*``) and
 prints the score table, the active/passive latents table and the mean vs sampled
 vs active-only comparison; see :mod:`untwine.train.evaluate`.
 """
@@ -21,6 +21,11 @@ import argparse
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from untwine.metrics import registry
+    from untwine.metrics.activity import REPRESENTATIONS
+    from untwine.train.config import EvaluationConfig
+
+    d = EvaluationConfig()
     p = subparsers.add_parser(
         "evaluate",
         help="compute every disentanglement metric on a trained run, write RUN_DIR/metrics.json",
@@ -32,40 +37,43 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by `untwine train`")
     p.add_argument(
         "--metrics",
-        default="all",
+        default=d.metrics,
         metavar="all|m1,m2",
-        help="all, or a comma list of mig, sap, dci, modularity, explicitness, irs, unsupervised, infomec, "
-        "beta_vae, factor_vae, reconstruction (default all)",
+        help=f"all, or a comma list of {registry.help_list(registry.KINDS)} (default {d.metrics})",
     )
-    p.add_argument("--representation", choices=("mean", "sampled"), default="mean", help="posterior mean (default) or a sample")
-    p.add_argument("--num-train", type=int, default=10000, metavar="N", help="train sample size (default 10000)")
-    p.add_argument("--num-test", type=int, default=5000, metavar="N", help="test sample size (default 5000)")
-    p.add_argument("--interventional-train", type=int, default=10000, metavar="N", help="BetaVAE/FactorVAE training points (default 10000)")
-    p.add_argument("--interventional-eval", type=int, default=5000, metavar="N", help="BetaVAE/FactorVAE evaluation points (default 5000)")
-    p.add_argument("--interventional-batch", type=int, default=64, metavar="B", help="BetaVAE/FactorVAE batch size (default 64)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the samples and estimators (default 0)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="device for encoding (default auto)")
-    p.add_argument("--dci-estimator", choices=("fast", "gbt"), default="fast", help="DCI importance estimator (default fast)")
+    p.add_argument("--representation", choices=REPRESENTATIONS, default=d.representation,
+                   help=f"posterior mean or a sample (default {d.representation})")
+    p.add_argument("--num-train", type=int, default=d.num_train, metavar="N", help=f"train sample size (default {d.num_train})")
+    p.add_argument("--num-test", type=int, default=d.num_test, metavar="N", help=f"test sample size (default {d.num_test})")
+    p.add_argument("--interventional-train", type=int, default=d.interventional_train, metavar="N",
+                   help=f"BetaVAE/FactorVAE training points (default {d.interventional_train})")
+    p.add_argument("--interventional-eval", type=int, default=d.interventional_eval, metavar="N",
+                   help=f"BetaVAE/FactorVAE evaluation points (default {d.interventional_eval})")
+    p.add_argument("--interventional-batch", type=int, default=d.interventional_batch, metavar="B",
+                   help=f"BetaVAE/FactorVAE batch size (default {d.interventional_batch})")
+    p.add_argument("--seed", type=int, default=d.seed, metavar="S", help=f"seed of the samples and estimators (default {d.seed})")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device, help=f"device for encoding (default {d.device})")
+    p.add_argument("--dci-estimator", choices=registry.DCI_ESTIMATORS, default=d.dci_estimator,
+                   help=f"DCI importance estimator (default {d.dci_estimator})")
     p.add_argument(
         "--compare-representations",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=d.compare_representations,
         help="also compute --compare-metrics on the mean, the sampled and the active-only mean representation "
-        "(keys mean.*, sampled.*, mean_active.*; default on)",
+        f"(keys mean.*, sampled.*, mean_active.*; default {'on' if d.compare_representations else 'off'})",
     )
     p.add_argument(
         "--compare-metrics",
-        default="mig,modularity,unsupervised",
+        default=d.compare_metrics,
         metavar="m1,m2",
-        help="array metrics of the comparison: all, or some of mig, sap, dci, modularity, explicitness, irs, "
-        "unsupervised, infomec (default mig,modularity,unsupervised)",
+        help=f"array metrics of the comparison: all, or some of {registry.help_list()} (default {d.compare_metrics})",
     )
     p.add_argument(
         "--kl-threshold",
         type=float,
-        default=0.01,
+        default=d.kl_threshold,
         metavar="NATS",
-        help="a Gaussian latent whose average KL to the prior is below this is passive (default 0.01)",
+        help=f"a Gaussian latent whose average KL to the prior is below this is passive (default {d.kl_threshold})",
     )
     p.set_defaults(func=run)
     return p
@@ -75,29 +83,15 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from untwine.train.config import EVALUATION_FIELDS, EvaluationConfig
     from untwine.train.evaluate import evaluate_run, read_settings
     from untwine.train.run import METRICS_FILE, open_run
 
+    cfg = EvaluationConfig(**{k: getattr(args, k) for k in EVALUATION_FIELDS}).validate()
     run_ = open_run(args.run_dir)  # one-line error before any work when not a run
     err = Console(stderr=True)
     with err.status("evaluating ...") as status:
-        scores = evaluate_run(
-            run_.path,
-            metrics=args.metrics,
-            representation=args.representation,
-            num_train=args.num_train,
-            num_test=args.num_test,
-            seed=args.seed,
-            device=args.device,
-            interventional_train=args.interventional_train,
-            interventional_eval=args.interventional_eval,
-            interventional_batch=args.interventional_batch,
-            dci_estimator=args.dci_estimator,
-            compare_representations=args.compare_representations,
-            compare_metrics=args.compare_metrics,
-            kl_threshold=args.kl_threshold,
-            progress=lambda msg: status.update(f"{msg} ..."),
-        )
+        scores = evaluate_run(run_.path, cfg, progress=lambda msg: status.update(f"{msg} ..."))
     table = Table(title=f"untwine evaluate {run_.path} ({run_.config.model} on {run_.config.dataset}, step {run_.step})", title_justify="left")
     table.add_column("score")
     table.add_column("value", justify="right")
@@ -111,8 +105,8 @@ def run(args) -> int:
     _print_activity(out, settings.get("activity"))
     _print_comparison(out, scores, settings.get("comparison") or {})
     out.print(
-        f"samples: train {args.num_train}, test {args.num_test}; interventional {args.interventional_train}/"
-        f"{args.interventional_eval} points of batch {args.interventional_batch}; representation {args.representation}; seed {args.seed}"
+        f"samples: train {cfg.num_train}, test {cfg.num_test}; interventional {cfg.interventional_train}/"
+        f"{cfg.interventional_eval} points of batch {cfg.interventional_batch}; representation {cfg.representation}; seed {cfg.seed}"
     )
     if settings.get("skipped"):
         out.print(f"skipped {', '.join(settings['skipped'])}: the dataset is not a full factor grid")

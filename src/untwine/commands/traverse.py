@@ -18,7 +18,6 @@ its sweep (:func:`untwine.viz.series.plot_series_traversal`); they write ``.png`
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
@@ -85,59 +84,9 @@ def parse_range(items):
     return lo, hi
 
 
-def traverse_run(run_dir, *, out=None, latents=None, value_range=None, steps: int = 10, seed: int = 0,
-                 num_samples: int = 1000, device: str = "cpu", dataset=None) -> Path:
-    """Write the traversal of a run (see the module docstring); returns the output path.
-
-    ``dataset`` replaces the run's dataset (default: loaded from its config).
-    """
-    from untwine.metrics.activity import latent_activity
-    from untwine.train.run import open_run
-    from untwine.viz.report import check_dataset_matches, load_run_dataset
-    from untwine.viz.series import is_series, plot_series_traversal
-    from untwine.viz.traversal import (activity_labels, check_latents, encode_batches, make_traversal, save_traversal,
-                                       traversal_plan)
-
-    run = open_run(run_dir)
-    if run.checkpoint is None:
-        raise UntwineError(f"{run.path}: run has no checkpoint yet (train it first, or resume it)")
-    out = Path(out) if out is not None else Path(run.path) / "traversal.png"
-    if out.suffix.lower() not in (".png", ".gif"):
-        raise UntwineError(f"--out must end in .png or .gif, got {out.name!r}")
-    if num_samples < 1:
-        raise UntwineError(f"--num-samples must be at least 1, got {num_samples}")
-    model = run.load_model(device)
-    num_latents = getattr(model, "num_latents", None)
-    if latents is not None and isinstance(num_latents, int):
-        check_latents(latents, num_latents)  # before any data is drawn
-    if dataset is None:
-        dataset = load_run_dataset(run)
-    check_dataset_matches(model, dataset, run.path)
-    series = is_series(dataset.observation_shape)
-    if series and out.suffix.lower() == ".gif":
-        raise UntwineError(f"--out {out.name!r}: GIF animations are for image runs; this run's observations are "
-                           "series [C, T], use a .png")
-    rng = np.random.default_rng(seed)
-    _, x = dataset.sample(num_samples, rng)
-    means, logvars = encode_batches(model, x)
-    if latents is not None:
-        check_latents(latents, means.shape[1])
-    act = latent_activity(means, logvars)
-    labels = activity_labels(act)
-    sweep = dict(latents=latents, order=act["order"], value_range=value_range, steps=steps,
-                 gaussian=logvars is not None, codes=means)
-    cfg = run.config
-    title = f"{cfg.model} on {cfg.dataset}: latent traversals (seed {seed})"
-    if series:
-        chosen, values = traversal_plan(model, means.shape[1], **sweep)
-        plot_series_traversal(model, x[0], latents=chosen, values=values, labels=[labels[j] for j in chosen],
-                              path=out, title=title)
-        return out
-    trav = make_traversal(model, means[0], labels=labels, **sweep)
-    return save_traversal(trav, out, title=title)
-
-
 def run(args) -> int:
+    from untwine.viz.traversal import traverse_run
+
     path = traverse_run(
         args.run_dir,
         out=args.out,

@@ -7,6 +7,17 @@ values occurs exactly once, so a flat index in ``[0, prod(factor_sizes))``
 identifies an observation (last factor varying fastest, as in the dSprites and
 3dshapes files).  Datasets read from arbitrary arrays may not be full grids; then
 ``is_full_grid`` is False and interventional metrics refuse them.
+
+Two ways to get observations, with one meaning for every dataset:
+
+* ``observations(factors)``: *the* observation of each factor row: on a full grid the
+  one observation of that combination; on data that is not a full grid, the first
+  stored row holding that combination (an error when none does).  A pure function of
+  the factors.
+* ``sample_indices(n, rng)`` / ``observations_at(indices)``: ``n`` observations drawn
+  from the data's distribution, by flat index (grid indices on full grids, row indices
+  otherwise; ``factors_of`` gives their factors).  Evaluation draws its samples this way,
+  so on data with several observations per combination every stored row can be drawn.
 """
 
 from __future__ import annotations
@@ -81,13 +92,22 @@ class GroundTruthDataset(ABC):
         sizes = np.asarray(self.factor_sizes, dtype=np.int64)
         return (idx[:, None] // self._strides()) % sizes
 
+    def sample_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Flat indices ``[n]`` of ``n`` observations drawn from the data (see the module docstring)."""
+        return self.index_of(self.sample_factors(n, rng))
+
     # -- observations ----------------------------------------------------------
     @abstractmethod
     def observations(self, factors) -> torch.Tensor:
-        """Float32 tensor ``[n, *observation_shape]`` with values in [0, 1]."""
+        """Float32 tensor ``[n, *observation_shape]`` with values in [0, 1]: the observation
+        of each factor row (see the module docstring)."""
+
+    def observations_at(self, indices) -> torch.Tensor:
+        """Observations of flat indices (as :meth:`sample_indices` draws them)."""
+        return self.observations(self.factors_of(indices))
 
     def sample(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, torch.Tensor]:
-        """Draw ``n`` factor combinations and their observations."""
+        """Draw ``n`` observations and their factors: ``(factors [n, K], observations)``."""
         f = self.sample_factors(n, rng)
         return f, self.observations(f)
 

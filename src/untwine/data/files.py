@@ -448,16 +448,27 @@ class GenericNpz(FileDataset):
     def num_samples(self) -> int:
         return int(self._classes.shape[0]) if not self._full else super().num_samples
 
+    def sample_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Full grid: uniform combinations' grid indices; otherwise ``n`` random rows."""
+        if self._full:
+            return super().sample_indices(n, rng)
+        return rng.integers(0, self._classes.shape[0], size=n)
+
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Full grid: uniform combinations; otherwise the factors of ``n`` random rows."""
         if self._full:
             return super().sample_factors(n, rng)
-        return self._classes[rng.integers(0, self._classes.shape[0], size=n)].copy()
+        return self._classes[self.sample_indices(n, rng)].copy()
+
+    def observations_at(self, indices) -> torch.Tensor:
+        if self._full:
+            return super().observations_at(indices)
+        return self.images_of_rows(self._check_rows(indices))
 
     def sample(self, n: int, rng: np.random.Generator):
         if self._full:
             return super().sample(n, rng)
-        rows = rng.integers(0, self._classes.shape[0], size=n)
+        rows = self.sample_indices(n, rng)
         return self._classes[rows].copy(), self.images_of_rows(rows)
 
     def index_of(self, factors) -> np.ndarray:
@@ -477,13 +488,16 @@ class GenericNpz(FileDataset):
             raise UntwineError(f"{self.path}: factor combination {combo} does not occur in the file (not a full grid)")
         return self._rows_sorted[pos_c]
 
-    def factors_of(self, index) -> np.ndarray:
-        if self._full:
-            return super().factors_of(index)
+    def _check_rows(self, index) -> np.ndarray:
         idx = np.asarray(index, dtype=np.int64).reshape(-1)
         if (idx < 0).any() or (idx >= self.num_samples).any():
             raise UntwineError(f"{self.name}: row index out of range [0, {self.num_samples})")
-        return self._classes[idx].copy()
+        return idx
+
+    def factors_of(self, index) -> np.ndarray:
+        if self._full:
+            return super().factors_of(index)
+        return self._classes[self._check_rows(index)].copy()
 
     def _rows_of(self, factors) -> np.ndarray:
         if self._full:

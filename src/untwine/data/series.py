@@ -96,10 +96,11 @@ class SeriesDataset:
 
 
 class SeriesSplit(GroundTruthDataset):
-    """Rows of one split, factor ``label``; sampling draws rows uniformly (not a full grid).
+    """Rows of one split, factor ``label``; not a full grid.
 
-    ``observations(factors)`` (asked for a label, not a row) returns the first series of
-    each requested class; :meth:`sample` returns the drawn rows themselves.
+    As for every dataset that is not a full grid, ``observations(factors)`` is the first
+    stored series of each requested class, and :meth:`sample` / :meth:`sample_indices`
+    draw stored rows uniformly (flat index = row).
     """
 
     factor_names = ("label",)
@@ -120,25 +121,44 @@ class SeriesSplit(GroundTruthDataset):
     def num_samples(self) -> int:
         return int(self._y.shape[0])
 
+    def sample_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return rng.integers(0, self._y.shape[0], size=n)
+
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return self._y[rng.integers(0, self._y.shape[0], size=n)][:, None].copy()
+        return self.factors_of(self.sample_indices(n, rng))
 
     def sample(self, n: int, rng: np.random.Generator):
-        rows = rng.integers(0, self._y.shape[0], size=n)
-        return self._y[rows][:, None].copy(), self._x[torch.from_numpy(rows)]
+        rows = self.sample_indices(n, rng)
+        return self.factors_of(rows), self.observations_at(rows)
 
-    def images_of_rows(self, rows) -> torch.Tensor:
-        return self._x[torch.as_tensor(np.asarray(rows, dtype=np.int64))]
+    def _rows(self, index) -> np.ndarray:
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        if (idx < 0).any() or (idx >= self.num_samples).any():
+            raise UntwineError(f"{self.name}: row index out of range [0, {self.num_samples})")
+        return idx
 
-    def observations(self, factors) -> torch.Tensor:
-        f = np.asarray(factors, dtype=np.int64).reshape(len(factors), -1)[:, 0]
+    def factors_of(self, index) -> np.ndarray:
+        return self._y[self._rows(index)][:, None].copy()
+
+    def index_of(self, factors) -> np.ndarray:
+        """The first row of each requested class."""
+        f = self.check_factors(factors)[:, 0]
         first = {}
         for c in np.unique(f):
             hit = np.nonzero(self._y == c)[0]
             if hit.size == 0:
                 raise UntwineError(f"{self.name}: no series of class {int(c)}")
             first[int(c)] = int(hit[0])
-        return self._x[torch.as_tensor([first[int(c)] for c in f])]
+        return np.asarray([first[int(c)] for c in f], dtype=np.int64)
+
+    def images_of_rows(self, rows) -> torch.Tensor:
+        return self._x[torch.as_tensor(np.asarray(rows, dtype=np.int64))]
+
+    def observations_at(self, indices) -> torch.Tensor:
+        return self.images_of_rows(self._rows(indices))
+
+    def observations(self, factors) -> torch.Tensor:
+        return self.observations_at(self.index_of(factors))
 
 
 # -- bundled UCR/UEA files ----------------------------------------------------------------

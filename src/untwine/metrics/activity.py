@@ -45,6 +45,8 @@ from untwine.errors import UntwineError
 
 #: average KL (nats) below which a Gaussian latent counts as passive
 DEFAULT_KL_THRESHOLD = 0.01
+#: how a model's codes are read: the posterior means, or one sample from each posterior
+REPRESENTATIONS = ("mean", "sampled")
 #: relative std below which a deterministic latent counts as passive
 DEFAULT_STD_RATIO = 0.05
 

@@ -20,7 +20,6 @@ gradient-boosted trees), InfoMEC with the paper's standalone settings.
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -29,85 +28,33 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from untwine._checks import check_pair, check_train_test
+from untwine.metrics import registry
 from untwine.metrics._info import native_float
 from untwine.errors import UntwineError
 
-#: metric names of the suite, in the order they run and are reported
-ARRAY_METRICS: tuple[str, ...] = (
-    "mig",
-    "sap",
-    "dci",
-    "modularity",
-    "explicitness",
-    "irs",
-    "unsupervised",
-    "infomec",
-)
 
-#: output keys of each metric, in report order
-METRIC_KEYS: dict[str, tuple[str, ...]] = {
-    "mig": ("mig",),
-    "sap": ("sap",),
-    "dci": (
-        "dci_disentanglement",
-        "dci_completeness",
-        "dci_informativeness_train",
-        "dci_informativeness_test",
-    ),
-    "modularity": ("modularity",),
-    "explicitness": ("explicitness_train", "explicitness_test"),
-    "irs": ("irs",),
-    "unsupervised": (
-        "gaussian_total_correlation",
-        "gaussian_wasserstein_correlation",
-        "gaussian_wasserstein_correlation_norm",
-        "mutual_info_score",
-    ),
-    "infomec": ("infom", "infoe", "infoc"),
-}
 
-#: every key :func:`evaluate_arrays` can return, in report order
-SCORE_KEYS: tuple[str, ...] = tuple(k for m in ARRAY_METRICS for k in METRIC_KEYS[m])
+def __getattr__(name: str):
+    # views of the metric table (untwine.metrics.registry), computed when asked so that a
+    # metric registered later shows up too
+    if name == "ARRAY_METRICS":
+        return tuple(registry.names())
+    if name == "METRIC_KEYS":
+        return {n: registry.METRICS[n].keys for n in registry.names()}
+    if name == "SCORE_KEYS":
+        return registry.score_keys()
+    if name == "METRIC_SPLITS":
+        return {n: registry.METRICS[n].split for n in registry.names()}
+    raise AttributeError(f"module 'untwine.metrics.suite' has no attribute {name!r}")
 
-#: which split each metric reports on ("train" or "train+test")
-METRIC_SPLITS: dict[str, str] = {
-    "mig": "train",
-    "sap": "fit train, score test",
-    "dci": "fit train, score train+test",
-    "modularity": "train",
-    "explicitness": "fit train, score train+test",
-    "irs": "train",
-    "unsupervised": "train",
-    "infomec": "train",
-}
 
-DCI_ESTIMATORS = ("fast", "gbt")
+DCI_ESTIMATORS = registry.DCI_ESTIMATORS
 
 
 def parse_metric_names(spec: str | Sequence[str]) -> list[str]:
-    """Turn ``"all"``, ``"mig,sap"`` or ``["mig", "sap"]`` into suite metric names.
-
-    Names are case-insensitive, returned in suite order without duplicates; an
-    unknown name raises :class:`UntwineError` listing the valid ones.
-    """
-    if isinstance(spec, str):
-        parts = spec.split(",")
-    else:
-        parts = []
-        for item in spec:
-            parts.extend(str(item).split(","))
-    names = [p.strip().lower() for p in parts if p.strip()]
-    if not names:
-        raise UntwineError(f"no metric given; choose 'all' or some of: {', '.join(ARRAY_METRICS)}")
-    if "all" in names:
-        return list(ARRAY_METRICS)
-    unknown = [n for n in names if n not in ARRAY_METRICS]
-    if unknown:
-        raise UntwineError(
-            f"unknown metric{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)}; "
-            f"valid: all, {', '.join(ARRAY_METRICS)}"
-        )
-    return [m for m in ARRAY_METRICS if m in names]
+    """Turn ``"all"``, ``"mig,sap"`` or ``["mig", "sap"]`` into array metric names (see
+    :func:`untwine.metrics.registry.parse`)."""
+    return registry.parse(spec)
 
 
 def split_train_test(codes, factors, seed: int = 0, fraction: float = 2 / 3):
@@ -129,28 +76,6 @@ def split_train_test(codes, factors, seed: int = 0, fraction: float = 2 / 3):
     perm = np.random.default_rng(seed).permutation(n)
     tr, te = perm[:n_train], perm[n_train:]
     return codes[tr], factors[tr], codes[te], factors[te]
-
-
-def _run_metric(name: str, tr_c, tr_f, te_c, te_f, *, seed: int, dci_estimator: str) -> dict:
-    mod = importlib.import_module(f"untwine.metrics.{name}")
-    fn = getattr(mod, name)
-    if name == "mig":
-        return fn(tr_c, tr_f)
-    if name == "sap":
-        return fn(tr_c, tr_f, te_c, te_f)
-    if name == "dci":
-        return fn(tr_c, tr_f, te_c, te_f, estimator=dci_estimator, seed=seed)
-    if name == "modularity":
-        return fn(tr_c, tr_f)
-    if name == "explicitness":
-        return fn(tr_c, tr_f, te_c, te_f)
-    if name == "irs":
-        return fn(tr_c, tr_f)
-    if name == "unsupervised":
-        return fn(tr_c)
-    if name == "infomec":
-        return fn(tr_c, tr_f, seed=seed)
-    raise AssertionError(name)  # pragma: no cover - names come from parse_metric_names
 
 
 def evaluate_arrays(
@@ -176,7 +101,7 @@ def evaluate_arrays(
     background thread beside the other metrics (``timings`` then overlap).
 
     Returns ``{key: float}`` with the keys of the selected metrics in
-    :data:`SCORE_KEYS` order, or ``(scores, timings)`` with ``timings`` the
+    :func:`untwine.metrics.registry.score_keys` order, or ``(scores, timings)`` with ``timings`` the
     seconds each metric took when ``return_timings`` is true.
     """
     names = parse_metric_names(metrics)
@@ -195,7 +120,7 @@ def evaluate_arrays(
 
     def run(name: str) -> tuple[dict, float]:
         t0 = time.perf_counter()
-        out = _run_metric(name, tr_c, tr_f, te_c, te_f, seed=seed, dci_estimator=dci_estimator)
+        out = registry.call_array(name, tr_c, tr_f, te_c, te_f, seed=seed, dci_estimator=dci_estimator)
         return out, time.perf_counter() - t0
 
     results: dict[str, tuple[dict, float]] = {}
@@ -218,10 +143,11 @@ def evaluate_arrays(
     timings: dict[str, float] = {}
     for name in names:
         out, timings[name] = results[name]
-        missing = [k for k in METRIC_KEYS[name] if k not in out]
+        keys = registry.METRICS[name].keys
+        missing = [k for k in keys if k not in out]
         if missing:  # a broken metric module, not bad input
             raise RuntimeError(f"metric {name} did not return {missing}")
-        for key in METRIC_KEYS[name]:
+        for key in keys:
             scores[key] = float(out[key])
     if return_timings:
         return scores, timings

@@ -51,6 +51,7 @@ import numpy as np
 import yaml
 
 from untwine.errors import UntwineError
+from untwine.files import atomic_write_text, read_json, read_yaml
 from untwine.study import results as db
 from untwine.study.spec import RunSpec, StudySpec, expand
 
@@ -93,16 +94,11 @@ def _one_line(exc: BaseException) -> str:
     return msg[:500]
 
 
-def _expected_metrics(evaluation: dict) -> set[str]:
-    from untwine.train.evaluate import parse_evaluation_metrics
-
-    arr, extra = parse_evaluation_metrics(evaluation["metrics"])
-    return set(arr) | set(extra)
-
-
 def evaluation_matches(run_dir, evaluation: dict, steps: int) -> bool:
-    """Whether ``run_dir`` holds metrics computed at ``steps`` with the settings ``evaluation``."""
-    from untwine.train.evaluate import read_settings
+    """Whether ``run_dir`` holds metrics computed at ``steps`` with the evaluation settings
+    ``evaluation`` (a study's evaluation section: the EvaluationConfig without its device)."""
+    from untwine.train.config import EvaluationConfig
+    from untwine.train.evaluate import read_settings, saved_config
     from untwine.train.run import METRICS_FILE
 
     p = Path(run_dir)
@@ -110,27 +106,11 @@ def evaluation_matches(run_dir, evaluation: dict, steps: int) -> bool:
         return False
     try:
         s = read_settings(p)
-    except ValueError:
-        return False
-    if not s:
-        return False
-    try:
-        inter = s.get("interventional", {})
-        same = (
-            int(s["step"]) == int(steps)
-            and int(s["num_train"]) == evaluation["num_train"]
-            and int(s["num_test"]) == evaluation["num_test"]
-            and int(s["seed"]) == evaluation["seed"]
-            and s.get("representation") == evaluation["representation"]
-            and s.get("dci_estimator") == evaluation["dci_estimator"]
-            and int(inter.get("num_train", -1)) == evaluation["interventional_train"]
-            and int(inter.get("num_eval", -1)) == evaluation["interventional_eval"]
-            and int(inter.get("batch_size", -1)) == evaluation["interventional_batch"]
-            and set(s.get("metrics", [])) | set(s.get("skipped", [])) == _expected_metrics(evaluation)
-        )
+        if not s or int(s["step"]) != int(steps):
+            return False
+        return saved_config(s).identity() == EvaluationConfig.from_dict(evaluation).identity()
     except (KeyError, TypeError, ValueError):
         return False
-    return bool(same)
 
 
 def _task(run: RunSpec, out: Path, db_file: Path | None, threads: int) -> dict[str, Any]:
@@ -210,6 +190,7 @@ def _timings(report: dict) -> dict[str, float]:
 
 def _train_and_evaluate(task: dict[str, Any], info: dict[str, Any]) -> dict[str, float]:
     from untwine.train import evaluate_run, is_run_dir, open_run, train
+    from untwine.train.config import EvaluationConfig
     from untwine.train.run import METRICS_FILE
 
     run_dir = Path(task["run_dir"])
@@ -253,24 +234,11 @@ def _train_and_evaluate(task: dict[str, Any], info: dict[str, Any]) -> dict[str,
 
     t = time.perf_counter()
     if evaluation_matches(run_dir, ev, steps):
-        scores = json.loads((run_dir / METRICS_FILE).read_text())
+        scores = read_json(run_dir / METRICS_FILE)
         scores = {k: (float("nan") if v is None else float(v)) for k, v in scores.items()}
         info["reused_evaluation"] = True
     else:
-        scores = evaluate_run(
-            run_dir,
-            metrics=ev["metrics"],
-            representation=ev["representation"],
-            num_train=ev["num_train"],
-            num_test=ev["num_test"],
-            seed=ev["seed"],
-            device=device,
-            interventional_train=ev["interventional_train"],
-            interventional_eval=ev["interventional_eval"],
-            interventional_batch=ev["interventional_batch"],
-            dci_estimator=ev["dci_estimator"],
-            write=True,
-        )
+        scores = evaluate_run(run_dir, EvaluationConfig.from_dict(dict(ev, device=device)), write=True)
     info["eval_seconds"] = time.perf_counter() - t
     return {k: float(v) for k, v in scores.items()}
 
@@ -339,8 +307,6 @@ class _Reporter:
 
 # -- the study ------------------------------------------------------------------------------------
 def write_spec_copy(spec: StudySpec, out: Path) -> None:
-    from untwine.train.checkpoint import atomic_write_text
-
     text = "# untwine study (resolved); re-run with `untwine study run` on the original file\n"
     atomic_write_text(out / SPEC_COPY, text + yaml.safe_dump(spec.to_dict(), sort_keys=False))
 
@@ -620,28 +586,13 @@ def _execute_ray(spec, todo, out, db_file, address, threads, result, rep, comple
 # -- UDR over the seeds of each configuration ----------------------------------------------------
 def representations_for_udr(run_dirs: list[Path], x, *, batch: int = 256) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     """Mean representations ``[N, D]`` and average per-latent KL ``[D]`` (None for deterministic encoders) of each run on ``x``."""
-    import torch
-
     from untwine.train import open_run
 
     reps, kls = [], []
     for d in run_dirs:
-        model = open_run(d).load_model("cpu")
-        codes, kl_sum, has_kl = [], None, True
-        with torch.no_grad():
-            for s in range(0, x.shape[0], batch):
-                xb = x[s:s + batch]
-                mean, logvar = model.encode_dist(xb)
-                codes.append(model.encode(xb).double().cpu().numpy())
-                if logvar is None:
-                    has_kl = False
-                    continue
-                m, lv = mean.double(), logvar.double()
-                kl = 0.5 * (m**2 + torch.exp(lv) - lv - 1.0)
-                part = kl.sum(0).cpu().numpy()
-                kl_sum = part if kl_sum is None else kl_sum + part
-        reps.append(np.concatenate(codes, axis=0))
-        kls.append(kl_sum / x.shape[0] if has_kl and kl_sum is not None else None)
+        encoded = open_run(d).encoder(batch_size=batch).encode(x, posterior=True)
+        reps.append(encoded.codes)
+        kls.append(encoded.latent_kl())
     return reps, kls
 
 
@@ -721,4 +672,4 @@ def compute_study_udr(
 def load_study_spec(out):
     """The resolved spec copy a study directory holds (for `results`/`compare`), or None."""
     p = Path(out) / SPEC_COPY
-    return yaml.safe_load(p.read_text()) if p.is_file() else None
+    return read_yaml(p, what="study copy") if p.is_file() else None

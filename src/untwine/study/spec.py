@@ -46,39 +46,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
+from untwine.files import read_yaml
 
 from untwine.errors import UntwineError
+from untwine.train.config import EVALUATION_FIELDS, EvaluationConfig
 
 TOP_KEYS = ("name", "datasets", "models", "seeds", "train", "evaluation", "udr", "retries")
 TRAIN_KEYS = ("steps", "batch_size", "device", "num_latents", "checkpoint_every", "log_every", "keep_checkpoints")
 #: train keys that do not change the weights (left out of the run id hash)
 MUTABLE_TRAIN_KEYS = ("steps", "device", "checkpoint_every", "keep_checkpoints")
-EVAL_KEYS = (
-    "metrics",
-    "num_train",
-    "num_test",
-    "seed",
-    "interventional_train",
-    "interventional_eval",
-    "interventional_batch",
-    "dci_estimator",
-    "representation",
-)
+#: the evaluation settings a study may set: the EvaluationConfig's fields but the device, which is
+#: the runs' train.device
+EVAL_KEYS = tuple(f for f in EVALUATION_FIELDS if f != "device")
 UDR_KEYS = ("enabled", "num_points", "correlation", "kl_threshold", "seed")
 
 TRAIN_DEFAULTS: dict[str, Any] = {"steps": 5000, "batch_size": 64, "device": "auto"}
-EVAL_DEFAULTS: dict[str, Any] = {
-    "metrics": "all",
-    "num_train": 10000,
-    "num_test": 5000,
-    "seed": 0,
-    "interventional_train": 10000,
-    "interventional_eval": 5000,
-    "interventional_batch": 64,
-    "dci_estimator": "fast",
-    "representation": "mean",
-}
 UDR_DEFAULTS: dict[str, Any] = {"enabled": True, "num_points": 1000, "correlation": "spearman", "kl_threshold": 0.01, "seed": 0}
 DEFAULT_RETRIES = 2
 
@@ -248,32 +230,13 @@ def _check_train(train: dict) -> dict:
 
 
 def _check_evaluation(ev: dict) -> dict:
-    from untwine.train.evaluate import REPRESENTATIONS, parse_evaluation_metrics
-
     _check_keys(ev, EVAL_KEYS, "evaluation")
-    out = dict(EVAL_DEFAULTS)
-    out.update(ev)
-    m = out["metrics"]
-    if isinstance(m, (list, tuple)):
-        if not all(isinstance(x, str) for x in m):
-            raise UntwineError(f"study evaluation.metrics: expected metric names, got {m!r}")
-        out["metrics"] = ",".join(m)
-    elif not isinstance(m, str):
-        raise UntwineError(f"study evaluation.metrics: expected 'all' or a list of metric names, got {m!r}")
-    try:
-        parse_evaluation_metrics(out["metrics"])
-    except UntwineError as exc:
-        raise UntwineError(f"study evaluation.metrics: {exc}") from None
-    out["num_train"] = _pos_int(out["num_train"], "evaluation.num_train", 2)
-    out["num_test"] = _pos_int(out["num_test"], "evaluation.num_test", 1)
-    out["seed"] = _pos_int(out["seed"], "evaluation.seed", 0)
-    out["interventional_train"] = _pos_int(out["interventional_train"], "evaluation.interventional_train", 2)
-    out["interventional_eval"] = _pos_int(out["interventional_eval"], "evaluation.interventional_eval", 1)
-    out["interventional_batch"] = _pos_int(out["interventional_batch"], "evaluation.interventional_batch", 2)
-    if out["dci_estimator"] not in ("fast", "gbt"):
-        raise UntwineError(f"study evaluation.dci_estimator: expected fast or gbt, got {out['dci_estimator']!r}")
-    if out["representation"] not in REPRESENTATIONS:
-        raise UntwineError(f"study evaluation.representation: expected one of {', '.join(REPRESENTATIONS)}, got {out['representation']!r}")
+    ev = dict(ev)
+    if isinstance(ev.get("metrics"), (list, tuple)) and all(isinstance(x, str) for x in ev["metrics"]):
+        ev["metrics"] = ",".join(ev["metrics"])
+    cfg = EvaluationConfig.from_dict(ev, source="study evaluation").validate(where="study evaluation")
+    out = cfg.to_dict()
+    del out["device"]
     return out
 
 
@@ -359,18 +322,7 @@ def load_spec(path, overrides: Mapping[str, Any] | None = None) -> StudySpec:
     (``{"train.steps": 5, "seeds": [0]}``), e.g. to shrink a study in tests.
     """
     p = Path(path)
-    if not p.is_file():
-        raise UntwineError(f"study file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" (line {line + 1})" if line is not None else ""
-        raise UntwineError(f"study file {p} is not valid YAML{where}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, Mapping):
-        raise UntwineError(f"study file {p} must hold a mapping (datasets, models, seeds, train, evaluation ...)")
+    data = read_yaml(p, what="study file", holds="datasets, models, seeds, train, evaluation ...")
     data = apply_overrides(data, overrides or {})
     return parse_spec(data, base_dir=p.resolve().parent, default_name=_safe(p.stem) or "study")
 

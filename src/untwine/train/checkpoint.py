@@ -22,7 +22,6 @@ import base64
 import json
 import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,59 +30,13 @@ import numpy as np
 import torch
 
 from untwine.errors import UntwineError
+from untwine.files import atomic_write_text, fsync_dir, temp_name, write_synced
 
 CHECKPOINT_DIR = "checkpoints"
 POINTER = "latest.json"
 WEIGHTS = "model.safetensors"
 OPTIMIZERS = "optimizers.pt"
 STATE = "state.json"
-
-
-# -- atomic file helpers --------------------------------------------------------
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a synced temp file in the same directory and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # like mkstemp, but with the usual permissions (0666 & ~umask) instead of 0600
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 # -- RNG state (de)serialisation --------------------------------------------------
@@ -164,21 +117,21 @@ def save_checkpoint(
     root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:09d}"
     final = root / name
-    tmp = root / f".{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp = temp_name(final)
     tmp.mkdir()  # usual permissions (mkdtemp would make it 0700)
     try:
-        _write_synced(tmp / WEIGHTS, st_save(_state_dict_for_safetensors(model), metadata={"step": str(step)}))
+        write_synced(tmp / WEIGHTS, st_save(_state_dict_for_safetensors(model), metadata={"step": str(step)}))
         opt_path = tmp / OPTIMIZERS
         torch.save({k: o.state_dict() for k, o in optimizers.items()}, opt_path)
         with open(opt_path, "rb+") as fh:
             os.fsync(fh.fileno())
         full_state = dict(state, step=int(step))
-        _write_synced(tmp / STATE, json.dumps(full_state, indent=1).encode("utf-8"))
-        _fsync_dir(tmp)
+        write_synced(tmp / STATE, json.dumps(full_state, indent=1).encode("utf-8"))
+        fsync_dir(tmp)
         if final.exists():  # a stale copy of the same step (e.g. after a crash); replace it
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(root)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

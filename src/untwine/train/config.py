@@ -24,13 +24,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
 from untwine.errors import UntwineError
+from untwine.files import atomic_write_text, read_yaml
+from untwine.metrics.activity import DEFAULT_KL_THRESHOLD
 
 #: fields that may differ between a run and its resumption
 MUTABLE_FIELDS = frozenset({"steps", "device", "checkpoint_every", "keep_checkpoints", "tensorboard"})
@@ -147,20 +150,7 @@ def parse_overrides(items: Iterable[str] | None) -> dict[str, Any]:
 
 def read_config_file(path) -> dict[str, Any]:
     """Read a YAML run config into a mapping (one-line errors for missing/bad files)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UntwineError(f"config file not found: {p}")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f" (line {line + 1})" if line is not None else ""
-        raise UntwineError(f"config file {p} is not valid YAML{where}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UntwineError(f"config file {p} must hold a mapping of keys to values")
-    return data
+    return read_yaml(path, what="config file")
 
 
 def apply_mapping(
@@ -210,8 +200,6 @@ def _set_hparam(cfg: RunConfig, key: str, value, known, source: str) -> None:
 
 def write_config(cfg: RunConfig, path) -> None:
     """Write ``cfg`` as YAML (atomically)."""
-    from untwine.train.checkpoint import atomic_write_text
-
     header = "# untwine run config (resolved); edit a copy and pass it with --config\n"
     atomic_write_text(path, header + yaml.safe_dump(_jsonable(cfg.to_dict()), sort_keys=False))
 
@@ -234,3 +222,124 @@ def diff_identity(a: RunConfig, b: RunConfig) -> list[str]:
         elif da[k] != db[k]:
             out.append(f"{k} ({da[k]!r} vs {db[k]!r})")
     return out
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+#: array metrics of the mean / sampled / active-only comparison when none are given (cheap ones)
+DEFAULT_COMPARE_METRICS = "mig,modularity,unsupervised"
+
+
+@dataclass
+class EvaluationConfig:
+    """How a trained run is evaluated: ``untwine evaluate``, :func:`untwine.evaluate` and
+    studies all take this one config, and ``evaluation.json`` stores it as is.
+
+    Defaults follow disentanglement_lib: 10000 train / 5000 test points for the array
+    metrics and for the BetaVAE / FactorVAE scores (batch 64), the posterior mean as the
+    representation.  ``metrics`` is ``"all"`` or names of the metric table
+    (:mod:`untwine.metrics.registry`, any kind); ``compare_representations`` adds
+    ``compare_metrics`` on the mean, sampled and active-only representations;
+    ``kl_threshold`` decides which latents are passive.
+    """
+
+    metrics: str | list[str] = "all"
+    representation: str = "mean"
+    num_train: int = 10000
+    num_test: int = 5000
+    seed: int = 0
+    device: str = "auto"
+    interventional_train: int = 10000
+    interventional_eval: int = 5000
+    interventional_batch: int = 64
+    dci_estimator: str = "fast"
+    compare_representations: bool = False
+    compare_metrics: str | list[str] = DEFAULT_COMPARE_METRICS
+    kl_threshold: float = DEFAULT_KL_THRESHOLD
+
+    #: fields that do not change the numbers (left out of :meth:`identity`)
+    RUNTIME_FIELDS = ("device",)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for key in ("metrics", "compare_metrics"):
+            if isinstance(d[key], tuple):
+                d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "evaluation", strict: bool = True) -> "EvaluationConfig":
+        """A config from a mapping of field names; with ``strict`` an unknown key is an error,
+        otherwise other keys (as in ``evaluation.json``) are ignored."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = [k for k in data if k not in names]
+        if strict and unknown:
+            raise UntwineError(f"{source}: unknown key {unknown[0]!r} (valid: {', '.join(names)})")
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that decide the numbers: two evaluations agreeing on them give the same scores."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.RUNTIME_FIELDS}
+
+    def metric_names(self) -> list[str]:
+        """The requested metrics, parsed against the metric table (every kind)."""
+        from untwine.metrics import registry
+
+        return registry.parse(self.metrics, registry.KINDS)
+
+    def compare_names(self) -> list[str]:
+        """The array metrics of the representation comparison (empty when it is off)."""
+        from untwine.metrics import registry
+
+        return registry.parse(self.compare_metrics) if self.compare_representations else []
+
+    def validate(self, where: str | None = None) -> "EvaluationConfig":
+        """Check types and ranges; one :class:`UntwineError` line naming the field (as
+        ``WHERE.field`` when ``where`` is given, else as its command-line flag)."""
+        from untwine.metrics import registry
+        from untwine.metrics.activity import REPRESENTATIONS
+
+        def label(name: str) -> str:
+            return f"{where}.{name}" if where else name.replace("_", "-")
+
+        for key in ("metrics", "compare_metrics"):
+            v = getattr(self, key)
+            if isinstance(v, (list, tuple)) and not all(isinstance(x, str) for x in v):
+                raise UntwineError(f"{label(key)}: expected metric names, got {v!r}")
+            if not isinstance(v, (str, list, tuple)):
+                raise UntwineError(f"{label(key)}: expected 'all' or a list of metric names, got {v!r}")
+        try:
+            self.metric_names()
+        except UntwineError as exc:
+            raise UntwineError(f"{where}.metrics: {exc}" if where else str(exc)) from None
+        for name, low in (
+            ("num_train", 2),
+            ("num_test", 1),
+            ("interventional_train", 2),
+            ("interventional_eval", 1),
+            ("interventional_batch", 2),
+        ):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+                raise UntwineError(f"{label(name)} must be an integer >= {low}, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
+            raise UntwineError(f"{label('seed')} must be a non-negative integer, got {self.seed!r}")
+        if self.representation not in REPRESENTATIONS:
+            raise UntwineError(
+                f"{label('representation')} must be one of {', '.join(REPRESENTATIONS)}, got {self.representation!r}"
+            )
+        if self.device not in DEVICES:
+            raise UntwineError(f"{label('device')} must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.dci_estimator not in registry.DCI_ESTIMATORS:
+            raise UntwineError(
+                f"{label('dci_estimator')} must be one of {', '.join(registry.DCI_ESTIMATORS)}, got {self.dci_estimator!r}"
+            )
+        if not isinstance(self.compare_representations, bool):
+            raise UntwineError(f"{label('compare_representations')} must be true or false, got {self.compare_representations!r}")
+        v = self.kl_threshold
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= float(v) < math.inf:
+            raise UntwineError(f"{label('kl_threshold')} must be a number >= 0, got {v!r}")
+        registry.parse(self.compare_metrics)  # checked even when the comparison is off
+        return self
+
+
+EVALUATION_FIELDS = tuple(f.name for f in dataclasses.fields(EvaluationConfig))

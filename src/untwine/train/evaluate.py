@@ -1,9 +1,10 @@
 """Evaluating a trained run: the whole metric suite on its dataset (``untwine evaluate``).
 
 Following disentanglement_lib's practice, a *train* sample of ``num_train``
-(10000) and a *test* sample of ``num_test`` (5000) factor combinations are
-drawn afresh from the run's dataset with ``numpy.random.default_rng(seed)``
-(train first, then test), rendered and encoded.  On these codes:
+(10000) and a *test* sample of ``num_test`` (5000) observations are drawn afresh
+from the run's dataset with ``numpy.random.default_rng(seed)`` (train first, then
+test; ``dataset.sample_indices``: uniform factor combinations on a full grid, stored
+rows otherwise), rendered and encoded.  On these codes:
 
 * the array metrics of :func:`untwine.metrics.suite.evaluate_arrays` (MIG, SAP,
   DCI, Modularity, Explicitness, IRS, unsupervised, InfoMEC) - the keys of
@@ -22,8 +23,10 @@ drawn afresh from the run's dataset with ``numpy.random.default_rng(seed)``
 ``representation="mean"`` uses the posterior mean (``model.encode``);
 ``"sampled"`` draws ``mean + exp(logvar / 2) * eps`` with a generator seeded by
 ``seed`` (deterministic encoders are unaffected).  Scores go to
-``RUN_DIR/metrics.json`` (one flat object, NaN as null) and the settings to
-``RUN_DIR/evaluation.json``.
+``RUN_DIR/metrics.json`` (one flat object, NaN as null) and the
+:class:`~untwine.train.config.EvaluationConfig`, as is, to ``RUN_DIR/evaluation.json``
+together with the run's step, what was computed and skipped, the activity table and
+the seconds each phase took.
 
 Active and passive latents ("Be More Active!", Bonheme & Grzes, JMLR 2023; see
 :mod:`untwine.metrics.activity`): the posterior ``(mean, logvar)``
@@ -46,164 +49,29 @@ main keys (those of ``untwine score``, on ``representation``) are unchanged.
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 
 from untwine.errors import UntwineError
-from untwine.train.checkpoint import atomic_write_text
-from untwine.train.run import METRICS_FILE, Run, dataset_info, open_run, resolve_device
+from untwine.files import read_json, write_json
+from untwine.metrics import registry
+from untwine.metrics.activity import REPRESENTATIONS  # noqa: F401  (re-exported: the representations evaluate accepts)
+from untwine.train.config import EvaluationConfig
+from untwine.train.run import METRICS_FILE, open_run, resolve_device
 
-INTERVENTIONAL = ("beta_vae", "factor_vae")
-EXTRA = INTERVENTIONAL + ("reconstruction",)
-REPRESENTATIONS = ("mean", "sampled")
 EVALUATION_FILE = "evaluation.json"
-#: array metrics of the mean / sampled / active-only comparison when none are given (cheap ones)
-DEFAULT_COMPARE_METRICS = ("mig", "modularity", "unsupervised")
 #: the three representations of the comparison, as key prefixes
 COMPARED = ("mean", "sampled", "mean_active")
 
 
 def parse_evaluation_metrics(spec: str | Sequence[str]) -> tuple[list[str], list[str]]:
-    """Split a ``--metrics`` spec into (array metric names, extra names from :data:`EXTRA`)."""
-    from untwine.metrics.suite import ARRAY_METRICS, parse_metric_names
-
-    parts = spec.split(",") if isinstance(spec, str) else [p for s in spec for p in str(s).split(",")]
-    names = [p.strip().lower().replace("-", "_") for p in parts if p.strip()]
-    if not names:
-        raise UntwineError(f"no metric given; choose 'all' or some of: {', '.join((*ARRAY_METRICS, *EXTRA))}")
-    if "all" in names:
-        return list(ARRAY_METRICS), list(EXTRA)
-    alias = {"beta_vae_score": "beta_vae", "betavae": "beta_vae", "factor_vae_score": "factor_vae", "factorvae": "factor_vae"}
-    names = [alias.get(n, n) for n in names]
-    extra = [n for n in EXTRA if n in names]
-    rest = [n for n in names if n not in EXTRA]
-    unknown = [n for n in rest if n not in ARRAY_METRICS]
-    if unknown:
-        raise UntwineError(
-            f"unknown metric{'s' if len(unknown) > 1 else ''} {', '.join(repr(u) for u in unknown)}; "
-            f"valid: all, {', '.join((*ARRAY_METRICS, *EXTRA))}"
-        )
-    return (parse_metric_names(rest) if rest else []), extra
-
-
-class RepresentationEncoder:
-    """Callable ``x -> codes`` (numpy float64 ``[n, D]``) of a model's chosen representation."""
-
-    def __init__(self, model, representation: str = "mean", seed: int = 0, device="cpu") -> None:
-        if representation not in REPRESENTATIONS:
-            raise UntwineError(f"representation must be one of {', '.join(REPRESENTATIONS)}, got {representation!r}")
-        self.model, self.representation = model, representation
-        self.device = torch.device(device)
-        self.gen = torch.Generator().manual_seed(int(seed))
-
-    def torch_codes(self, x: torch.Tensor) -> torch.Tensor:
-        return self.torch_codes_and_posterior(x)[0]
-
-    def torch_codes_and_posterior(self, x: torch.Tensor):
-        """``(codes, (mean, logvar))`` of batch ``x``; the posterior is None when not computed."""
-        x = x.to(self.device).float()
-        with torch.no_grad():
-            if self.representation == "mean" and not self._mean_is_encode_dist():
-                return self.model.encode(x), None
-            mean, logvar = self.model.encode_dist(x)
-            return self.from_posterior(mean, logvar), (mean, logvar)
-
-    def from_posterior(self, mean: torch.Tensor, logvar: torch.Tensor | None) -> torch.Tensor:
-        """The chosen representation given the posterior (draws from this encoder's generator)."""
-        if self.representation == "mean" or logvar is None:
-            return mean
-        eps = torch.randn(mean.shape, generator=self.gen).to(mean.device, mean.dtype)
-        return mean + torch.exp(0.5 * logvar) * eps
-
-    def _mean_is_encode_dist(self) -> bool:
-        # the base class defines encode(x) as encode_dist(x)[0]; a model overriding it is asked directly
-        from untwine.models.base import DisentanglingModel
-
-        enc = getattr(type(self.model), "encode", None)
-        return isinstance(self.model, DisentanglingModel) and enc is DisentanglingModel.encode
-
-    def __call__(self, x: torch.Tensor) -> np.ndarray:
-        return self.torch_codes(x).detach().cpu().double().numpy()
-
-
-def _render(dataset, factors: np.ndarray) -> torch.Tensor:
-    x = dataset.observations(factors)
-    if not isinstance(x, torch.Tensor):
-        x = torch.as_tensor(np.asarray(x))
-    return x.float()
-
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().double().numpy()
-
-
-def encode_sample(
-    model,
-    dataset,
-    factors: np.ndarray,
-    encoder: RepresentationEncoder,
-    *,
-    batch: int = 500,
-    reconstruct: bool = False,
-    posterior: list | None = None,
-) -> tuple[np.ndarray, dict[str, float] | None]:
-    """Codes of ``factors``' observations and, with ``reconstruct``, the reconstruction errors.
-
-    With a list ``posterior``, the posterior ``mean`` and ``logvar`` (``[N, D]`` numpy,
-    ``logvar`` None for deterministic encoders) are appended to it, from the same
-    encoder pass when the representation allows.
-    """
-    codes, loss_sum, se_sum, n_pix = [], 0.0, 0.0, 0
-    means: list[np.ndarray] = []
-    logvars: list[np.ndarray] | None = []
-    for s in range(0, factors.shape[0], batch):
-        x = _render(dataset, factors[s:s + batch])
-        if posterior is None:
-            z = encoder.torch_codes(x)
-        else:
-            z, post = encoder.torch_codes_and_posterior(x)
-            if post is None:
-                with torch.no_grad():
-                    post = model.encode_dist(x.to(encoder.device).float())
-            means.append(_np(post[0]))
-            if post[1] is None:
-                logvars = None
-            elif logvars is not None:
-                logvars.append(_np(post[1]))
-        codes.append(z.detach().cpu().double().numpy())
-        if reconstruct:
-            with torch.no_grad():
-                xd = x.to(z.device)
-                p = model.decode(z).reshape(xd.shape).double()
-                xd = xd.double()
-                if dataset.binary:
-                    pc = p.clamp(1e-7, 1 - 1e-7)
-                    per = -(xd * torch.log(pc) + (1 - xd) * torch.log1p(-pc))
-                else:
-                    per = (p - xd) ** 2
-                loss_sum += float(per.reshape(per.shape[0], -1).sum(1).sum())
-                se_sum += float(((p - xd) ** 2).sum())
-                n_pix += xd.numel()
-    out = np.concatenate(codes, axis=0)
-    rec = None
-    if reconstruct:
-        n = factors.shape[0]
-        rec = {"reconstruction": loss_sum / n, "reconstruction_mse": se_sum / max(n_pix, 1)}
-    if posterior is not None:
-        posterior.append(np.concatenate(means, axis=0))
-        posterior.append(np.concatenate(logvars, axis=0) if logvars else None)
-    return out, rec
-
-
-def _nan_safe(v) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
+    """Split a ``--metrics`` spec into (array metric names, the other metrics' names), both from
+    the metric table (:mod:`untwine.metrics.registry`)."""
+    names = registry.parse(spec, registry.KINDS)
+    array = set(registry.names())
+    return [n for n in names if n in array], [n for n in names if n not in array]
 
 
 def activity_table(activity: dict) -> dict[str, Any]:
@@ -216,7 +84,7 @@ def activity_table(activity: dict) -> dict[str, Any]:
         row: dict[str, Any] = {"index": j}
         for key in ("kl", "mean_variance", "posterior_variance", "collapsed_fraction"):
             arr = activity.get(key)
-            row[key] = None if arr is None else _nan_safe(arr[j])
+            row[key] = None if arr is None else float(arr[j])
         row["active"] = bool(active[j])
         latents.append(row)
     summary = activity_summary(activity)
@@ -281,179 +149,147 @@ def compare_on_posterior(
     return {f"{rep}.{k}": float(v) for rep in COMPARED for k, v in comp[rep].items()}
 
 
-def _check_dataset(run: Run, dataset) -> None:
-    want = run.info or {}
-    have = dataset_info(dataset)
-    for key in ("observation_shape", "factor_sizes"):
-        if want.get(key) is not None and list(want[key]) != list(have[key]):
-            raise UntwineError(
-                f"dataset {have['name']!r} does not match the run's ({key} {tuple(have[key])} vs {tuple(want[key])})"
-            )
+def evaluation_config(config: EvaluationConfig | None = None, **fields: Any) -> EvaluationConfig:
+    """``config`` (default: the defaults) with ``fields`` set, validated."""
+    cfg = EvaluationConfig(**(config.to_dict() if config is not None else {}))
+    for key, value in fields.items():
+        if key not in EvaluationConfig.__dataclass_fields__:
+            raise UntwineError(f"unknown evaluation setting {key!r} (valid: {', '.join(EvaluationConfig.__dataclass_fields__)})")
+        setattr(cfg, key, value)
+    return cfg.validate()
 
 
 def evaluate_run(
     run_dir,
+    config: EvaluationConfig | None = None,
     *,
-    metrics: str | Sequence[str] = "all",
-    representation: str = "mean",
-    num_train: int = 10000,
-    num_test: int = 5000,
-    seed: int = 0,
-    device: str = "auto",
-    interventional_train: int = 10000,
-    interventional_eval: int = 5000,
-    interventional_batch: int = 64,
-    dci_estimator: str = "fast",
-    compare_representations: bool = False,
-    compare_metrics: str | Sequence[str] = DEFAULT_COMPARE_METRICS,
-    kl_threshold: float | None = None,
     dataset=None,
     write: bool = True,
     progress: Callable[[str], None] | None = None,
+    **fields: Any,
 ) -> dict[str, float]:
     """Evaluate the run in ``run_dir`` (see the module docstring); returns the flat scores.
 
-    ``compare_representations`` adds the ``compare_metrics`` (array metrics of the suite)
-    on the mean, sampled and active-only mean representations; ``kl_threshold`` (default
-    :data:`untwine.metrics.activity.DEFAULT_KL_THRESHOLD`) decides which latents are passive.
+    ``config`` is an :class:`~untwine.train.config.EvaluationConfig`; its fields may also be
+    given (or overridden) as keywords (``num_train=2000``, ``compare_representations=True``).
+    ``dataset`` replaces the run's dataset (checked against the one it was trained on);
+    ``write`` writes ``metrics.json`` and ``evaluation.json``; ``progress(message)`` is
+    called at the start of each phase.
     """
-    from untwine.metrics.activity import DEFAULT_KL_THRESHOLD, latent_activity
-    from untwine.metrics.suite import evaluate_arrays, parse_metric_names
+    from untwine.metrics.activity import latent_activity
 
-    for name, v, low in (
-        ("num_train", num_train, 2),
-        ("num_test", num_test, 1),
-        ("interventional_train", interventional_train, 2),
-        ("interventional_eval", interventional_eval, 1),
-        ("interventional_batch", interventional_batch, 2),
-    ):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise UntwineError(f"{name.replace('_', '-')} must be an integer >= {low}, got {v!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UntwineError(f"seed must be a non-negative integer, got {seed!r}")
-    if representation not in REPRESENTATIONS:
-        raise UntwineError(f"representation must be one of {', '.join(REPRESENTATIONS)}, got {representation!r}")
-    array_names, extra = parse_evaluation_metrics(metrics)
-    compare_names = parse_metric_names(compare_metrics) if compare_representations else []
-    if kl_threshold is None:
-        kl_threshold = DEFAULT_KL_THRESHOLD
-    if isinstance(kl_threshold, bool) or not isinstance(kl_threshold, (int, float, np.floating, np.integer)) or not (
-        0 <= float(kl_threshold) < math.inf
-    ):
-        raise UntwineError(f"kl-threshold must be a number >= 0, got {kl_threshold!r}")
+    cfg = evaluation_config(config, **fields)
+    names = cfg.metric_names()
+    compare_names = cfg.compare_names()
     say = progress or (lambda msg: None)
 
     run = open_run(run_dir)
-    if run.checkpoint is None:
-        raise UntwineError(f"{run.path}: run has no checkpoint yet (train it first, or resume it)")
-    if dataset is None:
-        from untwine import data
-
-        dataset = data.load(run.config.dataset)
-    _check_dataset(run, dataset)
+    run.require_checkpoint()
+    dataset = run.dataset(dataset)
     skipped: list[str] = []
-    asked_all = "all" in [m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics)]
-    if asked_all and not getattr(dataset, "is_full_grid", False):
+    if registry.asks_all(cfg.metrics) and not getattr(dataset, "is_full_grid", False):
         # the interventional scores need a full factor grid; "all" means all that apply
-        skipped = [m for m in extra if m in INTERVENTIONAL]
-        extra = [m for m in extra if m not in INTERVENTIONAL]
-    dev = resolve_device(device)
-    model = run.load_model(dev)
-    encoder = RepresentationEncoder(model, representation, seed=seed, device=dev)
+        skipped = [n for n in names if registry.METRICS[n].kind == "interventional"]
+        names = [n for n in names if n not in skipped]
+    kinds = {n: registry.METRICS[n].kind for n in names}
+    array_names = [n for n in names if kinds[n] == "array"]
+    dev = resolve_device(cfg.device)
+    encoder = run.encoder(cfg.representation, seed=cfg.seed, device=dev)
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    rng = np.random.default_rng(int(seed))
-    f_train = dataset.sample_factors(int(num_train), rng)
-    f_test = dataset.sample_factors(int(num_test), rng)
-    say(f"encoding {num_train} train + {num_test} test samples")
-    post_train: list = []
-    post_test: list | None = [] if compare_names else None
-    c_train, _ = encode_sample(model, dataset, f_train, encoder, posterior=post_train)
-    c_test, rec = encode_sample(model, dataset, f_test, encoder, reconstruct="reconstruction" in extra, posterior=post_test)
+    rng = np.random.default_rng(int(cfg.seed))
+    i_train = dataset.sample_indices(int(cfg.num_train), rng)
+    i_test = dataset.sample_indices(int(cfg.num_test), rng)
+    f_train, f_test = dataset.factors_of(i_train), dataset.factors_of(i_test)
+    say(f"encoding {cfg.num_train} train + {cfg.num_test} test samples")
+    train = encoder.encode_indices(dataset, i_train, posterior=True)
+    test = encoder.encode_indices(dataset, i_test, posterior=bool(compare_names), reconstruct="reconstruction" in kinds)
     timings["encode"] = time.perf_counter() - t0
-    mean_train, logvar_train = post_train
-    activity = latent_activity(mean_train, logvar_train, kl_threshold=float(kl_threshold))
+    activity = latent_activity(train.mean, train.logvar, kl_threshold=float(cfg.kl_threshold))
 
     scores: dict[str, float] = {}
     if array_names:
+        from untwine.metrics.suite import evaluate_arrays
+
         t = time.perf_counter()
         say(f"array metrics: {', '.join(array_names)}")
         scores.update(
-            evaluate_arrays(c_train, f_train, c_test, f_test, metrics=array_names, seed=int(seed), dci_estimator=dci_estimator)
+            evaluate_arrays(
+                train.codes, f_train, test.codes, f_test,
+                metrics=array_names, seed=int(cfg.seed), dci_estimator=cfg.dci_estimator,
+            )
         )
         timings["array_metrics"] = time.perf_counter() - t
-    inter = [m for m in extra if m in INTERVENTIONAL]
+    inter = [n for n in names if kinds[n] == "interventional"]
     if inter:
         from untwine.metrics._encode_cache import CodeCache
-        from untwine.metrics.beta_vae import beta_vae_score
-        from untwine.metrics.factor_vae import factor_vae_score
 
         cache = CodeCache(dataset, encoder, device=dev) if getattr(dataset, "is_full_grid", False) else None
         common = dict(
-            batch_size=int(interventional_batch),
-            num_train=int(interventional_train),
-            num_eval=int(interventional_eval),
+            batch_size=int(cfg.interventional_batch),
+            num_train=int(cfg.interventional_train),
+            num_eval=int(cfg.interventional_eval),
             device=dev,
             cache=cache,
         )
-        for name, fn in (("beta_vae", beta_vae_score), ("factor_vae", factor_vae_score)):
-            if name in inter:
-                t = time.perf_counter()
-                say(f"{name} score")
-                scores.update({k: float(v) for k, v in fn(dataset, encoder, int(seed), **common).items()})
-                timings[name] = time.perf_counter() - t
-    if rec is not None:
-        scores.update(rec)
+        for name in inter:
+            t = time.perf_counter()
+            say(f"{name} score")
+            scores.update({k: float(v) for k, v in registry.METRICS[name](dataset, encoder, int(cfg.seed), **common).items()})
+            timings[name] = time.perf_counter() - t
+    if test.reconstruction is not None:
+        scores.update(test.reconstruction)
     scores["num_active_latents"] = float(np.sum(activity["active"]))
     scores["num_passive_latents"] = float(np.sum(~np.asarray(activity["active"], dtype=bool)))
     comparison: dict[str, Any] = {"enabled": bool(compare_names)}
     if compare_names:
         t = time.perf_counter()
         say(f"mean vs sampled vs active-only: {', '.join(compare_names)}")
-        mean_test, logvar_test = post_test
         scores.update(
             compare_on_posterior(
-                mean_train, logvar_train, f_train, mean_test, logvar_test, f_test,
-                metrics=compare_names, activity=activity, seed=int(seed), dci_estimator=dci_estimator,
+                train.mean, train.logvar, f_train, test.mean, test.logvar, f_test,
+                metrics=compare_names, activity=activity, seed=int(cfg.seed), dci_estimator=cfg.dci_estimator,
             )
         )
         timings["comparison"] = time.perf_counter() - t
-        comparison.update(metrics=compare_names, representations=list(COMPARED), sampling_seed=int(seed))
-    comparison["deterministic_encoder"] = logvar_train is None
-    if logvar_train is None:
+        comparison.update(metrics=compare_names, representations=list(COMPARED), sampling_seed=int(cfg.seed))
+    comparison["deterministic_encoder"] = train.logvar is None
+    if train.logvar is None:
         comparison["note"] = "deterministic encoder: the sampled representation equals the mean one"
 
     settings = {
+        **cfg.to_dict(),
         "run": str(run.path),
         "step": run.step,
         "model": run.config.model,
         "dataset": run.config.dataset,
-        "representation": representation,
-        "num_train": int(num_train),
-        "num_test": int(num_test),
-        "seed": int(seed),
-        "metrics": array_names + extra,
+        "computed": names,
         "skipped": skipped,
-        "dci_estimator": dci_estimator,
-        "interventional": {"num_train": int(interventional_train), "num_eval": int(interventional_eval), "batch_size": int(interventional_batch)},
-        "device": str(dev),
+        "resolved_device": str(dev),
         "activity": activity_table(activity),
         "comparison": comparison,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
     if write:
         write_metrics(run.path / METRICS_FILE, scores)
-        atomic_write_text(run.path / EVALUATION_FILE, json.dumps(settings, indent=1) + "\n")
+        write_json(run.path / EVALUATION_FILE, settings, indent=1)
     return scores
 
 
 def write_metrics(path, scores: dict[str, float]) -> None:
     """Write ``scores`` as one flat JSON object (NaN/inf as null), atomically."""
-    clean = {k: (float(v) if math.isfinite(float(v)) else None) for k, v in scores.items()}
-    atomic_write_text(Path(path), json.dumps(clean, indent=2) + "\n")
+    write_json(path, {k: float(v) for k, v in scores.items()})
 
 
 def read_settings(run_dir) -> dict[str, Any] | None:
+    """The run's ``evaluation.json`` (None when it has not been evaluated)."""
+    from pathlib import Path
+
     p = Path(run_dir) / EVALUATION_FILE
-    return json.loads(p.read_text()) if p.is_file() else None
+    return read_json(p) if p.is_file() else None
+
+
+def saved_config(settings: dict[str, Any]) -> EvaluationConfig:
+    """The :class:`EvaluationConfig` an ``evaluation.json`` was computed with."""
+    return EvaluationConfig.from_dict(settings, strict=False)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from untwine.files import atomic_write_text
 
 LOG_FILE = "log.csv"
 
@@ -123,9 +124,7 @@ def truncate_log(path, step: int) -> None:
         keep = []
     new = "".join(keep)
     if new != text:
-        tmp = path.with_suffix(".csv.tmp")
-        tmp.write_text(new)
-        os.replace(tmp, path)
+        atomic_write_text(path, new)
 
 
 def read_log(path) -> dict[str, np.ndarray]:

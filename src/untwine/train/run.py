@@ -15,7 +15,6 @@ its config and loads the latest checkpoint's weights.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from untwine.errors import UntwineError
+from untwine.files import read_json
 from untwine.train.checkpoint import CHECKPOINT_DIR, Checkpoint, latest_checkpoint, load_weights
 from untwine.train.config import RunConfig, load_config
 from untwine.train.log import LOG_FILE, read_log
@@ -61,6 +61,18 @@ def dataset_info(dataset) -> dict[str, Any]:
         "factor_names": [str(n) for n in dataset.factor_names],
         "factor_sizes": [int(s) for s in dataset.factor_sizes],
     }
+
+
+def check_dataset(info: dict[str, Any], dataset, where) -> None:
+    """One error line when ``dataset`` differs from the data described by ``info`` (see
+    :func:`dataset_info`) in observation shape or factor sizes; ``where`` names the run."""
+    have = dataset_info(dataset)
+    for key, words in (("observation_shape", "observations of shape"), ("factor_sizes", "factor sizes")):
+        if info.get(key) is not None and list(info[key]) != list(have[key]):
+            raise UntwineError(
+                f"{where} was trained on data with {words} {tuple(info[key])}, "
+                f"but dataset {have['name']!r} has {words} {tuple(have[key])}"
+            )
 
 
 def build_model(cfg: RunConfig, info: dict[str, Any]):
@@ -117,11 +129,26 @@ class Run:
         ck = self.checkpoint
         return ck.step if ck else 0
 
-    def load_model(self, device="cpu"):
-        """The model rebuilt from the config with the latest checkpoint's weights, in eval mode."""
+    def require_checkpoint(self) -> Checkpoint:
+        """The latest checkpoint; one error line when the run has none yet."""
         ck = self.checkpoint
         if ck is None:
             raise UntwineError(f"{self.path}: run has no checkpoint yet (train it first, or resume it)")
+        return ck
+
+    def dataset(self, dataset=None):
+        """The run's dataset (loaded by the name or path in its config unless ``dataset`` is given),
+        checked against the data the run was trained on."""
+        if dataset is None:
+            from untwine import data
+
+            dataset = data.load(self.config.dataset)
+        check_dataset(self.info, dataset, self.path)
+        return dataset
+
+    def load_model(self, device="cpu"):
+        """The model rebuilt from the config with the latest checkpoint's weights, in eval mode."""
+        ck = self.require_checkpoint()
         dev = resolve_device(device)
         torch_state = torch.get_rng_state()
         try:
@@ -133,18 +160,20 @@ class Run:
         model.eval()
         return model
 
-    def evaluate(self, **kwargs) -> dict[str, float]:
-        """Run :func:`untwine.train.evaluate_run` on this run (same keyword arguments)."""
-        from untwine.train.evaluate import evaluate_run
+    def encoder(self, representation: str = "mean", *, seed: int = 0, device="cpu", model=None, batch_size: int = 500):
+        """The run's :class:`~untwine.models.encoder.ModelEncoder` (``model``: one already loaded)."""
+        from untwine.models.encoder import ModelEncoder
 
-        return evaluate_run(self.path, **kwargs)
+        if model is None:
+            model = self.load_model(device)
+        return ModelEncoder(model, representation, seed=seed, device=resolve_device(device), batch_size=batch_size)
 
     def log(self) -> dict[str, np.ndarray]:
         return read_log(self.path / LOG_FILE)
 
     def metrics(self) -> dict[str, Any] | None:
         p = self.path / METRICS_FILE
-        return json.loads(p.read_text()) if p.is_file() else None
+        return read_json(p) if p.is_file() else None
 
     def __repr__(self) -> str:
         return f"<Run {self.path}: {self.config.model} on {self.config.dataset}, step {self.step}/{self.config.steps}>"
@@ -164,10 +193,7 @@ def open_run(path) -> Run:
         raise UntwineError(f"{p} is not a directory (expected a run directory made by `untwine train`)")
     if not is_run_dir(p):
         raise UntwineError(f"{p} is not an untwine run directory (no {RUN_MARKER} / {CONFIG_FILE})")
-    try:
-        info = json.loads((p / RUN_MARKER).read_text())
-    except ValueError:
-        raise UntwineError(f"{p / RUN_MARKER} is not valid JSON") from None
+    info = read_json(p / RUN_MARKER)
     cfg = load_config(p / CONFIG_FILE)
     return Run(p, cfg, info.get("data", {}))
 

@@ -19,7 +19,6 @@ A ``kill -9`` loses at most the steps since the last checkpoint.
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import signal
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from untwine.errors import UntwineError
+from untwine.files import write_json
 from untwine.train.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -50,6 +50,7 @@ from untwine.train.run import (
     RUN_MARKER,
     Run,
     build_model,
+    check_dataset,
     dataset_info,
     is_run_dir,
     open_run,
@@ -264,7 +265,23 @@ def default_out(cfg: RunConfig) -> Path:
 
 
 # -- the loop -------------------------------------------------------------------------------
-def run_training(
+def run_training(cfg: RunConfig, **kwargs) -> Run:
+    """Train ``cfg`` into run directory ``out``; returns the :class:`Run` (with ``.model`` set).
+
+    ``dataset`` may be a :class:`~untwine.data.GroundTruthDataset` to use instead
+    of loading ``cfg.dataset`` by name (then ``cfg.dataset`` defaults to its name).
+    ``callback(step, terms)`` is called after every step.  Training seeds torch's and
+    numpy's global generators; the caller's generator states are restored on return
+    (and on any error).
+    """
+    caller_rng = capture_rng_state()
+    try:
+        return _run_training(cfg, **kwargs)
+    finally:
+        restore_rng_state(caller_rng)
+
+
+def _run_training(
     cfg: RunConfig,
     *,
     out=None,
@@ -275,12 +292,6 @@ def run_training(
     verbose: bool = False,
     callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Run:
-    """Train ``cfg`` into run directory ``out``; returns the :class:`Run` (with ``.model`` set).
-
-    ``dataset`` may be a :class:`~untwine.data.GroundTruthDataset` to use instead
-    of loading ``cfg.dataset`` by name (then ``cfg.dataset`` defaults to its name).
-    ``callback(step, terms)`` is called after every step.
-    """
     if dataset is not None and not cfg.dataset:
         cfg.dataset = str(getattr(dataset, "name", "dataset"))
     cfg.validate()
@@ -311,12 +322,7 @@ def run_training(
         diffs = diff_identity(saved, cfg)
         if diffs:
             raise UntwineError(f"{out} holds a different run; differing settings: {'; '.join(diffs)} (use --overwrite or another --out)")
-        saved_info = open_run(out).info
-        for key in ("observation_shape", "factor_sizes"):
-            if saved_info.get(key) is not None and list(saved_info[key]) != list(info[key]):
-                raise UntwineError(
-                    f"{out} was trained on data with {key} {tuple(saved_info[key])}, this dataset has {tuple(info[key])}"
-                )
+        check_dataset(open_run(out).info, dataset, out)
         ckpt = latest_checkpoint(out)
         if ckpt is not None and ckpt.state.get("config_hash") not in (None, cfg.identity_hash()):
             raise UntwineError(f"{out}: checkpoint was written by a different config; use --overwrite or another --out")
@@ -343,12 +349,8 @@ def run_training(
     # config and marker are (re)written on every start: steps/device may have changed
     write_config(cfg, out / CONFIG_FILE)
     from untwine import __version__
-    from untwine.train.checkpoint import atomic_write_text
 
-    atomic_write_text(
-        out / RUN_MARKER,
-        json.dumps({"untwine_version": __version__, "config_hash": cfg.identity_hash(), "data": info}, indent=1) + "\n",
-    )
+    write_json(out / RUN_MARKER, {"untwine_version": __version__, "config_hash": cfg.identity_hash(), "data": info}, indent=1)
     if cfg.tensorboard:
         logger.attach_tensorboard(SummaryWriter(str(out / "tensorboard"), purge_step=start + 1))
 

@@ -19,7 +19,8 @@ import numpy as np
 from untwine.errors import UntwineError
 from untwine.viz._images import new_figure, png_bytes, save_figure, tile, to_uint8
 from untwine.viz.series import is_series
-from untwine.viz.traversal import decode_codes, encode_batches
+from untwine.models.encoder import decode_codes
+from untwine.viz.traversal import encode_batches
 
 
 def _is_series_batch(x) -> bool:

@@ -1,12 +1,13 @@
 """One self-contained HTML page about a trained run (``untwine report RUN_DIR``).
 
 The page holds the run's config, its metric table (``metrics.json`` from
-``untwine evaluate`` when present, otherwise a reduced suite computed here and
-labelled as such), latent traversals (grid and animation; small multiples of curves
+``untwine evaluate``; without it the page says to run that, it never computes a
+suite of its own), latent traversals (grid and animation; small multiples of curves
 for time series ``[C, T]``), reconstructions (input-vs-reconstruction curves for series), the
 factor x latent heatmaps (normalised MI and DCI importance), the active/passive
-latent table with the suite on the mean, sampled and active-only representations,
-and the training curves.  Every image is embedded as a base64 ``data:`` URI and the
+latent table with the scores on the mean, sampled and active-only representations
+(from ``metrics.json`` when evaluated with ``--compare-representations``), and the
+training curves.  Every image is embedded as a base64 ``data:`` URI and the
 CSS is inline: the file needs nothing else to render and loads nothing from the
 network.  A small inline script records, once the page has loaded, how many images
 decoded (``data-images-rendered`` / ``data-images-total`` on ``<body>``); the
@@ -30,16 +31,12 @@ from typing import Any
 import numpy as np
 
 from untwine.errors import UntwineError
-from untwine.viz._images import figure_png_bytes, png_bytes
+from untwine.files import atomic_write_text
+from untwine.viz._images import figure_png_bytes
 
 REPORT_FILE = "report.html"
 #: samples drawn from the dataset for the report's computations
 DEFAULT_NUM_SAMPLES = 2000
-#: metrics computed for the report when `untwine evaluate` has not been run (DCI comes from
-#: the importance matrix drawn in the heatmap section, computed once)
-REDUCED_METRICS = ("mig", "dci", "modularity", "unsupervised")
-#: metrics compared on the mean / sampled / active-only representations
-COMPARISON_METRICS = ("mig", "unsupervised")
 
 _CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#1d232b}
@@ -157,10 +154,10 @@ def report_html(
     """The report page for ``model`` on ``dataset`` as one HTML string.
 
     ``config`` (shown as a table), ``metrics`` (the contents of ``metrics.json``;
-    None means `untwine evaluate` has not been run, and a reduced suite is computed),
+    None means `untwine evaluate` has not been run, and the page says so),
     ``evaluation`` (its settings, ``evaluation.json``) and ``log`` (``{column: array}`` of ``log.csv``) come from the run directory.
-    ``num_samples`` observations are drawn with ``np.random.default_rng(seed)``;
-    two thirds are the train split of the metrics, the rest the test split.
+    ``num_samples`` observations are drawn with ``np.random.default_rng(seed)``; the
+    heatmaps fit on the first two thirds (train) and score on the rest (test).
     """
     from untwine.metrics.activity import latent_activity
     from untwine.viz.traversal import encode_batches
@@ -178,17 +175,6 @@ def report_html(
     varying = [k for k in range(factors.shape[1]) if np.unique(factors[:n_train, k]).size > 1]
     split = (means[:n_train], factors[:n_train][:, varying], means[n_train:], factors[n_train:][:, varying])
     vnames = [names[k] for k in varying]
-    dci_cache: dict = {}
-
-    def dci_parts():
-        """``(R, acc_train, acc_test)`` of DCI on ``split``, computed once for the page."""
-        if "v" not in dci_cache:
-            from untwine.metrics.dci import importance_matrix
-
-            if not varying:
-                raise UntwineError("no factor varies in the drawn sample")
-            dci_cache["v"] = importance_matrix(*split, seed=seed)
-        return dci_cache["v"]
 
     sections = []
     nav = []
@@ -198,13 +184,12 @@ def report_html(
         sections.append(_section(anchor, heading, _guard(builder)))
 
     add("config", "Configuration", lambda: _config_section(config, model, dataset))
-    add("metrics", "Metrics", lambda: _metrics_section(metrics, evaluation, split, varying, seed, dci_parts))
+    add("metrics", "Metrics", lambda: _metrics_section(metrics, evaluation))
     add("traversals", "Latent traversals", lambda: _traversal_section(
         model, x, means, logvars, activity, traverse_range, traverse_steps))
     add("reconstructions", "Reconstructions", lambda: _reconstruction_section(model, x))
-    add("heatmaps", "Factor x latent heatmaps", lambda: _heatmap_section(split, vnames, dci_parts))
-    add("activity", "Active and passive latents", lambda: _activity_section(
-        activity, means, logvars, factors, n_train, varying, seed))
+    add("heatmaps", "Factor x latent heatmaps", lambda: _heatmap_section(split, vnames, seed))
+    add("activity", "Active and passive latents", lambda: _activity_section(activity, means, logvars, metrics))
     add("curves", "Training curves", lambda: _curves_section(log))
 
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -238,44 +223,27 @@ def _is_number(v) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
-def _metrics_section(metrics, evaluation, split, varying, seed, dci_parts) -> str:
-    if metrics:
-        flat = _flatten(metrics)
-        # metrics.json writes NaN as null
-        nums = [[k, float("nan") if v is None else v] for k, v in flat.items() if _is_number(v)]
-        other = [[k, str(v)] for k, v in flat.items() if not _is_number(v)]
-        how = ""
-        if evaluation:
-            parts = [f"{k.replace('_', ' ')} {evaluation[k]}" for k in
-                     ("step", "representation", "num_train", "num_test", "seed", "dci_estimator") if k in evaluation]
-            how = f" Settings: {_esc(', '.join(parts))}."
-        body = f'<p class="note">From <code>metrics.json</code> (written by <code>untwine evaluate</code>).{how}</p>'
-        body += _table(["metric", "value"], nums)
-        if other:
-            body += "<details><summary>other fields</summary>" + _table(["field", "value"], other) + "</details>"
-        return body
-    from untwine.metrics.dci import completeness, disentanglement
-    from untwine.metrics.suite import SCORE_KEYS, evaluate_arrays
-
-    if not varying:
-        raise UntwineError("no factor varies in the drawn sample")
-    found = evaluate_arrays(*split, metrics=[m for m in REDUCED_METRICS if m != "dci"], seed=seed)
-    if "dci" in REDUCED_METRICS:
-        R, acc_tr, acc_te = dci_parts()
-        found.update(
-            dci_disentanglement=disentanglement(R),
-            dci_completeness=completeness(R),
-            dci_informativeness_train=float(np.mean(acc_tr)),
-            dci_informativeness_test=float(np.mean(acc_te)),
+def _metrics_section(metrics, evaluation) -> str:
+    if not metrics:
+        return (
+            '<p class="warn"><code>untwine evaluate</code> has not been run on this run (no metrics.json). '
+            "Run <code>untwine evaluate RUN_DIR</code> and then <code>untwine report RUN_DIR</code> again for the "
+            "metric table.</p>"
         )
-    scores = {k: found[k] for k in SCORE_KEYS if k in found}
-    body = (
-        '<p class="warn"><code>untwine evaluate</code> has not been run on this run (no metrics.json). '
-        f"Below is a reduced suite ({', '.join(REDUCED_METRICS)}) computed for this report on the mean "
-        f"representation of {len(split[0])} train / {len(split[2])} test samples; run "
-        "<code>untwine evaluate RUN_DIR</code> for the full suite.</p>"
-    )
-    return body + _table(["metric", "value"], [[k, v] for k, v in scores.items()])
+    flat = _flatten(metrics)
+    # metrics.json writes NaN as null
+    nums = [[k, float("nan") if v is None else v] for k, v in flat.items() if _is_number(v)]
+    other = [[k, str(v)] for k, v in flat.items() if not _is_number(v)]
+    how = ""
+    if evaluation:
+        parts = [f"{k.replace('_', ' ')} {evaluation[k]}" for k in
+                 ("step", "representation", "num_train", "num_test", "seed", "dci_estimator") if k in evaluation]
+        how = f" Settings: {_esc(', '.join(parts))}."
+    body = f'<p class="note">From <code>metrics.json</code> (written by <code>untwine evaluate</code>).{how}</p>'
+    body += _table(["metric", "value"], nums)
+    if other:
+        body += "<details><summary>other fields</summary>" + _table(["field", "value"], other) + "</details>"
+    return body
 
 
 def _traversal_section(model, x, means, logvars, activity, value_range, steps) -> str:
@@ -347,13 +315,14 @@ def _reconstruction_section(model, x) -> str:
     )
 
 
-def _heatmap_section(split, names, dci_parts) -> str:
+def _heatmap_section(split, names, seed) -> str:
+    from untwine.metrics.dci import importance_matrix
     from untwine.viz.heatmaps import heatmap_figure, normalized_mi, order_latents
 
     if not names:
         raise UntwineError("no factor varies in the drawn sample")
     nmi = normalized_mi(split[0], split[1])
-    imp = np.asarray(dci_parts()[0], dtype=np.float64)
+    imp = np.asarray(importance_matrix(*split, seed=seed)[0], dtype=np.float64)
     fig1 = heatmap_figure(nmi, names, title="normalised mutual information I(z;v)/H(v)", order=order_latents(nmi))
     fig2 = heatmap_figure(imp, names, title="DCI importance R", order=order_latents(imp))
     return (
@@ -364,9 +333,7 @@ def _heatmap_section(split, names, dci_parts) -> str:
     )
 
 
-def _activity_section(activity, means, logvars, factors, n_train, varying, seed) -> str:
-    from untwine.metrics.activity import compare_representations
-
+def _activity_section(activity, means, logvars, metrics) -> str:
     d = means.shape[1]
     crit = activity["criterion"]
     if crit == "kl":
@@ -389,26 +356,23 @@ def _activity_section(activity, means, logvars, factors, n_train, varying, seed)
     body += _table(header, rows, row_classes=classes)
     if logvars is None:
         return body + '<p class="note">No sampled representation: the encoder is deterministic.</p>'
-    if not varying:
-        return body
-    f = factors[:, varying]
-    cmp = compare_representations(
-        means[:n_train], logvars[:n_train], f[:n_train],
-        test_means=means[n_train:], test_logvars=logvars[n_train:], test_factors=f[n_train:],
-        metrics=list(COMPARISON_METRICS), seed=seed,
-    )
-    keys = list(cmp["mean"])
-    rows2 = [[k, cmp["mean"][k], cmp["sampled"][k], cmp["mean_active"].get(k, "—")] for k in keys]
+    prefix = "mean."
+    keys = [k[len(prefix):] for k in (metrics or {}) if k.startswith(prefix)]
+    if not keys:
+        return body + ('<p class="note">For the scores on the mean, sampled and active-only representations, run '
+                       "<code>untwine evaluate RUN_DIR --compare-representations</code>.</p>")
+    rows2 = [[k, *(_number(metrics.get(f"{rep}.{k}")) for rep in ("mean", "sampled", "mean_active"))] for k in keys]
     body += (
-        '<p class="note">The suite on three representations ("Be More Active!", Bonheme &amp; Grzes): the posterior '
-        "means, one sample from each posterior, and the means with the passive latents removed. Passive latents "
-        "make the mean representation look more correlated (higher Gaussian total correlation) than the sampled "
-        "one; removing them removes that effect.</p>"
+        '<p class="note">Scores on three representations ("Be More Active!", Bonheme &amp; Grzes), from '
+        "<code>metrics.json</code>: the posterior means, one sample from each posterior, and the means with the "
+        "passive latents removed. Passive latents make the mean representation look more correlated (higher "
+        "Gaussian total correlation) than the sampled one; removing them removes that effect.</p>"
     )
-    body += _table(["metric", "mean", "sampled", "mean, active only"], rows2)
-    if not cmp["mean_active"]:
-        body += '<p class="note">No latent is active, so the active-only representation is empty.</p>'
-    return body
+    return body + _table(["metric", "mean", "sampled", "mean, active only"], rows2)
+
+
+def _number(v) -> float:
+    return float("nan") if v is None else float(v)
 
 
 def _curves_section(log) -> str:
@@ -437,21 +401,21 @@ def build_report(
     config), e.g. for a run trained on a dataset object.  One-line :class:`UntwineError`
     when ``run_dir`` is not a run or has no checkpoint.
     """
+    from untwine.train.evaluate import read_settings
     from untwine.train.run import open_run
 
     run = open_run(run_dir)
-    if run.checkpoint is None:
-        raise UntwineError(f"{run.path}: run has no checkpoint yet (train it first, or resume it)")
     model = run.load_model(device)
-    if dataset is None:
-        dataset = load_run_dataset(run)
-    check_dataset_matches(model, dataset, run.path)
-    cfg = run.config.to_dict() if hasattr(run.config, "to_dict") else dict(run.config)
+    dataset = run.dataset(dataset)
+    cfg = run.config.to_dict()
     try:
         metrics = run.metrics()
     except ValueError:
         raise UntwineError(f"{Path(run.path) / 'metrics.json'} is not valid JSON (re-run `untwine evaluate`)") from None
-    evaluation = _read_json(Path(run.path) / "evaluation.json")
+    try:
+        evaluation = read_settings(run.path)
+    except ValueError:
+        evaluation = None  # the settings only annotate the table
     page = report_html(
         model,
         dataset,
@@ -467,39 +431,5 @@ def build_report(
         traverse_steps=traverse_steps,
     )
     path = Path(out) if out is not None else Path(run.path) / REPORT_FILE
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise UntwineError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
+    atomic_write_text(path, page)
     return path
-
-
-def _read_json(path: Path):
-    import json
-
-    try:
-        return json.loads(path.read_text()) if path.is_file() else None
-    except (OSError, ValueError):
-        return None
-
-
-def load_run_dataset(run):
-    """The dataset a run was trained on, from its config's ``dataset`` name or path."""
-    from untwine import data
-
-    return data.load(run.config.dataset)
-
-
-def check_dataset_matches(model, dataset, where) -> None:
-    """One clear line when ``dataset``'s observations cannot be fed to ``model``."""
-    info = getattr(model, "observation_shape", None) or (getattr(model, "hparams", None) or {}).get("observation_shape")
-    shape = tuple(int(s) for s in dataset.observation_shape)
-    if info is not None and tuple(int(s) for s in info) != shape:
-        raise UntwineError(
-            f"{where}: the model takes observations of shape {tuple(info)} but dataset "
-            f"{getattr(dataset, 'name', 'dataset')!r} gives {shape}"
-        )
-

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from untwine.errors import UntwineError
+from untwine.models.encoder import ModelEncoder, decode_codes
 from untwine.viz._images import new_figure, save_figure, tile, to_uint8, upscale
 
 #: the range swept for Gaussian-prior latents when none is given
@@ -70,47 +71,11 @@ def codebook_values(model) -> np.ndarray | None:
     return None
 
 
-def _device(model) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-@torch.no_grad()
 def encode_batches(model, x, *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(means [N, D], logvars [N, D] or None)`` of observations ``x`` in batches."""
-    dev = _device(model)
-    was_training = model.training
-    model.eval()
-    means, logvars = [], []
-    try:
-        for i in range(0, len(x), batch_size):
-            xb = torch.as_tensor(x[i : i + batch_size]).float().to(dev)
-            mu, lv = model.encode_dist(xb)
-            means.append(mu.detach().float().cpu().numpy())
-            if lv is not None:
-                logvars.append(lv.detach().float().cpu().numpy())
-    finally:
-        model.train(was_training)
-    mu = np.concatenate(means).astype(np.float64)
-    lv = np.concatenate(logvars).astype(np.float64) if logvars else None
-    return mu, lv
-
-
-@torch.no_grad()
-def decode_codes(model, z, *, batch_size: int = 256) -> np.ndarray:
-    """Decode codes ``[N, D]`` to float images ``[N, C, H, W]`` in [0, 1]."""
-    dev = _device(model)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        z = np.asarray(z, dtype=np.float32)
-        for i in range(0, len(z), batch_size):
-            out.append(model.decode(torch.from_numpy(z[i : i + batch_size]).to(dev)).detach().float().cpu().numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(out)
+    """``(means [N, D], logvars [N, D] or None)`` of observations ``x``: the posterior from the
+    model's :class:`~untwine.models.encoder.ModelEncoder`."""
+    encoded = ModelEncoder(model, batch_size=batch_size).encode(x, posterior=True)
+    return encoded.mean, encoded.logvar
 
 
 def check_latents(latents, num_latents: int) -> list[int]:
@@ -306,3 +271,57 @@ def save_traversal(trav: Traversal, path, *, title: str | None = None, duration_
     if path.suffix.lower() not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
         raise UntwineError(f"{path}: unsupported output type {path.suffix!r}; use .png or .gif")
     return save_figure(traversal_figure(trav, title=title), path)
+
+
+def traverse_run(run_dir, *, out=None, latents=None, value_range=None, steps: int = DEFAULT_STEPS, seed: int = 0,
+                 num_samples: int = 1000, device: str = "cpu", dataset=None) -> Path:
+    """Write the latent traversal of a trained run; returns the output path (``untwine traverse``).
+
+    Rows are latents, most active first (average KL to the prior for Gaussian encoders,
+    variance of the codes otherwise, measured on ``num_samples`` drawn observations);
+    ``latents`` picks rows in the given order.  Columns sweep each latent from the code of a
+    seed observation (drawn with ``seed``) over ``value_range`` or the default values (see
+    the module docstring).  ``out`` (default ``RUN_DIR/traversal.png``) ending in ``.gif``
+    writes an animation; runs on time series ``[C, T]`` draw one panel of overlaid curves
+    per latent instead (PNG only).  ``dataset`` replaces the run's dataset.
+    """
+    from untwine.metrics.activity import latent_activity
+    from untwine.train.run import open_run
+    from untwine.viz.series import is_series, plot_series_traversal
+
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UntwineError(f"--seed must be a non-negative integer, got {seed!r}")
+    run = open_run(run_dir)
+    run.require_checkpoint()
+    out = Path(out) if out is not None else Path(run.path) / "traversal.png"
+    if out.suffix.lower() not in (".png", ".gif"):
+        raise UntwineError(f"--out must end in .png or .gif, got {out.name!r}")
+    if num_samples < 1:
+        raise UntwineError(f"--num-samples must be at least 1, got {num_samples}")
+    model = run.load_model(device)
+    num_latents = getattr(model, "num_latents", None)
+    if latents is not None and isinstance(num_latents, int):
+        check_latents(latents, num_latents)  # before any data is drawn
+    dataset = run.dataset(dataset)
+    series = is_series(dataset.observation_shape)
+    if series and out.suffix.lower() == ".gif":
+        raise UntwineError(f"--out {out.name!r}: GIF animations are for image runs; this run's observations are "
+                           "series [C, T], use a .png")
+    rng = np.random.default_rng(seed)
+    _, x = dataset.sample(num_samples, rng)
+    means, logvars = encode_batches(model, x)
+    if latents is not None:
+        check_latents(latents, means.shape[1])
+    act = latent_activity(means, logvars)
+    labels = activity_labels(act)
+    sweep = dict(latents=latents, order=act["order"], value_range=value_range, steps=steps,
+                 gaussian=logvars is not None, codes=means)
+    cfg = run.config
+    title = f"{cfg.model} on {cfg.dataset}: latent traversals (seed {seed})"
+    if series:
+        chosen, values = traversal_plan(model, means.shape[1], **sweep)
+        plot_series_traversal(model, x[0], latents=chosen, values=values, labels=[labels[j] for j in chosen],
+                              path=out, title=title)
+        return out
+    trav = make_traversal(model, means[0], labels=labels, **sweep)
+    return save_traversal(trav, out, title=title)
