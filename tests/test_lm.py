@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -171,9 +172,11 @@ def test_frequency_groups_and_health_page(lm):
     rng = np.random.default_rng(0)
     layers = layer_health({0: rng.normal(size=(60, 8)), 3: rng.normal(size=(60, 8)) + 3})
     assert layers[3]["anisotropy"] > layers[0]["anisotropy"] + 0.5
-    figs = health_figures(layers, emb)
-    assert len(figs) == 8 and all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in figs.values())
-    page = health_report_html(layers, emb)
-    assert page.count("<img") == 8 and "zipf&lt;3" in page
+    page = health_report_html(layers, emb)  # one figure per measure, as PNG data URIs
+    pngs = [base64.b64decode(part.split('"', 1)[0]) for part in page.split("data:image/png;base64,")[1:]]
+    assert len(pngs) == 8 and all(png[:8] == b"\x89PNG\r\n\x1a\n" for png in pngs)
+    assert "zipf&lt;3" in page and "Activations by layer" in page
+    with pytest.raises(UntwineError, match="nothing to draw"):
+        health_figures({}, {})
     with pytest.raises(UntwineError, match="fewer than 3 tokens"):
         embedding_health(lm.input_embeddings(), {"a": groups["zipf>=5"][:2]})
