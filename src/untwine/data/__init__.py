@@ -10,8 +10,8 @@
   MPI3D ``.npz`` or a generic ``.npz`` with ``images`` and ``factors``, recognised from
   the file type and the arrays it holds;
 * labelled time series (:mod:`untwine.data.series`): a UCR/UEA name bundled with aeon
-  (``"GunPoint"``), a folder with ``NAME_TRAIN``/``NAME_TEST`` files, a ``.ts`` /
-  ``.csv`` / ``.tsv`` file or an ``.npz`` with ``X_train``/``y_train`` (or ``X``/``y``):
+  (``"GunPoint"``), a folder with ``NAME_TRAIN``/``NAME_TEST`` files, a ``.ts`` file, a
+  ``NAME_TRAIN.csv`` / ``.tsv`` table (UCR layout) or an ``.npz`` with ``X_train``/``y_train`` (or ``X``/``y``):
   one split (``split="train"`` or ``"test"``) as a dataset with the factor ``label``;
   ``seed`` / ``test_fraction`` split a lone file.
 
@@ -61,8 +61,11 @@ _SERIES_SUFFIXES = (".ts", ".csv", ".tsv", ".txt")
 def _is_series(text: str) -> bool:
     """Whether ``text`` names labelled series: a bundled name, a series folder or file, a series ``.npz``."""
     p = Path(os.path.expanduser(text))
-    if p.is_dir() or (p.is_file() and p.suffix.lower() in _SERIES_SUFFIXES):
+    if p.is_dir() or (p.is_file() and p.suffix.lower() == ".ts"):
         return True
+    if p.is_file() and p.suffix.lower() in _SERIES_SUFFIXES:
+        # a table is read as UCR-layout series when it is named like one (X_TRAIN.csv / X_TEST.csv)
+        return p.stem.upper().endswith(("_TRAIN", "_TEST"))
     if p.is_file() and p.suffix.lower() == ".npz":
         try:
             with zipfile.ZipFile(p) as zf:

@@ -15,7 +15,7 @@ runs only) and writes, into ``FIG_DIR`` (default ``STUDY_DIR/compare``):
   best configuration has the best mean over seeds -- with that configuration's
   mean, std across seeds and seed count, and the runner-up.
 
-Direction: higher is better except for :data:`LOWER_IS_BETTER`.
+Direction: higher is better except for the keys the metric table marks (:func:`lower_is_better`).
 """
 
 from __future__ import annotations
@@ -31,16 +31,14 @@ import numpy as np
 from untwine.errors import UntwineError
 from untwine.study import results as db
 
-LOWER_IS_BETTER = frozenset(
-    {
-        "reconstruction",
-        "reconstruction_mse",
-        "gaussian_total_correlation",
-        "gaussian_wasserstein_correlation",
-        "gaussian_wasserstein_correlation_norm",
-        "mutual_info_score",
-    }
-)
+def lower_is_better(metric: str) -> bool:
+    """Whether smaller values of ``metric`` are better (from the metric table; ``mean.KEY``-style
+    keys of the representation comparison follow their ``KEY``)."""
+    from untwine.metrics import registry
+
+    return metric.rsplit(".", 1)[-1] in registry.lower_is_better()
+
+
 SUMMARY_FILE = "summary.txt"
 
 
@@ -71,7 +69,7 @@ def load_done(study_dir) -> tuple[list[dict[str, Any]], list[str], list[str]]:
 
 
 def _better(metric: str, a: float, b: float) -> bool:
-    return a < b if metric in LOWER_IS_BETTER else a > b
+    return a < b if lower_is_better(metric) else a > b
 
 
 def _fmt_hp(hp: dict) -> str:
@@ -103,9 +101,9 @@ def summarize(rows: list[dict[str, Any]], metrics: list[str]) -> tuple[str, dict
                     best_per_model[model] = (mean, std, len(vals), members[0]["hparams"])
             if not best_per_model:
                 continue
-            order = sorted(best_per_model.items(), key=lambda kv: kv[1][0], reverse=m not in LOWER_IS_BETTER)
+            order = sorted(best_per_model.items(), key=lambda kv: kv[1][0], reverse=not lower_is_better(m))
             lead, (mean, std, n, hp) = order[0]
-            arrow = "lower is better" if m in LOWER_IS_BETTER else "higher is better"
+            arrow = "lower is better" if lower_is_better(m) else "higher is better"
             tied = [k for k, v in order[1:] if v[0] == mean]
             if tied:
                 text = f"  {m} ({arrow}): no leader, {', '.join([lead, *tied])} tie at {mean:.4g} (+- {std:.2g}, n={n})"
@@ -155,7 +153,7 @@ def plot_distributions(rows, metrics, path: Path) -> Path:
                 ax.scatter(i + 1 + rng.uniform(-0.15, 0.15, len(d)), d, s=10, alpha=0.7, zorder=3)
         ax.set_xticks(range(1, len(groups) + 1))
         ax.set_xticklabels(groups, rotation=30, ha="right", fontsize=7)
-        ax.set_title(m + (" (lower better)" if m in LOWER_IS_BETTER else ""), fontsize=9)
+        ax.set_title(m + (" (lower better)" if lower_is_better(m) else ""), fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
     for ax in axes.ravel()[len(metrics):]:
         ax.set_visible(False)

@@ -67,7 +67,7 @@ def check_dataset(info: dict[str, Any], dataset, where) -> None:
     """One error line when ``dataset`` differs from the data described by ``info`` (see
     :func:`dataset_info`) in observation shape or factor sizes; ``where`` names the run."""
     have = dataset_info(dataset)
-    for key, words in (("observation_shape", "observations of shape"), ("factor_sizes", "factor sizes")):
+    for key, words in (("observation_shape", "observations of shape"), ("factor_sizes", "factor_sizes")):
         if info.get(key) is not None and list(info[key]) != list(have[key]):
             raise UntwineError(
                 f"{where} was trained on data with {words} {tuple(info[key])}, "
