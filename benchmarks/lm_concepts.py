@@ -39,33 +39,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from untwine.files import atomic_write_text, write_json  # noqa: E402
+from untwine.files import atomic_write_text, write_json
 
 HEADLINE = ("fvu", "mig", "dci_disentanglement", "dci_completeness", "sparse_probe_k1_mean", "sparse_probe_k5_mean")
 
 
-def split(n: int, seed: int):
-    perm = np.random.default_rng(seed).permutation(n)
-    cut = (2 * n) // 3
-    return np.sort(perm[:cut]), np.sort(perm[cut:])
-
-
-def score_codes(name, ctr, cte, ftr, fte, names, recon_fvu, log):
-    from untwine.lm.probing import sparse_probing
-    from untwine.metrics.suite import evaluate_arrays
-
-    t = time.perf_counter()
-    out = {"latents": int(ctr.shape[1]), "fvu": recon_fvu}
-    try:
-        out.update(evaluate_arrays(ctr, ftr, cte, fte, seed=0))
-    except Exception as exc:  # a degenerate code set (e.g. all latents dead) is reported, not fatal
-        out["suite_error"] = f"{type(exc).__name__}: {exc}"
-    out.update(sparse_probing(ctr, ftr, cte, fte, factor_names=names))
-    out["seconds"] = time.perf_counter() - t
-    log(f"    {name:<22} latents {ctr.shape[1]:>4}  fvu {recon_fvu if recon_fvu is not None else float('nan'):.3f}  "
-        f"mig {out.get('mig', float('nan')):.3f}  dci_d {out.get('dci_disentanglement', float('nan')):.3f}  "
-        f"k1 {out['sparse_probe_k1_mean']:.3f}  ({out['seconds']:.1f}s)")
-    return out
+def line(name, r):
+    nan = float("nan")
+    return (f"    {name:<22} latents {int(r['latents']):>4}  fvu {r.get('fvu', nan):.3f}  mig {r.get('mig', nan):.3f}  "
+            f"dci_d {r.get('dci_disentanglement', nan):.3f}  k1 {r['sparse_probe_k1_mean']:.3f}  "
+            f"k5 {r['sparse_probe_k5_mean']:.3f}  ({r['seconds']:.1f}s)")
 
 
 def main(argv=None) -> int:
@@ -90,12 +73,14 @@ def main(argv=None) -> int:
     import torch
 
     from untwine.lm.activations import LanguageModel, write_activations
-    from untwine.lm.edit import edit_test
-    from untwine.lm.layer_health import embedding_health, frequency_groups, health_report_html
-    from untwine.lm.pca import PCA
-    from untwine.lm.probing import LinearProbes
+    from untwine.lm.baselines import concept_baselines, score_codes, split_rows
+    from untwine.lm.layer_health import (
+        embedding_health,
+        frequency_groups,
+        health_report_html,
+    )
     from untwine.lm.shards import read_layer
-    from untwine.lm.supervised_dictionary import SupervisedDictionary, fvu
+    from untwine.lm.supervised_dictionary import fvu
     from untwine.metrics.health import health_report
 
     sae_api = None
@@ -130,9 +115,9 @@ def main(argv=None) -> int:
     factors = np.load(work / "factors.npy")
     names = summary["factor_names"]
     sizes = summary["factor_sizes"]
-    tr, te = split(len(factors), args.seed)
+    tr, te = split_rows(len(factors), args.seed)
     ftr, fte = factors[tr], factors[te]
-    result["split"] = {"train": int(len(tr)), "test": int(len(te)), "seed": args.seed}
+    result["split"] = {"train": len(tr), "test": len(te), "seed": args.seed}
 
     for layer in layers:
         log(f"layer {layer}")
@@ -160,21 +145,16 @@ def main(argv=None) -> int:
         if sae_codes is not None:
             with torch.no_grad():
                 xhat = sae.decode(torch.from_numpy(sae_codes[te].astype(np.float32))).double().numpy()
-            res["codes"]["sae"] = score_codes("sae", sae_codes[tr], sae_codes[te], ftr, fte, names, fvu(xte, xhat), log)
-        res["codes"]["raw"] = score_codes("raw", xtr, xte, ftr, fte, names, 0.0, log)
-        pca = PCA(args.latents).fit(xtr)
-        ptr, pte = pca.encode(xtr), pca.encode(xte)
-        res["codes"]["pca"] = score_codes("pca", ptr, pte, ftr, fte, names, fvu(xte, pca.decode(pte)), log)
-        sd = SupervisedDictionary(sizes).fit(xtr, ftr)
-        sd_fvu = sd.fvu(xte, fte)
-        res["codes"]["supervised"] = score_codes("supervised", sd.codes_from_factors(ftr), sd.codes_from_factors(fte),
-                                                 ftr, fte, names, sd_fvu, log)
-        res["codes"]["supervised_projection"] = score_codes("supervised_projection", sd.encode(xtr), sd.encode(xte),
-                                                            ftr, fte, names, None, log)
-        probes = LinearProbes().fit(xtr, ftr, seed=args.seed)
-        res["probe_accuracy"] = dict(zip(names, map(float, probes.accuracy(xte, fte))))
-        res["edit"] = edit_test(xte, fte, probes, sd.edit, factor_names=names, factor_sizes=sizes, seed=args.seed)
+            res["codes"]["sae"] = score_codes(sae_codes[tr], sae_codes[te], ftr, fte, fvu=fvu(xte, xhat),
+                                              factor_names=names, seed=args.seed)
+        base = concept_baselines(xtr, ftr, xte, fte, num_latents=args.latents, factor_names=names,
+                                 factor_sizes=sizes, seed=args.seed)
+        res["probe_accuracy"] = base.pop("probe_accuracy")
+        res["edit"] = base.pop("edit")
+        res["codes"].update(base)
         st["scoring"] = time.perf_counter() - t
+        for name, r in res["codes"].items():
+            log(line(name, r))
         log(f"  probes {res['probe_accuracy']}")
         log(f"  edit success {res['edit']['edit_success_mean']:.3f} (flip {res['edit']['edit_flip_mean']:.3f}, "
             f"keep {res['edit']['edit_keep_mean']:.3f})")

@@ -132,3 +132,20 @@ def test_top_sentences():
         top_sentences(codes, sents, rows=rows, latents=[2])
     with pytest.raises(UntwineError, match="must match"):
         top_sentences(codes, sents, rows=rows[:3])
+
+
+def test_concept_baselines_side_by_side():
+    from untwine.lm.baselines import concept_baselines, split_rows
+
+    x, f, _ = additive(540)
+    tr, te = split_rows(len(x), seed=0)
+    assert len(tr) == 360 and len(te) == 180 and not set(tr) & set(te)
+    out = concept_baselines(x[tr], f[tr], x[te], f[te], num_latents=64, factor_names=("a", "b", "c"),
+                            factor_sizes=SIZES)
+    assert out["raw"]["fvu"] == 0.0 and out["pca"]["latents"] == D  # 64 latents > 30 dims: all components
+    assert out["pca"]["fvu"] < 1e-20
+    sup = out["supervised"]
+    assert sup["latents"] == sum(SIZES) and 0.05 < sup["fvu"] < 0.3  # about the noise share
+    assert sup["dci_disentanglement"] > 0.95  # indicator codes: each latent belongs to one factor
+    assert sup["sparse_probe_k5_mean"] > 0.95 and "mig" in out["raw"]
+    assert out["edit"]["edit_success_mean"] > 0.9 and min(out["probe_accuracy"].values()) > 0.95

