@@ -59,28 +59,19 @@ def _list() -> int:
     console.print(table)
     console.print(
         "Files: dSprites .npz, 3dshapes .h5 (needs h5py), MPI3D .npz, or a generic .npz with "
-        "'images' [N,H,W(,C)] and 'factors' [N,K]; pass the path instead of a name."
+        "'images' [N,H,W(,C)] and 'factors' [N,K]; labelled series: a .ts file, NAME_TRAIN.csv/.tsv "
+        "(UCR layout), an .npz with X_train/y_train, or a UCR/UEA name aeon ships; pass the path "
+        "(or the name) instead of a built-in name."
     )
     return 0
 
 
 def _show(args) -> int:
-    from untwine.data import load
     from untwine.viz.datasets import show_dataset
 
-    ds = load(args.name)
-    if getattr(ds, "modality", "image") == "text":
-        from untwine.data.concepts import example_lines
-
-        lines = example_lines(ds, cols=args.cols, seed=args.seed)
+    path, lines = show_dataset(args.name, out=args.out, cols=args.cols, zoom=args.zoom, seed=args.seed)
+    if lines:
         print("\n".join(lines))
-        if args.out:
-            from untwine.files import atomic_write_text
-
-            atomic_write_text(args.out, "\n".join(lines) + "\n")
-            print(f"wrote {args.out}")
-        return 0
-
-    path = show_dataset(ds, out=args.out, cols=args.cols, zoom=args.zoom, seed=args.seed)
-    print(f"wrote {path} (one row per factor, {args.cols} values each, base seed {args.seed})")
+    if path is not None:
+        print(f"wrote {path} (one row per factor, {args.cols} values each, base seed {args.seed})")
     return 0

@@ -109,7 +109,8 @@ def run(args) -> int:
         f"{cfg.interventional_eval} points of batch {cfg.interventional_batch}; representation {cfg.representation}; seed {cfg.seed}"
     )
     if settings.get("skipped"):
-        out.print(f"skipped {', '.join(settings['skipped'])}: the dataset is not a full factor grid")
+        out.print(f"skipped {', '.join(settings['skipped'])}: they do not apply to this dataset "
+                  "(the interventional scores need a full factor grid, modularity two factors)")
     out.print(f"wrote {run_.path / METRICS_FILE}")
     return 0
 

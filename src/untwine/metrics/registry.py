@@ -48,6 +48,7 @@ class Metric:
     test_keys: frozenset[str] = field(default_factory=frozenset)  #: keys scored on the test split
     aliases: tuple[str, ...] = ()
     lower_is_better: frozenset[str] = field(default_factory=frozenset)
+    min_factors: int = 1  #: fewer factors than this: the metric does not apply ("all" skips it)
 
     @property
     def function(self) -> Callable:
@@ -174,7 +175,7 @@ for _m in (
         options=("estimator", "seed"),
         test_keys=frozenset({"dci_informativeness_test"}),
     ),
-    Metric("modularity", "untwine.metrics.modularity:modularity", ("modularity",), _TRAIN),
+    Metric("modularity", "untwine.metrics.modularity:modularity", ("modularity",), _TRAIN, min_factors=2),
     Metric(
         "explicitness",
         "untwine.metrics.explicitness:explicitness",
@@ -212,6 +213,7 @@ for _m in (
         "fresh interventional draws",
         kind="interventional",
         aliases=("beta_vae_score", "betavae"),
+        min_factors=2,
     ),
     Metric(
         "factor_vae",
@@ -220,6 +222,7 @@ for _m in (
         "fresh interventional draws",
         kind="interventional",
         aliases=("factor_vae_score", "factorvae"),
+        min_factors=2,
     ),
     Metric(
         "reconstruction",

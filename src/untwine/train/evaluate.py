@@ -187,9 +187,15 @@ def evaluate_run(
     run.require_checkpoint()
     dataset = run.dataset(dataset)
     skipped: list[str] = []
-    if registry.asks_all(cfg.metrics) and not getattr(dataset, "is_full_grid", False):
-        # the interventional scores need a full factor grid; "all" means all that apply
-        skipped = [n for n in names if registry.METRICS[n].kind == "interventional"]
+    if registry.asks_all(cfg.metrics):
+        # "all" means all that apply: the interventional scores need a full factor grid, some
+        # metrics at least two factors
+        grid = getattr(dataset, "is_full_grid", False)
+        skipped = [
+            n for n in names
+            if (registry.METRICS[n].kind == "interventional" and not grid)
+            or registry.METRICS[n].min_factors > dataset.num_factors
+        ]
         names = [n for n in names if n not in skipped]
     kinds = {n: registry.METRICS[n].kind for n in names}
     array_names = [n for n in names if kinds[n] == "array"]

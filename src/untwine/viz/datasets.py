@@ -2,7 +2,9 @@
 
 Row ``k`` varies factor ``k`` over ``cols`` evenly spaced values while the other
 factors stay at one base combination drawn with ``numpy.random.default_rng(seed)``;
-each row is labelled with the factor's name and size.
+each row is labelled with the factor's name and size.  Images become a grid of
+pictures (PNG), series ``[C, T]`` one panel of overlaid curves per factor (blue to red
+as the factor's value grows), sentences (``modality == "text"``) lines of text.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ def dataset_grid(dataset, *, cols: int = 10, zoom: int = 2, seed: int = 0):
         raise UntwineError(f"--cols must be at least 1, got {cols}")
     if zoom < 1:
         raise UntwineError(f"--zoom must be at least 1, got {zoom}")
-    if not dataset.is_full_grid:
-        raise UntwineError(f"{dataset.name}: not a full factor grid, so rows cannot vary one factor at a time")
     grid = factor_grid(dataset, cols, seed)
     k = dataset.num_factors
     x = np.asarray(dataset.observations(grid.reshape(-1, k)))  # [k*cols, C, H, W]
@@ -58,22 +58,73 @@ def dataset_grid(dataset, *, cols: int = 10, zoom: int = 2, seed: int = 0):
     return out
 
 
-def show_dataset(name_or_path, *, out=None, cols: int = 10, zoom: int = 2, seed: int = 0) -> Path:
-    """Write the grid of dataset ``name_or_path`` to ``out`` (default ``NAME_grid.png``); returns the path."""
+def series_grid(dataset, *, cols: int = 10, seed: int = 0, channel: int = 0):
+    """One panel per factor, the series of its swept values overlaid (a matplotlib Figure)."""
+    import matplotlib
+
+    from untwine.viz._images import new_figure
+
+    if cols < 1:
+        raise UntwineError(f"--cols must be at least 1, got {cols}")
+    grid = factor_grid(dataset, cols, seed)
+    k = dataset.num_factors
+    x = np.asarray(dataset.observations(grid.reshape(-1, k))).reshape(k, cols, *dataset.observation_shape)
+    ncols = min(3, k)
+    nrows = (k + ncols - 1) // ncols
+    fig = new_figure((3.0 * ncols, 2.0 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    cmap = matplotlib.colormaps["coolwarm"]
+    t = np.arange(x.shape[-1])
+    for j in range(nrows * ncols):
+        ax = axes[j // ncols][j % ncols]
+        if j >= k:
+            ax.axis("off")
+            continue
+        for c in range(cols):
+            ax.plot(t, x[j, c, channel], color=cmap(c / max(cols - 1, 1)), lw=1.0)
+        ax.set_title(f"{dataset.factor_names[j]} ({dataset.factor_sizes[j]})", fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.supxlabel("time step; colour: the factor's value, blue lowest to red highest", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def show_dataset(dataset, *, out=None, cols: int = 10, zoom: int = 2, seed: int = 0) -> tuple[Path | None, list[str]]:
+    """Draw ``dataset`` (a name, a path or a dataset) one row per factor (see the module docstring).
+
+    Returns ``(path, lines)``: images and series are written to ``out`` (default
+    ``NAME_grid.png``) and ``lines`` is empty; text datasets give their example ``lines``,
+    written to ``out`` only when it is given.
+    """
     import io
 
     from untwine import data
-    from untwine.files import atomic_write_bytes
+    from untwine.files import atomic_write_bytes, atomic_write_text
+    from untwine.viz.series import is_series
 
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UntwineError(f"--seed must be a non-negative integer, got {seed!r}")
-    ds = data.load(name_or_path)
-    image = dataset_grid(ds, cols=cols, zoom=zoom, seed=seed)
+    ds = data.load(dataset)
+    if getattr(ds, "modality", "image") == "text":
+        from untwine.data.concepts import example_lines
+
+        lines = example_lines(ds, cols=cols, seed=seed)
+        if out is not None:
+            atomic_write_text(out, "\n".join(lines) + "\n")
+        return (Path(out) if out is not None else None), lines
+    if not ds.is_full_grid:
+        raise UntwineError(f"{ds.name}: not a full factor grid, so rows cannot vary one factor at a time")
     path = Path(out) if out is not None else Path(f"{ds.name.replace(':', '_')}_grid.png")
+    if is_series(ds.observation_shape):
+        from untwine.viz._images import save_figure
+
+        save_figure(series_grid(ds, cols=cols, seed=seed), path)
+        return path, []
+    image = dataset_grid(ds, cols=cols, zoom=zoom, seed=seed)
     buf = io.BytesIO()
     try:
         image.save(buf, format=(path.suffix.lstrip(".") or "png").upper().replace("JPG", "JPEG"))
     except (KeyError, ValueError, OSError) as exc:
         raise UntwineError(f"cannot write {path}: {exc}") from None
     atomic_write_bytes(path, buf.getvalue())
-    return path
+    return path, []

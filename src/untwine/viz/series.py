@@ -23,13 +23,8 @@ import numpy as np
 import torch
 
 from untwine.errors import UntwineError
+from untwine.models.encoder import ModelEncoder, decode_codes
 from untwine.viz._images import new_figure, save_figure
-
-
-def _device(model) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def is_series(observation_shape) -> bool:
@@ -58,32 +53,25 @@ def series_traversal(model, x_seed, *, latents=None, steps: int = 7, value_range
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or values.shape[1] < 1 or not np.all(np.isfinite(values)):
             raise UntwineError(f"values must be a finite [latents, steps] array, got shape {values.shape}")
-    dev = _device(model)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            z0 = model.encode(x[None].to(dev))[0]
-            d = z0.shape[0]
-            chosen = list(range(d)) if latents is None else [int(i) for i in latents]
-            if not chosen or any(not 0 <= i < d for i in chosen):
-                raise UntwineError(f"latents must be indices in [0, {d}), got {latents!r}")
-            if values is None:
-                sweep = torch.linspace(lo, hi, int(steps), device=dev).repeat(len(chosen), 1)  # [L, S]
-            elif values.shape[0] != len(chosen):
-                raise UntwineError(f"values has {values.shape[0]} rows for {len(chosen)} latents")
-            else:
-                sweep = torch.as_tensor(values, dtype=torch.float32, device=dev)
-            s = sweep.shape[1]
-            z = z0.repeat(len(chosen), s, 1)  # [L, S, D]
-            for r, i in enumerate(chosen):
-                z[r, :, i] = sweep[r]
-            curves = model.decode(z.reshape(-1, d)).reshape(len(chosen), s, *x.shape)
-    finally:
-        model.train(was_training)
+    z0 = ModelEncoder(model)(x[None])[0]  # the seed's (mean) code [D]
+    d = z0.shape[0]
+    chosen = list(range(d)) if latents is None else [int(i) for i in latents]
+    if not chosen or any(not 0 <= i < d for i in chosen):
+        raise UntwineError(f"latents must be indices in [0, {d}), got {latents!r}")
+    if values is None:
+        sweep = np.tile(np.linspace(lo, hi, int(steps)), (len(chosen), 1))  # [L, S]
+    elif values.shape[0] != len(chosen):
+        raise UntwineError(f"values has {values.shape[0]} rows for {len(chosen)} latents")
+    else:
+        sweep = values
+    s = sweep.shape[1]
+    z = np.repeat(z0[None, None, :], len(chosen), axis=0).repeat(s, axis=1)  # [L, S, D]
+    for r, i in enumerate(chosen):
+        z[r, :, i] = sweep[r]
+    curves = decode_codes(model, z.reshape(-1, d)).reshape(len(chosen), s, *x.shape)
     return {
-        "curves": curves.cpu().numpy().astype(np.float64),
-        "values": sweep[0].cpu().numpy().astype(np.float64) if values is None else values,
+        "curves": curves.astype(np.float64),
+        "values": sweep[0] if values is None else values,
         "latents": np.asarray(chosen),
         "seed": x.numpy().astype(np.float64),
     }
