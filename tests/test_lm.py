@@ -76,6 +76,11 @@ def test_write_read_resume(lm, corpus, tmp_path):
     info = json.loads((tmp_path / "a" / "activations.json").read_text())
     assert info["factor_names"][0] == "subject" and info["layers"] == [0, 6]
     assert len(json.loads((tmp_path / "a" / "layer_6" / "manifest.json").read_text())["shards"]) == 4
+    # untwine health on the whole directory: every layer, a page of figures
+    assert main(["health", str(tmp_path / "a"), "--json", str(tmp_path / "h.json"), "--html", str(tmp_path / "h.html")]) == 0
+    h = json.loads((tmp_path / "h.json").read_text())
+    assert set(h) == {"layer_0", "layer_6"} and h["layer_6"]["rows"] == N
+    assert (tmp_path / "h.html").read_text().count("<img") == 8
 
     # interrupted after two chunks; then layer 0 (only) gets the third chunk, as when a run stops between layers
     calls = {"n": 0}

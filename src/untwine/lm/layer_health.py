@@ -92,6 +92,35 @@ def layer_health(acts_by_layer: dict[int, object], *, max_rows: int = MAX_PAIR_R
     return out
 
 
+def is_activation_run(path) -> bool:
+    """Whether ``path`` is an output directory of ``untwine lm activations`` (holds ``activations.json``)."""
+    from pathlib import Path
+
+    return Path(path).is_dir() and (Path(path) / "activations.json").is_file()
+
+
+def run_health(run_dir, *, frequency: bool = False, max_rows: int = MAX_PAIR_ROWS, seed: int = 0, **kwargs):
+    """Health of every layer of an ``untwine lm activations`` directory, and with ``frequency`` of
+    its model's input embeddings by word-frequency group: ``(layers, groups)`` (``groups`` None without)."""
+    from pathlib import Path
+
+    from untwine.files import read_json
+
+    info = read_json(Path(run_dir) / "activations.json", what="activation summary")
+    dirs = info.get("layer_dirs") or {}
+    if not isinstance(dirs, dict) or not dirs:
+        raise UntwineError(f"{run_dir}/activations.json lists no layers")
+    layers = layer_health({int(k): Path(run_dir) / v for k, v in dirs.items()}, max_rows=max_rows, seed=seed, **kwargs)
+    groups = None
+    if frequency:
+        from untwine.lm.activations import LanguageModel
+
+        lm = LanguageModel(info.get("model_path") or info["model"], device="cpu")
+        groups = embedding_health(lm.input_embeddings(), frequency_groups(lm.tokenizer.get_vocab()),
+                                  max_rows=max_rows, seed=seed, **kwargs)
+    return layers, groups
+
+
 def health_figures(layers: dict[int, dict] | None = None, groups: dict[str, dict] | None = None, *, dpi: int = 90):
     """One PNG per measure: value across layers (left) and across frequency groups (right)."""
     from untwine.viz._images import figure_png_bytes, new_figure
@@ -158,6 +187,8 @@ __all__ = [
     "frequency_groups",
     "health_figures",
     "health_report_html",
+    "is_activation_run",
     "layer_health",
+    "run_health",
     "word_frequencies",
 ]
