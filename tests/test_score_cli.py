@@ -212,8 +212,12 @@ def test_read_array_formats(tmp_path):
     np.save(tmp_path / "a.npy", a)
     np.testing.assert_array_equal(read_array(tmp_path / "a.npy"), a)
     np.savez(tmp_path / "a.npz", first=a, second=a * 2)
-    np.testing.assert_array_equal(read_array(tmp_path / "a.npz"), a)
+    # several arrays and no key: refused (taking the first silently scored an array against itself)
+    with pytest.raises(UntwineError, match=r"holds 2 arrays \(first, second\); name one with --key"):
+        read_array(tmp_path / "a.npz")
     np.testing.assert_array_equal(read_array(tmp_path / "a.npz", key="second"), a * 2)
+    np.savez(tmp_path / "one.npz", only=a)
+    np.testing.assert_array_equal(read_array(tmp_path / "one.npz"), a)
     (tmp_path / "a.csv").write_text("# comment\nx,y\n1,2\n\n3,4\n")
     got = read_array(tmp_path / "a.csv")
     np.testing.assert_array_equal(got, [[1, 2], [3, 4]])

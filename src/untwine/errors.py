@@ -11,3 +11,9 @@ from __future__ import annotations
 
 class UntwineError(ValueError):
     """Bad input or an impossible request, described in one line."""
+
+
+class UntwineWarning(UserWarning):
+    """Something the user should know that does not stop the work (a damaged checkpoint
+    skipped, a score that is undefined on these data), in one line.  The command line
+    prints it as ``warning: <message>``."""

@@ -52,6 +52,38 @@ def temp_name(path) -> Path:
     return path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
 
 
+def remove_stray_temporaries(folder) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write_bytes` left in ``folder`` when a write was
+    killed (``.NAME.PID.HEX.tmp`` of processes no longer running); returns what was deleted."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        parts = p.name.split(".")
+        if not (p.is_file() and p.name.startswith(".") and p.name.endswith(".tmp") and len(parts) >= 5):
+            continue
+        try:
+            pid = int(parts[-3])
+        except ValueError:
+            continue
+        if pid != os.getpid() and _pid_alive(pid):
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's process
+        return True
+    return True
+
+
 def cannot_write(path, exc: OSError, what: str = "write") -> UntwineError:
     """The one-line error for an output location that cannot be written."""
     return UntwineError(f"{path}: cannot {what} ({exc.strerror or exc})")
@@ -113,6 +145,29 @@ def write_json(path, data: Any, *, indent: int = 2) -> Path:
     """Write ``data`` as JSON atomically, NaN and infinities as ``null``; returns the path."""
     atomic_write_text(path, json_text(data, indent=indent))
     return Path(path)
+
+
+#: key of a scores file listing the scores that were computed but are undefined (NaN or infinite)
+UNDEFINED_KEY = "_undefined"
+
+
+def write_scores(path, scores) -> Path:
+    """Write a flat mapping of scores as JSON: non-finite values as ``null``, and their keys
+    listed under ``"_undefined"`` so that a null reads as "computed, but undefined on these
+    data" (a score that was not computed has no key at all)."""
+    data = {str(k): float(v) for k, v in scores.items()}
+    undefined = [k for k, v in data.items() if not math.isfinite(v)]
+    if undefined:
+        data[UNDEFINED_KEY] = undefined
+    return write_json(path, data)
+
+
+def read_scores(path) -> dict[str, float]:
+    """A scores file written by :func:`write_scores` as floats (``null`` as NaN)."""
+    data = read_json(path, what="scores file")
+    if not isinstance(data, dict):
+        raise UntwineError(f"{path} does not hold a JSON object of scores")
+    return {k: (float("nan") if v is None else float(v)) for k, v in data.items() if not k.startswith("_")}
 
 
 def read_json(path, *, what: str = "file") -> Any:

@@ -3,7 +3,9 @@
 Supported formats, chosen by the file extension:
 
 * ``.npy`` -- one array (pickled object arrays are refused);
-* ``.npz`` -- the first array in the archive, or the one named by ``key``;
+* ``.npz`` -- its only array, or the one named by ``key`` (an archive of several
+  arrays without a key is refused: taking the first one silently could score an array
+  against itself);
 * ``.csv`` / ``.tsv`` -- numbers separated by commas / tabs, one row per line.
   A first line that does not parse as numbers is taken as a header row and
   skipped.  Blank lines and lines starting with ``#`` are ignored.
@@ -89,7 +91,7 @@ def _split_key(path: str | os.PathLike) -> tuple[Path, str | None]:
 def read_array(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
     """Read one numeric array from ``path`` (``.npy``, ``.npz``, ``.csv``, ``.tsv``).
 
-    ``key`` selects the array of an ``.npz`` archive (default: its first array);
+    ``key`` selects the array of an ``.npz`` archive (required when it holds several);
     ``archive.npz:key`` in the path does the same for one file.  ``key`` is
     ignored for the other formats.  Shape and value checks are left to
     :mod:`untwine._checks`.
@@ -132,6 +134,11 @@ def read_array(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
             names = list(loaded.files)
             if not names:
                 raise UntwineError(f"{p}: the archive holds no arrays")
+            if key is None and len(names) > 1:
+                raise UntwineError(
+                    f"{p}: the archive holds {len(names)} arrays ({', '.join(names)}); name one with --key K "
+                    f"or {p.name}:K"
+                )
             if key is None:
                 key = names[0]
             elif key not in names:

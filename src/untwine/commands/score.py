@@ -5,7 +5,7 @@
                   [--factor-bins N] [--dci-estimator fast|gbt]
     untwine score --demo [--json OUT]
 
-Files are ``.npy``, ``.npz`` (first array, ``--key K`` or ``file.npz:K``),
+Files are ``.npy``, ``.npz`` (its only array, ``--key K`` or ``file.npz:K``),
 ``.csv`` or ``.tsv`` (see :mod:`untwine.io`).  Without a test split the rows
 are split 2:1 at random (seeded by ``--seed``).  Prints a table of the scores,
 the sizes and the split; ``--json OUT`` writes one flat JSON object whose keys
@@ -44,7 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="OUT", help="write the scores to OUT as one flat JSON object")
     p.add_argument("--seed", type=int, default=0, help="seed of the train/test split and the estimators (default 0)")
-    p.add_argument("--key", metavar="K", help="array name inside .npz files (default: the first array); FILE.npz:K picks one per file")
+    p.add_argument("--key", metavar="K", help="array name inside .npz files holding several arrays; FILE.npz:K picks one per file")
     p.add_argument(
         "--factor-bins",
         type=int,

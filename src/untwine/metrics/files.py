@@ -116,7 +116,8 @@ def score_files(
 ) -> ScoreResult:
     """Score codes and factors read from files (see the module docstring).
 
-    ``json_out`` writes the scores as one flat JSON object (NaN as null).
+    ``json_out`` writes the scores as one flat JSON object (an undefined score as null,
+    its key listed under ``_undefined``; :func:`untwine.files.write_scores`).
     ``progress(name, i, total)`` is called before each metric.
     """
     from untwine.metrics import registry
@@ -147,9 +148,9 @@ def score_files(
         tr_c, tr_f, te_c, te_f, metrics=names, seed=seed, dci_estimator=dci_estimator, progress=progress, return_timings=True
     )
     if json_out is not None:
-        from untwine.files import write_json
+        from untwine.files import write_scores
 
-        write_json(json_out, scores)
+        write_scores(json_out, scores)
     return ScoreResult(
         scores=scores,
         timings=timings,

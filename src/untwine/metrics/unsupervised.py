@@ -24,14 +24,23 @@ Defaults (disentanglement_lib ``unsupervised_study_v1``): 10000 training
 points, ``num_bins=20``.  Requires at least two code dimensions.  Constant
 code dimensions are left out of the three Gaussian scores (they carry no
 dependence; disentanglement_lib returns NaN there).
+
+The Gaussian total correlation is undefined when the covariance of the varying code
+dimensions is singular (no more samples than dimensions, or dimensions that are exact
+linear combinations of others): ``log det S`` is minus infinity, and a finite number
+computed from rounding errors would look like a (huge) score.  It is then NaN, with a
+:class:`~untwine.errors.UntwineWarning` that says why (JSON files write it as ``null``
+and list it under ``_undefined``).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from untwine._checks import as_codes
-from untwine.errors import UntwineError
+from untwine.errors import UntwineError, UntwineWarning
 from untwine.metrics._info import histogram_discretize, mutual_info_matrix, native_float
 
 __all__ = [
@@ -41,12 +50,32 @@ __all__ = [
 ]
 
 
-def gaussian_total_correlation(cov) -> float:
-    """Total correlation of a zero-mean Gaussian with covariance ``cov``."""
+def singular_reason(cov, num_samples: int | None = None) -> str | None:
+    """Why the covariance ``cov`` is singular (None when it is not): too few samples, or a
+    numerically rank-deficient correlation matrix."""
     cov = np.asarray(cov, dtype=np.float64)
+    d = cov.shape[0]
+    if num_samples is not None and num_samples <= d:
+        return f"{num_samples} samples for {d} varying code dimensions (need more samples than dimensions)"
+    sd = np.sqrt(np.diag(cov))
+    corr = cov / np.outer(sd, sd)
+    rank = np.linalg.matrix_rank(corr, hermitian=True)
+    if rank < d:
+        return f"the covariance of the {d} varying code dimensions has rank {rank} (some are linear combinations of others)"
+    return None
+
+
+def gaussian_total_correlation(cov, num_samples: int | None = None) -> float:
+    """Total correlation of a zero-mean Gaussian with covariance ``cov``; NaN (with an
+    :class:`~untwine.errors.UntwineWarning`) when ``cov`` is singular, where it is undefined."""
+    cov = np.asarray(cov, dtype=np.float64)
+    why = singular_reason(cov, num_samples)
     sign, logdet = np.linalg.slogdet(cov)
-    if sign <= 0:
-        return float("inf")
+    if why is None and sign <= 0:
+        why = "the covariance of the codes is not positive definite"
+    if why is not None:
+        warnings.warn(UntwineWarning(f"gaussian_total_correlation is undefined: {why}; reported as NaN"), stacklevel=2)
+        return float("nan")
     return float(0.5 * (np.sum(np.log(np.diag(cov))) - logdet))
 
 
@@ -70,7 +99,7 @@ def unsupervised(codes, *, num_bins: int = 20) -> dict[str, float]:
     active = np.var(c, axis=0) > 0
     if active.any():
         cov = np.atleast_2d(np.cov(c[:, active], rowvar=False))
-        tc = gaussian_total_correlation(cov)
+        tc = gaussian_total_correlation(cov, c.shape[0])
         wc = gaussian_wasserstein_correlation(cov)
         wc_norm = wc / float(np.trace(cov))
     else:

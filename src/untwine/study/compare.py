@@ -49,7 +49,7 @@ def _finite(v) -> bool:
 def load_done(study_dir) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     """Finished runs of a study: ``(rows, metric names, hparam names)``; each row has
     ``model``, ``dataset``, ``seed``, ``config_id``, ``hparams`` (dict) and ``metrics`` (dict)."""
-    conn = db.connect(db.db_path(study_dir), create=False)
+    conn = db.connect(db.db_path(study_dir), create=False, check=True)
     try:
         runs = db.run_rows(conn)
         met: dict[str, dict[str, float]] = {}

@@ -88,6 +88,11 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT
 );
+CREATE TABLE IF NOT EXISTS leases (
+    run_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires REAL NOT NULL
+);
 """
 
 
@@ -95,25 +100,45 @@ def db_path(study_dir) -> Path:
     return Path(study_dir) / DB_FILE
 
 
-def connect(path, *, timeout: float = 60.0, create: bool = True) -> sqlite3.Connection:
-    """A connection to the results database at ``path`` (WAL mode, busy timeout, schema ensured)."""
+def connect(path, *, timeout: float = 60.0, create: bool = True, check: bool = False) -> sqlite3.Connection:
+    """A connection to the results database at ``path`` (WAL mode, busy timeout, schema ensured).
+
+    A file that is not an SQLite database, or (with ``check``, SQLite's ``quick_check``) one
+    whose pages are damaged, is one :class:`UntwineError` line naming it.
+    """
     p = Path(path)
     if not create and not p.is_file():
         raise UntwineError(f"no results database at {p} (run `untwine study run` first)")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=None)  # autocommit; explicit BEGINs
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(p), timeout=timeout, isolation_level=None)  # autocommit; explicit BEGINs
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise UntwineError(f"{p}: cannot open the results database ({exc})") from None
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
 
     def setup():
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
+        if check:
+            result = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if result != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {result}")
         if create:
             conn.executescript(SCHEMA)
 
-    _retry(setup)
+    try:
+        _retry(setup)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.OperationalError) and _locked(exc):
+            raise
+        raise UntwineError(
+            f"{p} is not a readable results database ({str(exc).splitlines()[0]}); move it away and re-run "
+            "`untwine study run` to record the runs again (finished runs are read back from their run directories, not retrained)"
+        ) from None
     return conn
 
 
@@ -269,6 +294,45 @@ def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
 
 
 # -- readers ------------------------------------------------------------------------------------
+# -- leases: which runner holds which run -------------------------------------------------------
+def claim(conn: sqlite3.Connection, run_id: str, owner: str, seconds: float) -> bool:
+    """Claim ``run_id`` for ``owner`` for ``seconds``; True when it is now ``owner``'s.
+
+    A run is free when nobody holds it or its holder's lease has expired (the holder died
+    without releasing it); a holder may claim its own run again (renewing it).  Atomic
+    across processes and machines that share the database.
+    """
+
+    def fn(c):
+        now = time.time()
+        row = c.execute("SELECT owner, expires FROM leases WHERE run_id = ?", (run_id,)).fetchone()
+        if row is not None and row[0] != owner and row[1] > now:
+            return False
+        c.execute(
+            "INSERT INTO leases (run_id, owner, expires) VALUES (?, ?, ?) "
+            "ON CONFLICT(run_id) DO UPDATE SET owner = excluded.owner, expires = excluded.expires",
+            (run_id, owner, now + float(seconds)),
+        )
+        return True
+
+    return bool(write(conn, fn))
+
+
+def renew(conn: sqlite3.Connection, run_ids: Iterable[str], owner: str, seconds: float) -> None:
+    """Extend ``owner``'s leases on ``run_ids`` by ``seconds`` from now."""
+    ids = list(run_ids)
+    if ids:
+        expires = time.time() + float(seconds)
+        write(conn, lambda c: c.executemany(
+            "UPDATE leases SET expires = ? WHERE run_id = ? AND owner = ?", [(expires, r, owner) for r in ids]
+        ))
+
+
+def release(conn: sqlite3.Connection, run_id: str, owner: str) -> None:
+    """Give up ``owner``'s lease on ``run_id`` (nothing when another runner holds it)."""
+    write(conn, lambda c: c.execute("DELETE FROM leases WHERE run_id = ? AND owner = ?", (run_id, owner)))
+
+
 def run_rows(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     """Every run row by id (hparams decoded)."""
     out = {}
@@ -353,7 +417,7 @@ def query(
     Returns ``(columns, rows, info)`` where ``info`` holds ``hparams`` and ``metrics``
     (name -> column).  A bad ``where`` or an unknown ``sort`` column is one-line error.
     """
-    conn = connect(db_path(study_dir), create=False)
+    conn = connect(db_path(study_dir), create=False, check=True)
     try:
         base, hp_cols, m_cols = refresh_view(conn)
         columns = base + list(hp_cols.values()) + list(m_cols.values())

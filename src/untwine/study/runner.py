@@ -27,6 +27,14 @@ Idempotent and fault tolerant:
   go on.  A worker process that dies (out of memory, killed) counts as a failed
   attempt of the runs it may have held, and the pool is rebuilt.
 
+Several runners may share one study directory (two terminals, or cluster jobs on one
+file system): a runner works only on runs whose lease it holds in the results
+database (:func:`untwine.study.results.claim`), renews its leases while it works and
+releases them when a run is finished or has failed for good.  The other runners move
+on to unclaimed runs, then wait for the rest: runs another runner finishes count as
+done, and the runs of a runner that died (its leases expire after
+:data:`LEASE_SECONDS`) are taken over.  Every run is trained once.
+
 After the runs, UDR (:mod:`untwine.study.udr`) is computed for every
 configuration with at least two finished seeds: each run's model encodes the
 same ``udr.num_points`` inputs and the per-run score goes into the ``metrics``
@@ -51,12 +59,16 @@ import numpy as np
 import yaml
 
 from untwine.errors import UntwineError
-from untwine.files import atomic_write_text, read_json, read_yaml
+from untwine.files import atomic_write_text, read_scores, read_yaml
 from untwine.study import results as db
 from untwine.study.spec import RunSpec, StudySpec, expand
 
 RUNS_DIR = "runs"
 SPEC_COPY = "study.yaml"
+#: how long a runner's claim on a run lasts without renewal (it renews every quarter of it)
+LEASE_SECONDS = 60.0
+#: how often a runner with nothing to do looks again at runs other runners hold
+POLL_SECONDS = 2.0
 
 
 @dataclass
@@ -234,8 +246,7 @@ def _train_and_evaluate(task: dict[str, Any], info: dict[str, Any]) -> dict[str,
 
     t = time.perf_counter()
     if evaluation_matches(run_dir, ev, steps):
-        scores = read_json(run_dir / METRICS_FILE)
-        scores = {k: (float("nan") if v is None else float(v)) for k, v in scores.items()}
+        scores = read_scores(run_dir / METRICS_FILE)
         info["reused_evaluation"] = True
     else:
         scores = evaluate_run(run_dir, EvaluationConfig.from_dict(dict(ev, device=device)), write=True)
@@ -355,7 +366,7 @@ def run_study(
     (out / RUNS_DIR).mkdir(exist_ok=True)
     write_spec_copy(spec, out)
     db_file = db.db_path(out)
-    conn = db.connect(db_file)
+    conn = db.connect(db_file, check=True)
     try:
         db.register_runs(conn, [dict(r.to_dict(), run_dir=str(Path(RUNS_DIR) / r.run_id)) for r in runs])
     finally:
@@ -405,14 +416,106 @@ def _record_from_parent(db_file: Path, report: dict) -> None:
         conn.close()
 
 
+class _Claims:
+    """This runner's leases on runs in the results database, renewed while it works on them.
+
+    Several ``untwine study run`` processes (two terminals, or cluster jobs sharing the
+    study directory) may work on one study: each run is trained by the runner that holds
+    its lease.  A background thread renews the held leases every ``LEASE_SECONDS / 4``; a
+    runner that dies stops renewing, and its runs are taken over once their leases expire.
+    """
+
+    def __init__(self, db_file: Path) -> None:
+        import socket
+        import threading
+        import uuid
+
+        self.db_file = db_file
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.held: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew_loop, name="untwine-study-leases", daemon=True)
+        self._thread.start()
+
+    def _call(self, fn, *args):
+        conn = db.connect(self.db_file)
+        try:
+            return fn(conn, *args)
+        finally:
+            conn.close()
+
+    def claim(self, run_id: str) -> bool:
+        ok = self._call(db.claim, run_id, self.owner, LEASE_SECONDS)
+        if ok:
+            with self._lock:
+                self.held.add(run_id)
+        return ok
+
+    def release(self, run_id: str) -> None:
+        with self._lock:
+            self.held.discard(run_id)
+        self._call(db.release, run_id, self.owner)
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(LEASE_SECONDS / 4):
+            with self._lock:
+                held = list(self.held)
+            try:
+                self._call(db.renew, held, self.owner, LEASE_SECONDS)
+            except Exception:  # noqa: BLE001 - a missed renewal is retried; the lease has slack
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for rid in list(self.held):
+            try:
+                self.release(rid)
+            except Exception:  # noqa: BLE001 - an expiring lease frees it anyway
+                pass
+
+
 class _Bookkeeper:
-    """Attempts, retries and reporting shared by the local and the Ray executors."""
+    """Attempts, retries, leases and reporting shared by the local and the Ray executors."""
 
     def __init__(self, spec, out, db_file, result, rep, completed):
         self.spec, self.out, self.db_file, self.result, self.rep = spec, out, db_file, result, rep
         self.completed = completed
         self.attempts: dict[str, int] = {}
         self.running = 0
+        self.claims = _Claims(db_file)
+        self.waiting: list[RunSpec] = []  #: runs another runner holds
+
+    def take(self, queue: list[RunSpec]) -> RunSpec | None:
+        """The next run of ``queue`` this runner may work on (claimed), or None.
+
+        Runs another runner finished meanwhile are counted as done; runs another live
+        runner holds wait in :attr:`waiting`.
+        """
+        while queue:
+            run = queue.pop(0)
+            if run.run_id not in self.attempts and finished_runs(self.out, [run]):
+                self.result.skipped.append(run.run_id)
+                self.completed += 1
+                self.rep.say(f"{run.run_id} was finished by another runner")
+                self.rep.update(self.completed, self.status())
+                continue
+            if self.claims.claim(run.run_id):
+                return run
+            self.waiting.append(run)
+        return None
+
+    def wait_for_others(self, queue: list[RunSpec]) -> None:
+        """Nothing to do here while other runners hold the remaining runs: wait a little, then
+        look at them again (finished, or a lease that expired with its runner)."""
+        if self.waiting:
+            time.sleep(POLL_SECONDS)
+            queue.extend(self.waiting)
+            self.waiting.clear()
+
+    def close(self) -> None:
+        self.claims.close()
 
     def start(self, run: RunSpec) -> None:
         self.attempts[run.run_id] = self.attempts.get(run.run_id, 0) + 1
@@ -435,6 +538,7 @@ class _Bookkeeper:
             except Exception as exc:  # noqa: BLE001 - report, keep going
                 self.rep.say(f"[red]could not record {rid} in the results database: {_one_line(exc)}[/red]")
         if report.get("ok"):
+            self.claims.release(rid)
             self.result.failed.pop(rid, None)
             self.result.done.append(rid)
             self.completed += 1
@@ -450,6 +554,7 @@ class _Bookkeeper:
         if n < allowed:
             self.rep.say(f"[yellow]failed[/yellow] {rid} (attempt {n}/{allowed}, retrying): {report.get('error')}")
             return True
+        self.claims.release(rid)
         self.result.failed[rid] = str(report.get("error"))
         self.completed += 1
         self.rep.say(f"[red]failed[/red] {rid} after {n} attempt(s): {report.get('error')}")
@@ -459,7 +564,15 @@ class _Bookkeeper:
 
 def _execute_local(spec, todo, out, db_file, workers, threads, result, rep, completed) -> None:
     book = _Bookkeeper(spec, out, db_file, result, rep, completed)
+    try:
+        _run_local(book, todo, out, db_file, workers, threads, rep)
+    finally:
+        book.close()
+
+
+def _run_local(book, todo, out, db_file, workers, threads, rep) -> None:
     tasks = {r.run_id: _task(r, out, db_file, threads) for r in todo}
+    queue = list(todo)
     if workers == 1:
         for t in tasks.values():
             t["limit_blas"] = False  # runs in the caller's process: only torch's thread count is set (and restored)
@@ -467,9 +580,11 @@ def _execute_local(spec, todo, out, db_file, workers, threads, result, rep, comp
 
         old = torch.get_num_threads()
         try:
-            queue = list(todo)
-            while queue:
-                run = queue.pop(0)
+            while queue or book.waiting:
+                run = book.take(queue)
+                if run is None:
+                    book.wait_for_others(queue)
+                    continue
                 book.start(run)
                 book.running = 1
                 rep.update(book.completed, book.status())
@@ -481,7 +596,6 @@ def _execute_local(spec, todo, out, db_file, workers, threads, result, rep, comp
             torch.set_num_threads(old)
         return
 
-    queue = list(todo)
     pool: ProcessPoolExecutor | None = None
     inflight: dict[Future, RunSpec] = {}
 
@@ -492,11 +606,16 @@ def _execute_local(spec, todo, out, db_file, workers, threads, result, rep, comp
 
     try:
         pool = new_pool()
-        while queue or inflight:
-            while queue and len(inflight) < workers:
-                run = queue.pop(0)
+        while queue or inflight or book.waiting:
+            while len(inflight) < workers:
+                run = book.take(queue)
+                if run is None:
+                    break
                 book.start(run)
                 inflight[pool.submit(execute_run, tasks[run.run_id])] = run
+            if not inflight:
+                book.wait_for_others(queue)
+                continue
             book.running = len(inflight)
             rep.update(book.completed, book.status())
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
@@ -522,6 +641,8 @@ def _execute_local(spec, todo, out, db_file, workers, threads, result, rep, comp
                         queue.append(run)
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = new_pool()
+            queue.extend(book.waiting)  # look again at what other runners held
+            book.waiting.clear()
     except KeyboardInterrupt:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -557,11 +678,13 @@ def _execute_ray(spec, todo, out, db_file, address, threads, result, rep, comple
     inflight: dict[Any, RunSpec] = {}
     queue = list(todo)
     try:
-        while queue or inflight:
-            while queue:
-                run = queue.pop(0)
+        while queue or inflight or book.waiting:
+            while (run := book.take(queue)) is not None:
                 book.start(run)
                 inflight[remote.remote(tasks[run.run_id])] = run
+            if not inflight:
+                book.wait_for_others(queue)
+                continue
             book.running = len(inflight)
             rep.update(book.completed, book.status())
             ready, _ = ray.wait(list(inflight), num_returns=1)
@@ -574,6 +697,8 @@ def _execute_ray(spec, todo, out, db_file, address, threads, result, rep, comple
                 book.running = len(inflight)
                 if book.finish(run, report):
                     queue.append(run)
+            queue.extend(book.waiting)  # look again at what other runners held
+            book.waiting.clear()
     except KeyboardInterrupt:
         for ref in inflight:
             try:
@@ -581,6 +706,8 @@ def _execute_ray(spec, todo, out, db_file, address, threads, result, rep, comple
             except Exception:  # noqa: BLE001
                 pass
         raise
+    finally:
+        book.close()
 
 
 # -- UDR over the seeds of each configuration ----------------------------------------------------

@@ -55,7 +55,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from untwine.errors import UntwineError
-from untwine.files import read_json, write_json
+from untwine.files import read_json, write_json, write_scores
 from untwine.metrics import registry
 from untwine.metrics.activity import REPRESENTATIONS  # noqa: F401  (re-exported: the representations evaluate accepts)
 from untwine.train.config import EvaluationConfig
@@ -284,8 +284,8 @@ def evaluate_run(
 
 
 def write_metrics(path, scores: dict[str, float]) -> None:
-    """Write ``scores`` as one flat JSON object (NaN/inf as null), atomically."""
-    write_json(path, {k: float(v) for k, v in scores.items()})
+    """Write ``scores`` as one flat JSON object (NaN/inf as null, listed under ``_undefined``), atomically."""
+    write_scores(path, scores)
 
 
 def read_settings(run_dir) -> dict[str, Any] | None:

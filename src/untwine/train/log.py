@@ -80,7 +80,7 @@ class CsvLogger:
         new = not self.path.is_file() or self.path.stat().st_size == 0
         if self._fh is None:
             self._fh = open(self.path, "a", newline="")
-        w = csv.writer(self._fh)
+        w = csv.writer(self._fh, lineterminator="\n")  # one line ending, before and after a resume
         if new:
             w.writerow(["step", *self.columns])
         w.writerow([step, *(repr(float(row[k])) for k in self.columns)])

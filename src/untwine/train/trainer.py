@@ -33,8 +33,9 @@ import numpy as np
 import torch
 
 from untwine.errors import UntwineError
-from untwine.files import write_json
+from untwine.files import cannot_write, remove_stray_temporaries, write_json
 from untwine.train.checkpoint import (
+    CHECKPOINT_DIR,
     capture_rng_state,
     latest_checkpoint,
     load_optimizers,
@@ -302,6 +303,8 @@ def _run_training(
             raise UntwineError("tensorboard=true needs the tensorboard package (pip install 'untwine[tensorboard]')") from None
     out = Path(out) if out is not None else default_out(cfg)
     resuming, saved, clear = _prepare_dir(out, cfg, resume=resume, overwrite=overwrite)
+    if resume and not resuming:
+        _say(f"--resume: no run in {out} yet; starting a fresh run", True)
 
     if dataset is None:
         dataset = _load_dataset(cfg.dataset)
@@ -328,6 +331,9 @@ def _run_training(
             raise UntwineError(f"{out}: checkpoint was written by a different config; use --overwrite or another --out")
     if clear:  # only now that the config, dataset and model are known to be good
         _clear_run_dir(out)
+    if out.is_dir():  # temporary files of writes a kill interrupted
+        remove_stray_temporaries(out)
+        remove_stray_temporaries(out / CHECKPOINT_DIR)
 
     model.to(device)
     optimizers = model.make_optimizers()
@@ -343,7 +349,10 @@ def _run_training(
         start = ckpt.step
         _say(f"resuming {out} from step {start}", verbose)
     else:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise cannot_write(out, exc, "create the run directory") from None
         logger.restore(None, 0)  # drops any rows left by an attempt that never checkpointed
         logger.start_fresh()
     # config and marker are (re)written on every start: steps/device may have changed

@@ -164,6 +164,8 @@ def report_html(
 
     if num_samples < 30:
         raise UntwineError(f"num_samples must be at least 30, got {num_samples}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UntwineError(f"--seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(seed)
     factors, x = dataset.sample(num_samples, rng)
     factors = np.asarray(factors, dtype=np.int64)
@@ -404,6 +406,8 @@ def build_report(
     from untwine.train.evaluate import read_settings
     from untwine.train.run import open_run
 
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UntwineError(f"--seed must be a non-negative integer, got {seed!r}")
     run = open_run(run_dir)
     model = run.load_model(device)
     dataset = run.dataset(dataset)
