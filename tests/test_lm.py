@@ -185,3 +185,13 @@ def test_frequency_groups_and_health_page(lm):
         health_figures({}, {})
     with pytest.raises(UntwineError, match="fewer than 3 tokens"):
         embedding_health(lm.input_embeddings(), {"a": groups["zipf>=5"][:2]})
+
+
+def test_token_rows_carry_their_sentence_factors(lm, tmp_path):
+    (tmp_path / "s.tsv").write_text("text\tcolour\nred ball\t0\nblue box here\t1\ngreen\t2\n")
+    s = write_activations(tmp_path / "t", model=lm, layers=(2,), corpus=tmp_path / "s.tsv", pool="tokens")
+    rows = np.load(tmp_path / "t" / "rows.npy")
+    lengths = [len(lm.tokenizer(t)["input_ids"]) - 2 for t in ("red ball", "blue box here", "green")]
+    assert np.array_equal(np.bincount(rows), lengths) and s["rows"] == sum(lengths)
+    assert np.array_equal(np.load(tmp_path / "t" / "factors.npy")[:, 0], rows)  # colour = sentence index here
+    assert read_activations(tmp_path / "t" / "layer_2").shape == (sum(lengths), 384)
