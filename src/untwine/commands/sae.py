@@ -1,0 +1,205 @@
+"""``untwine sae``: sparse autoencoders with ground truth.
+
+    untwine sae train ACTS --arch topk --latents 512 --k 4 --steps 1024 --batch-size 1024 --out DIR
+                      [--lr X] [--seed S] [--device auto] [--set key=value ...] [--resume] [--overwrite]
+    untwine sae sweep ACTS --arch topk,batchtopk --latents 256,512 --k 2,4,8 --out DIR [...]
+    untwine sae encode DIR ACTS --out codes.npy
+    untwine sae evaluate DIR ACTS [--features TRUE_DIRS.npy] [--true-codes C.npz] [--factors F.npy] [--json OUT]
+    untwine sae synthetic --features 256 --dim 64 --samples 100000 --out DIR [--active 4 ...]
+
+ACTS is a ``.npy`` file (memory-mapped), a ``.safetensors`` file or a directory of shards.
+DIR holds SAELens's layout (``cfg.json``, ``sae_weights.safetensors``), see
+:mod:`untwine.sae.io`.  ``sweep`` trains every combination in one pass over the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from untwine.errors import UntwineError
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "sae",
+        help="sparse autoencoders: train, sweep, encode, evaluate against ground truth, synthetic activations",
+        description="Sparse autoencoders (relu, topk, batchtopk, jumprelu, mp, top_afa) in SAELens's on-disk format.",
+    )
+    sub = p.add_subparsers(dest="sae_command", metavar="SUBCOMMAND")
+
+    def common_train(q):
+        q.add_argument("acts", metavar="ACTS", help="activations: .npy, .safetensors or a directory of shards")
+        q.add_argument("--steps", type=int, default=1024, help="training steps (default 1024)")
+        q.add_argument("--batch-size", type=int, default=1024, help="rows per step (default 1024)")
+        q.add_argument("--out", required=True, metavar="DIR", help="output directory")
+        q.add_argument("--lr", type=float, help="Adam learning rate (default 3e-3)")
+        q.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch order (default 0)")
+        q.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu, cuda")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="architecture hyper-parameter, e.g. l1_coefficient=3 (repeatable)")
+        q.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+        q.add_argument("--overwrite", action="store_true", help="replace an SAE run already in --out")
+        q.add_argument("--no-progress", action="store_true", help="no progress output")
+
+    t = sub.add_parser("train", help="train one SAE on activations")
+    common_train(t)
+    t.add_argument("--arch", required=True, help="relu, topk, batchtopk, jumprelu, mp or top_afa")
+    t.add_argument("--latents", type=int, required=True, help="number of latents (d_sae)")
+    t.add_argument("--k", type=int, help="active latents per row (topk, batchtopk, mp; cap for top_afa)")
+    t.set_defaults(func=run_train)
+
+    s = sub.add_parser("sweep", help="train many SAEs (architectures x latents x k) together in one pass")
+    common_train(s)
+    s.add_argument("--arch", required=True, help="comma list of architectures")
+    s.add_argument("--latents", required=True, help="comma list of widths")
+    s.add_argument("--k", help="comma list of k (ignored by relu, jumprelu)")
+    s.set_defaults(func=run_sweep)
+
+    e = sub.add_parser("encode", help="encode activations with a trained SAE")
+    e.add_argument("sae", metavar="DIR", help="SAE directory (untwine's or SAELens's)")
+    e.add_argument("acts", metavar="ACTS")
+    e.add_argument("--out", required=True, metavar="CODES.npy", help="dense codes [N, d_sae] (float32 .npy)")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=run_encode)
+
+    v = sub.add_parser("evaluate", help="reconstruction, ground-truth and disentanglement metrics of an SAE")
+    v.add_argument("sae", metavar="DIR")
+    v.add_argument("acts", metavar="ACTS")
+    v.add_argument("--features", metavar="TRUE_DIRS.npy", help="true dictionary [F, d_in] (MMCS, recovered)")
+    v.add_argument("--true-codes", metavar="CODES", help="true codes [N, F] (.npz sparse or .npy) for MCC and absorption")
+    v.add_argument("--factors", metavar="F.npy", help="integer factors [N, K]: the untwine score suite on the codes")
+    v.add_argument("--metrics", default="all", help="suite metrics with --factors (as untwine score)")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--device", default="auto")
+    v.add_argument("--json", metavar="OUT", help="write the scores as one flat JSON object")
+    v.set_defaults(func=run_evaluate)
+
+    g = sub.add_parser("synthetic", help="write activations with a known dictionary and codes")
+    g.add_argument("--features", type=int, default=256, help="true features F (default 256)")
+    g.add_argument("--dim", type=int, default=64, help="activation dimension (default 64)")
+    g.add_argument("--samples", type=int, default=100_000, help="rows (default 100000)")
+    g.add_argument("--active", type=float, default=4.0, help="mean active features per row (default 4)")
+    g.add_argument("--freq-power", type=float, default=0.5, help="power-law exponent of firing frequencies (default 0.5)")
+    g.add_argument("--mag-std", type=float, default=0.25, help="std of magnitudes around 1 (default 0.25)")
+    g.add_argument("--correlation", type=float, default=0.0, help="within-group firing correlation in [0, 1) (default 0)")
+    g.add_argument("--hierarchy", type=int, default=0, help="number of parent features with children (default 0)")
+    g.add_argument("--children", type=int, default=3, help="children per parent (default 3)")
+    g.add_argument("--noise", type=float, default=0.0, help="Gaussian noise std (default 0)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True, metavar="DIR")
+    g.set_defaults(func=run_synthetic)
+
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    return p
+
+
+def _value(text: str):
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def _sets(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, eq, val = item.partition("=")
+        if not eq or not key:
+            raise UntwineError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip().replace("-", "_")] = _value(val.strip())
+    return out
+
+
+def _check_flags(args) -> None:
+    if args.resume and args.overwrite:
+        raise UntwineError("--resume and --overwrite contradict each other; choose one")
+
+
+def run_train(args) -> int:
+    from untwine.sae.train import train_sae
+
+    _check_flags(args)
+    out = train_sae(
+        args.acts, arch=args.arch, latents=args.latents, k=args.k, out=args.out, steps=args.steps,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, resume=args.resume,
+        overwrite=args.overwrite, progress=not args.no_progress, hparams=_sets(args.set),
+    )
+    _print_trained([out])
+    return 0
+
+
+def _ints(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UntwineError(f"--{what} expects a comma list of integers, got {text!r}") from None
+
+
+def run_sweep(args) -> int:
+    from untwine.sae.train import sweep_specs, train_saes
+
+    _check_flags(args)
+    specs = sweep_specs(
+        [a.strip() for a in args.arch.split(",") if a.strip()], _ints(args.latents, "latents"),
+        _ints(args.k, "k") if args.k else [None], _sets(args.set), args.lr,
+    )
+    dirs = train_saes(
+        args.acts, specs, out=args.out, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+        device=args.device, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+    )
+    _print_trained(dirs)
+    return 0
+
+
+def _print_trained(dirs) -> None:
+    from untwine.files import read_json
+    from untwine.sae.train import TRAINING
+
+    for d in dirs:
+        info = read_json(d / TRAINING)
+        last = info["log"][-1] if info["log"] else {}
+        terms = "  ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step")
+        print(f"{d}: {info['steps']} steps, {info['rows_per_second_this_session']:.0f} rows/s  {terms}")
+
+
+def run_encode(args) -> int:
+    from untwine.sae.train import encode_file
+
+    out = encode_file(args.sae, args.acts, args.out, device=args.device)
+    print(f"wrote {out}")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from untwine.files import write_json
+    from untwine.sae.metrics import evaluate_paths
+
+    scores, notes = evaluate_paths(
+        args.sae, args.acts, features=args.features, true_codes=args.true_codes, factors=args.factors,
+        metrics=args.metrics, seed=args.seed, device=args.device,
+    )
+    for n in notes:
+        print(n)
+    width = max(len(k) for k in scores)
+    for k, v in scores.items():
+        print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    if args.json:
+        write_json(args.json, scores)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def run_synthetic(args) -> int:
+    from untwine.sae.synthetic import synthetic_to_dir
+
+    paths, info = synthetic_to_dir(
+        args.out, features=args.features, dim=args.dim, samples=args.samples, active=args.active,
+        freq_power=args.freq_power, mag_std=args.mag_std, correlation=args.correlation,
+        hierarchy=args.hierarchy, children=args.children, noise=args.noise, seed=args.seed,
+    )
+    print(json.dumps(info))
+    for k, v in paths.items():
+        print(f"{k}: {v}")
+    return 0

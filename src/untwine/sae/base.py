@@ -1,0 +1,357 @@
+"""The sparse autoencoder every architecture builds on.
+
+A :class:`SparseAutoencoder` holds one *or several* SAEs of the same architecture and
+width ("members"), stacked along a leading dimension, so a sweep over ``k`` or penalty
+coefficients trains as one set of batched matrix products (see :mod:`untwine.sae.train`).
+A single SAE is simply ``members == 1``.
+
+Parameters (SAELens's names and layouts, with the member dimension in front)::
+
+    W_enc [M, d_in, d_sae]   b_enc [M, d_sae]   W_dec [M, d_sae, d_in]   b_dec [M, d_in]
+
+Encoding is ``f = act((x * s - b_dec) @ W_enc + b_enc)`` and decoding
+``x_hat = (f @ W_dec + b_dec) / s`` where ``s`` (``input_scale``) normalises the inputs to a
+mean norm of ``sqrt(d_in)`` during training (Anthropic's April 2024 update; SAELens's
+``expected_average_only_in``).  :meth:`SparseAutoencoder.export` folds ``s`` and the
+decoder-row norms into the weights, so a saved SAE works on raw inputs with ``s = 1`` and
+unit-norm decoder rows, the learnt dictionary in the input's units.
+
+Training tricks shared by the architectures (each switchable by a class attribute):
+
+* ``unit_norm_decoder``: decoder rows are kept at unit norm; before each optimiser step the
+  gradient component parallel to each row is removed, after it the rows are renormalised
+  (sparsify, dictionary_learning, Bussmann et al.).
+* ``uses_auxk``: the AuxK loss (Gao et al. 2024): the ``k_aux = d_in / 2`` largest
+  pre-activations among *dead* latents reconstruct the residual error ``x - x_hat``; the
+  loss is the squared error normalised by the residual's total variance, scaled by
+  ``min(1, dead / k_aux)`` and weighted by ``aux_coefficient`` (1/32).
+* dead-latent tracking: ``rows_since_fired`` counts the rows seen since each latent last
+  fired; a latent is dead after ``dead_rows`` rows without firing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from untwine.errors import UntwineError
+
+
+@dataclass
+class Encoded:
+    """Codes of a batch for every member.
+
+    ``indices is None``: ``values`` is dense ``[M, B, d_sae]``.  Otherwise the codes are
+    sparse: ``values``/``indices`` are ``[M, B, K]`` (zeros in ``values`` mark unused slots;
+    an index may repeat, its values add up).  ``pre`` holds the pre-activations
+    ``[M, B, d_sae]`` where the architecture has them (AuxK uses them).
+    """
+
+    values: Tensor
+    indices: Tensor | None = None
+    pre: Tensor | None = None
+
+    def dense(self, d_sae: int) -> Tensor:
+        if self.indices is None:
+            return self.values
+        out = self.values.new_zeros(*self.values.shape[:2], d_sae)
+        return out.scatter_add(-1, self.indices, self.values)
+
+    def fired(self, d_sae: int) -> Tensor:
+        """``[M, d_sae]`` bool: which latents were non-zero on some row of the batch."""
+        if self.indices is None:
+            return (self.values != 0).any(dim=1)
+        M = self.values.shape[0]
+        hits = torch.zeros(M, d_sae, dtype=torch.int32, device=self.values.device)
+        hits.scatter_add_(1, self.indices.reshape(M, -1), (self.values != 0).reshape(M, -1).to(torch.int32))
+        return hits > 0
+
+
+class SparseAutoencoder(nn.Module):
+    """Base class: parameters, decoding, constraints, AuxK, dead latents, export.
+
+    Subclasses set :attr:`name`, :attr:`hparam_defaults` (every hyper-parameter with its
+    default; those in :attr:`member_hparams` may differ between members) and implement
+    :meth:`encode_batch`; they may add a :meth:`penalty`.
+    """
+
+    #: registry name (``--arch``)
+    name: ClassVar[str] = ""
+    #: ``architecture`` written to SAELens's ``cfg.json``
+    saelens_architecture: ClassVar[str] = ""
+    #: hyper-parameters and their defaults
+    hparam_defaults: ClassVar[dict[str, Any]] = {}
+    #: hyper-parameters that may differ between the members of one module
+    member_hparams: ClassVar[tuple[str, ...]] = ()
+    #: hyper-parameters that must be given (no usable default)
+    required_hparams: ClassVar[tuple[str, ...]] = ()
+    unit_norm_decoder: ClassVar[bool] = True
+    uses_auxk: ClassVar[bool] = False
+    has_encoder: ClassVar[bool] = True
+    #: initial decoder-row norm (rows are unit norm when ``unit_norm_decoder``)
+    decoder_init_norm: ClassVar[float] = 1.0
+
+    #: AuxK weight (Gao et al.'s 1/32)
+    aux_coefficient: ClassVar[float] = 1.0 / 32.0
+
+    def __init__(self, d_in: int, d_sae: int, members: list[dict[str, Any]] | None = None, *, generator=None):
+        super().__init__()
+        members = members if members is not None else [{}]
+        if not members:
+            raise UntwineError("an SAE module needs at least one member")
+        self.d_in, self.d_sae, self.members = int(d_in), int(d_sae), len(members)
+        self.hparams = [self.resolve_hparams(m, d_in=d_in, d_sae=d_sae) for m in members]
+        for key in self.hparam_defaults:
+            if key not in self.member_hparams:
+                vals = {repr(h[key]) for h in self.hparams}
+                if len(vals) > 1:
+                    raise UntwineError(f"{self.name}: {key} must be the same for every member of one module")
+        M = self.members
+        w = torch.randn(M, d_sae, d_in, generator=generator)
+        w = w / w.norm(dim=-1, keepdim=True) * self.decoder_init_norm
+        self.W_dec = nn.Parameter(w)
+        self.b_dec = nn.Parameter(torch.zeros(M, d_in))
+        if self.has_encoder:
+            self.W_enc = nn.Parameter(w.transpose(1, 2).clone())
+            self.b_enc = nn.Parameter(torch.zeros(M, d_sae))
+        self.register_buffer("input_scale", torch.ones(()))
+        self.register_buffer("rows_since_fired", torch.zeros(M, d_sae, dtype=torch.int64))
+        self.center_input = bool(self.hparams[0].get("center_input", True))
+
+    # -- hyper-parameters ----------------------------------------------------------
+    @classmethod
+    def resolve_hparams(cls, given: dict[str, Any], *, d_in: int, d_sae: int) -> dict[str, Any]:
+        """``given`` completed with the defaults; unknown or missing ones are one error line."""
+        allowed = set(cls.hparam_defaults) | {"center_input"}
+        unknown = sorted(set(given) - allowed)
+        if unknown:
+            raise UntwineError(
+                f"architecture {cls.name!r} has no hyper-parameter {unknown[0]!r} "
+                f"(it takes: {', '.join(sorted(cls.hparam_defaults)) or 'none'})"
+            )
+        out = dict(cls.hparam_defaults)
+        out.update({k: v for k, v in given.items() if v is not None})
+        for key in cls.required_hparams:
+            if out.get(key) is None:
+                raise UntwineError(f"architecture {cls.name!r} needs {key} (e.g. --{key.replace('_', '-')} 32)")
+        cls.check_hparams(out, d_in=d_in, d_sae=d_sae)
+        return out
+
+    @classmethod
+    def check_hparams(cls, hp: dict[str, Any], *, d_in: int, d_sae: int) -> None:
+        """Raise :class:`UntwineError` for impossible values (subclasses extend)."""
+        k = hp.get("k")
+        if k is not None:
+            if int(k) != k or k < 1:
+                raise UntwineError(f"k must be a positive integer, got {k}")
+            if k > d_sae:
+                raise UntwineError(f"k = {k} is larger than the number of latents ({d_sae})")
+
+    def member_tensor(self, key: str, dtype=torch.float32) -> Tensor:
+        """The per-member hyper-parameter ``key`` as a ``[M]`` tensor on the module's device."""
+        return torch.tensor([h[key] for h in self.hparams], dtype=dtype, device=self.W_dec.device)
+
+    def member_ints(self, key: str) -> list[int]:
+        return [int(h[key]) for h in self.hparams]
+
+    # -- forward pieces ------------------------------------------------------------
+    def centered(self, xn: Tensor) -> Tensor:
+        """``[M, B, d_in]``: the (normalised) input minus each member's ``b_dec``."""
+        if self.center_input:
+            return xn.unsqueeze(0) - self.b_dec.unsqueeze(1)
+        return xn.unsqueeze(0).expand(self.members, -1, -1)
+
+    def pre_acts(self, xn: Tensor) -> Tensor:
+        """``[M, B, d_sae]`` encoder pre-activations of normalised inputs ``xn [B, d_in]``."""
+        return torch.baddbmm(self.b_enc.unsqueeze(1), self.centered(xn), self.W_enc)
+
+    def gather_pre(self, xc: Tensor, indices: Tensor) -> Tensor:
+        """Pre-activations at ``indices [M, B, K]`` only, differentiable: ``xc . W_enc[:, j] + b_enc[j]``.
+
+        Selecting latents on a no-grad dense ``pre`` and recomputing the selected entries
+        this way makes the encoder's backward pass cost ``B * K * d_in`` instead of a dense
+        ``B * d_sae * d_in`` product (gradients are identical: unselected entries get none).
+        """
+        M, h, d = self.members, self.d_sae, self.d_in
+        offs = (torch.arange(M, device=indices.device) * h).view(M, 1, 1)
+        flat = indices + offs
+        cols = F.embedding(flat, self.W_enc.transpose(1, 2).reshape(M * h, d))  # [M, B, K, d]
+        bias = F.embedding(flat, self.b_enc.reshape(M * h, 1)).squeeze(-1)
+        return (cols * xc.unsqueeze(2)).sum(-1) + bias
+
+    def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def decode_encoded(self, enc: Encoded) -> Tensor:
+        """``[M, B, d_in]`` reconstruction (normalised units) from :class:`Encoded` codes."""
+        if enc.indices is None:
+            return torch.baddbmm(self.b_dec.unsqueeze(1), enc.values, self.W_dec)
+        return self.sparse_decode(enc.values, enc.indices) + self.b_dec.unsqueeze(1)
+
+    def sparse_decode(self, values: Tensor, indices: Tensor) -> Tensor:
+        """``sum_j values_j W_dec[indices_j]`` per row without materialising dense codes."""
+        M, B, K = values.shape
+        offs = (torch.arange(M, device=indices.device) * self.d_sae).view(M, 1, 1)
+        out = F.embedding_bag(
+            (indices + offs).reshape(M * B, K),
+            self.W_dec.reshape(M * self.d_sae, self.d_in),
+            per_sample_weights=values.reshape(M * B, K),
+            mode="sum",
+        )
+        return out.view(M, B, self.d_in)
+
+    def penalty(self, enc: Encoded, xn: Tensor, progress: float) -> Tensor | None:
+        """``[M]`` sparsity penalty added to the loss (None: none)."""
+        return None
+
+    @torch.no_grad()
+    def after_batch(self, enc: Encoded) -> None:
+        """State updates after a training batch (BatchTopK's threshold)."""
+
+    # -- training loss ---------------------------------------------------------------
+    def training_loss(self, xn: Tensor, *, progress: float, dead_rows: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """Sum over members of reconstruction + penalty + AuxK on normalised inputs ``xn``.
+
+        The reconstruction term is the squared error summed over dimensions and averaged
+        over rows.  Returns ``(loss, terms)`` with each term ``[M]`` (detached).
+        """
+        enc = self.encode_batch(xn, train=True)
+        x_hat = self.decode_encoded(enc)
+        err = xn.unsqueeze(0) - x_hat
+        recon = err.pow(2).sum(-1).mean(-1)
+        total = recon
+        terms = {"mse": recon.detach()}
+        pen = self.penalty(enc, xn, progress)
+        if pen is not None:
+            total = total + pen
+            terms["penalty"] = pen.detach()
+        fired = enc.fired(self.d_sae)
+        with torch.no_grad():
+            self.rows_since_fired.add_(xn.shape[0])
+            self.rows_since_fired.masked_fill_(fired, 0)
+        if self.uses_auxk and enc.pre is not None:
+            dead = self.rows_since_fired >= dead_rows
+            if bool(dead.any()):
+                aux = self.auxk_loss(xn, enc.pre, err.detach(), dead)
+                total = total + self.aux_coefficient * aux
+                terms["auxk"] = aux.detach()
+        self.after_batch(enc)
+        terms["l0"] = (enc.values != 0).sum(-1).float().mean(-1).detach()
+        return total.sum(), terms
+
+    def auxk_loss(self, xn: Tensor, pre: Tensor, residual: Tensor, dead: Tensor) -> Tensor:
+        """``[M]`` AuxK loss: dead latents' top ``k_aux`` activations reconstruct ``residual``."""
+        k_aux = max(1, self.d_in // 2)
+        n_dead = dead.sum(-1)
+        k_eff = min(k_aux, int(n_dead.max()))
+        with torch.no_grad():
+            masked = pre.detach().masked_fill(~dead.unsqueeze(1), float("-inf"))
+            top, idx = masked.topk(k_eff, dim=-1)
+        vals = self.gather_pre(self.centered(xn), idx).relu() * torch.isfinite(top)
+        e_hat = self.sparse_decode(vals, idx)
+        var = (residual - residual.mean(1, keepdim=True)).pow(2).sum((1, 2)).clamp_min(1e-12)
+        scale = (n_dead.float() / k_aux).clamp(max=1.0)
+        return scale * (e_hat - residual).pow(2).sum((1, 2)) / var
+
+    # -- constraints -------------------------------------------------------------------
+    @torch.no_grad()
+    def remove_parallel_grad(self) -> None:
+        if not self.unit_norm_decoder or self.W_dec.grad is None:
+            return
+        w = self.W_dec / self.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        g = self.W_dec.grad
+        g.sub_((g * w).sum(-1, keepdim=True) * w)
+
+    @torch.no_grad()
+    def renorm_decoder(self) -> None:
+        if self.unit_norm_decoder:
+            self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+
+    # -- public encode / decode (input units) ---------------------------------------------
+    def _squeeze(self, t: Tensor) -> Tensor:
+        return t[0] if self.members == 1 else t
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Dense codes of raw inputs ``x [B, d_in]``: ``[B, d_sae]`` (``[M, B, d_sae]`` for M > 1)."""
+        enc = self.encode_batch(x * self.input_scale, train=False)
+        return self._squeeze(enc.dense(self.d_sae))
+
+    @torch.no_grad()
+    def decode(self, codes: Tensor) -> Tensor:
+        """Reconstruction in input units from dense codes ``[B, d_sae]`` (or ``[M, B, d_sae]``)."""
+        c = codes if codes.dim() == 3 else codes.unsqueeze(0).expand(self.members, -1, -1)
+        return self._squeeze(self.decode_encoded(Encoded(c)) / self.input_scale)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(codes, x_hat)`` of raw inputs, both squeezed like :meth:`encode`."""
+        enc = self.encode_batch(x * self.input_scale, train=False)
+        x_hat = self.decode_encoded(enc) / self.input_scale
+        return self._squeeze(enc.dense(self.d_sae)), self._squeeze(x_hat)
+
+    # -- export to SAELens's layout --------------------------------------------------------
+    def extra_tensors(self, m: int, scale: float, row_norm: Tensor) -> dict[str, Tensor]:
+        """Architecture-specific tensors of member ``m`` for export (e.g. ``threshold``)."""
+        return {}
+
+    def saelens_config(self, m: int, scale: float) -> dict[str, Any]:
+        """Architecture-specific ``cfg.json`` keys of member ``m``."""
+        return {}
+
+    def untwine_hparams(self, m: int, scale: float) -> dict[str, Any]:
+        """Member ``m``'s hyper-parameters in input units (stored under ``cfg.json["untwine"]``)."""
+        return {k: v for k, v in self.hparams[m].items() if k != "center_input"}
+
+    @torch.no_grad()
+    def export(self, m: int = 0) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Member ``m`` as SAELens tensors with ``input_scale`` and decoder norms folded in.
+
+        Codes are rescaled so decoder rows have unit norm and inputs need no
+        normalisation: ``W_dec`` rows -> unit, ``W_enc`` columns times the row norm,
+        ``b_enc``/``threshold`` times ``row_norm / s``, ``b_dec / s``.  Exact for the
+        positively homogeneous activations used here.
+        """
+        s = float(self.input_scale)
+        W_dec = self.W_dec[m].detach().float().cpu()
+        norm = W_dec.norm(dim=-1).clamp_min(1e-12)
+        out = {"W_dec": (W_dec / norm[:, None]).contiguous(), "b_dec": (self.b_dec[m].detach().float().cpu() / s).contiguous()}
+        if self.has_encoder:
+            out["W_enc"] = (self.W_enc[m].detach().float().cpu() * norm[None, :]).contiguous()
+            out["b_enc"] = (self.b_enc[m].detach().float().cpu() * norm / s).contiguous()
+        out.update({k: v.contiguous() for k, v in self.extra_tensors(m, s, norm).items()})
+        return out, self.saelens_config(m, s)
+
+    @torch.no_grad()
+    def load_exported(self, tensors: dict[str, Tensor]) -> None:
+        """Load one exported member (``members == 1``), ``input_scale`` 1."""
+        for name in ("W_dec", "b_dec") + (("W_enc", "b_enc") if self.has_encoder else ()):
+            getattr(self, name).copy_(tensors[name].to(self.W_dec).unsqueeze(0))
+        self.input_scale.fill_(1.0)
+        self.load_extra(tensors)
+
+    def load_extra(self, tensors: dict[str, Tensor]) -> None:
+        """Load architecture-specific exported tensors (subclasses)."""
+
+
+def geometric_median(x: Tensor, iters: int = 64, eps: float = 1e-6) -> Tensor:
+    """Weiszfeld's algorithm: the point minimising the sum of Euclidean distances to the rows of ``x``."""
+    y = x.mean(0)
+    for _ in range(iters):
+        d = (x - y).norm(dim=-1).clamp_min(eps)
+        w = 1.0 / d
+        y_new = (w[:, None] * x).sum(0) / w.sum()
+        if float((y_new - y).norm()) <= eps * max(1.0, float(y.norm())):
+            y = y_new
+            break
+        y = y_new
+    return y
+
+
+def sqrt_d(d: int) -> float:
+    return math.sqrt(d)

@@ -1,0 +1,84 @@
+"""``batchtopk``: top ``k * batch`` activations over the whole batch (Bussmann et al. 2024,
+"BatchTopK Sparse Autoencoders").
+
+While training, ``ReLU`` pre-activations of the batch compete together: the ``k * B``
+largest survive, so rows may use more or fewer than ``k`` latents.  A global threshold
+``theta`` is learnt as an exponential moving average (rate ``threshold_rate``, SAELens's
+0.01) of the smallest surviving activation; at inference ``f_i = ReLU(pre_i) * [pre_i >
+theta]``, a per-row rule, so a trained BatchTopK SAE encodes one row at a time and the
+codes of a row do not depend on the batch.  Saved as SAELens ``jumprelu`` with
+``threshold = theta`` for every latent (what SAELens's own BatchTopK saves for inference).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from untwine.errors import UntwineError
+from untwine.sae.base import Encoded, SparseAutoencoder
+
+
+class BatchTopKSAE(SparseAutoencoder):
+    name: ClassVar[str] = "batchtopk"
+    saelens_architecture: ClassVar[str] = "jumprelu"
+    hparam_defaults = {"k": None, "threshold_rate": 0.01}
+    member_hparams = ("k",)
+    required_hparams = ("k",)
+    uses_auxk = True
+
+    def __init__(self, d_in, d_sae, members=None, *, generator=None):
+        super().__init__(d_in, d_sae, members, generator=generator)
+        # -1: not yet set (the first batch sets it directly)
+        self.register_buffer("threshold", torch.full((self.members,), -1.0))
+
+    @classmethod
+    def check_hparams(cls, hp, *, d_in, d_sae):
+        super().check_hparams(hp, d_in=d_in, d_sae=d_sae)
+        if not 0 < hp["threshold_rate"] <= 1:
+            raise UntwineError(f"threshold_rate must be in (0, 1], got {hp['threshold_rate']}")
+
+    def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
+        pre = self.pre_acts(xn)
+        acts = pre.relu()
+        if not train:
+            thr = self.threshold.clamp_min(0).view(-1, 1, 1)
+            return Encoded(acts * (pre > thr), None, pre)
+        M, B, h = acts.shape
+        ks = self.member_ints("k")
+        kmax = max(ks) * B
+        flat = acts.reshape(M, B * h)
+        vals, idx = flat.topk(min(kmax, B * h), dim=-1, sorted=len(set(ks)) > 1)
+        if len(set(ks)) > 1:
+            keep = torch.arange(vals.shape[1], device=vals.device).view(1, -1) < (
+                torch.tensor(ks, device=vals.device).view(-1, 1) * B
+            )
+            vals = vals * keep
+        codes = torch.zeros_like(flat).scatter(1, idx, vals).view(M, B, h)
+        return Encoded(codes, None, pre)
+
+    @torch.no_grad()
+    def after_batch(self, enc: Encoded) -> None:
+        v = enc.values.detach()
+        pos = v > 0
+        big = torch.full_like(v, float("inf"))
+        mins = torch.where(pos, v, big).amin(dim=(1, 2))
+        ok = torch.isfinite(mins)
+        rate = self.hparams[0]["threshold_rate"]
+        new = torch.where(self.threshold < 0, mins, (1 - rate) * self.threshold + rate * mins)
+        self.threshold.copy_(torch.where(ok, new, self.threshold))
+
+    def extra_tensors(self, m, scale, row_norm):
+        theta = max(float(self.threshold[m]), 0.0)
+        return {"threshold": (theta * row_norm / scale).float()}
+
+    def load_extra(self, tensors):
+        thr = tensors["threshold"]
+        self.threshold.fill_(float(thr.reshape(-1)[0]))
+
+    def untwine_hparams(self, m, scale):
+        out = super().untwine_hparams(m, scale)
+        out["threshold"] = max(float(self.threshold[m]), 0.0) / scale
+        return out

@@ -1,0 +1,106 @@
+"""``jumprelu``: per-latent thresholds trained with a straight-through estimator
+(Rajamanoharan et al. 2024, "Jumping Ahead: Improving Reconstruction Fidelity with
+JumpReLU Sparse Autoencoders"; Gemma Scope).
+
+``f_i = pre_i * H(pre_i - theta_i)`` with ``theta = exp(log_threshold) > 0``; loss
+``||x - x_hat||^2 + l0 * sum_i H(pre_i - theta_i)``.  ``H`` has zero derivative almost
+everywhere, so the gradient with respect to ``theta`` uses the kernel density estimate of
+that paper: the rectangle kernel ``K(u) = [|u| < 1/2]`` of width ``bandwidth``:
+
+* ``d f_i / d theta_i  ~ -(theta_i / bandwidth) K((pre_i - theta_i) / bandwidth)``
+* ``d H_i / d theta_i  ~ -(1 / bandwidth)      K((pre_i - theta_i) / bandwidth)``
+
+while ``d f_i / d pre_i = H(pre_i - theta_i)`` and ``H`` passes no gradient to ``pre``.
+Thresholds start at ``init_threshold``.  Defaults (``l0_coefficient`` 5, ``bandwidth``
+0.1, ``init_threshold`` 1) suit inputs normalised to norm ``sqrt(d_in)``; SAELens's
+(0.05 and 0.01) leave the thresholds far below the pre-activations there, and Adam moves
+``log theta`` by about the learning rate per step, so short runs cannot catch up.  Decoder rows
+are kept at unit norm.  SAELens: ``jumprelu`` with a ``threshold`` tensor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from untwine.errors import UntwineError
+from untwine.sae.base import Encoded, SparseAutoencoder
+
+
+def _rect(u: Tensor) -> Tensor:
+    return ((u > -0.5) & (u < 0.5)).to(u.dtype)
+
+
+class _JumpReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre, theta, bandwidth):
+        ctx.save_for_backward(pre, theta)
+        ctx.bandwidth = bandwidth
+        return pre * (pre > theta)
+
+    @staticmethod
+    def backward(ctx, g):
+        pre, theta = ctx.saved_tensors
+        bw = ctx.bandwidth
+        g_pre = (pre > theta).to(g.dtype) * g
+        g_theta = (-(theta / bw) * _rect((pre - theta) / bw) * g).sum(1, keepdim=True)
+        return g_pre, g_theta, None
+
+
+class _Step(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, pre, theta, bandwidth):
+        ctx.save_for_backward(pre, theta)
+        ctx.bandwidth = bandwidth
+        return (pre > theta).to(pre.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        pre, theta = ctx.saved_tensors
+        bw = ctx.bandwidth
+        g_theta = (-(1.0 / bw) * _rect((pre - theta) / bw) * g).sum(1, keepdim=True)
+        return None, g_theta, None
+
+
+class JumpReLUSAE(SparseAutoencoder):
+    name: ClassVar[str] = "jumprelu"
+    saelens_architecture: ClassVar[str] = "jumprelu"
+    hparam_defaults = {"l0_coefficient": 5.0, "bandwidth": 0.1, "init_threshold": 1.0}
+    member_hparams = ("l0_coefficient",)
+
+    def __init__(self, d_in, d_sae, members=None, *, generator=None):
+        super().__init__(d_in, d_sae, members, generator=generator)
+        init = math.log(self.hparams[0]["init_threshold"])
+        self.log_threshold = nn.Parameter(torch.full((self.members, 1, d_sae), init))
+
+    @classmethod
+    def check_hparams(cls, hp, *, d_in, d_sae):
+        super().check_hparams(hp, d_in=d_in, d_sae=d_sae)
+        for key in ("bandwidth", "init_threshold"):
+            if not hp[key] > 0:
+                raise UntwineError(f"{key} must be > 0, got {hp[key]}")
+        if hp["l0_coefficient"] < 0:
+            raise UntwineError(f"l0_coefficient must be >= 0, got {hp['l0_coefficient']}")
+
+    def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
+        pre = self.pre_acts(xn)
+        theta = self.log_threshold.exp()
+        if not train:
+            return Encoded(pre * (pre > theta), None, pre)
+        return Encoded(_JumpReLU.apply(pre, theta, self.hparams[0]["bandwidth"]), None, pre)
+
+    def penalty(self, enc: Encoded, xn: Tensor, progress: float) -> Tensor:
+        theta = self.log_threshold.exp()
+        l0 = _Step.apply(enc.pre, theta, self.hparams[0]["bandwidth"]).sum(-1).mean(-1)
+        return self.member_tensor("l0_coefficient") * l0
+
+    def extra_tensors(self, m, scale, row_norm):
+        return {"threshold": (self.log_threshold[m, 0].detach().float().cpu().exp() * row_norm / scale)}
+
+    @torch.no_grad()
+    def load_extra(self, tensors):
+        thr = tensors["threshold"].to(self.log_threshold).clamp_min(1e-30)
+        self.log_threshold.copy_(thr.log().view(1, 1, -1))

@@ -1,0 +1,49 @@
+"""``topk``: keep each row's ``k`` largest pre-activations (Gao et al. 2024, "Scaling and
+evaluating sparse autoencoders"; Makhzani & Frey 2013).
+
+``f = ReLU(TopK_k((x - b_dec) W_enc + b_enc))``, loss ``||x - x_hat||^2`` plus AuxK on dead
+latents.  Decoding gathers the ``k`` selected decoder rows (``embedding_bag``) instead of a
+dense ``[B, d_sae] @ [d_sae, d_in]`` product.  Members of one module may use different
+``k``.  SAELens: ``topk``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from untwine.sae.base import Encoded, SparseAutoencoder
+
+
+def topk_mask(ks: list[int], device) -> Tensor | None:
+    """``[M, 1, max k]`` bool: slot ``j`` is used by member ``m`` when ``j < k_m`` (None: all)."""
+    kmax = max(ks)
+    if all(k == kmax for k in ks):
+        return None
+    return torch.arange(kmax, device=device).view(1, 1, -1) < torch.tensor(ks, device=device).view(-1, 1, 1)
+
+
+class TopKSAE(SparseAutoencoder):
+    name: ClassVar[str] = "topk"
+    saelens_architecture: ClassVar[str] = "topk"
+    hparam_defaults = {"k": None}
+    member_hparams = ("k",)
+    required_hparams = ("k",)
+    uses_auxk = True
+
+    def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
+        ks = self.member_ints("k")
+        mask = topk_mask(ks, xn.device)
+        with torch.no_grad():
+            pre = self.pre_acts(xn)
+            top, idx = pre.topk(max(ks), dim=-1, sorted=mask is not None)
+        # differentiable values of the selected latents only (see SparseAutoencoder.gather_pre)
+        vals = self.gather_pre(self.centered(xn), idx).relu() if torch.is_grad_enabled() else top.relu()
+        if mask is not None:
+            vals = vals * mask
+        return Encoded(vals, idx, pre)
+
+    def saelens_config(self, m, scale):
+        return {"k": int(self.hparams[m]["k"]), "rescale_acts_by_decoder_norm": False}

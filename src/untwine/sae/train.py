@@ -1,0 +1,490 @@
+"""One training loop for every architecture, and for many SAEs at once.
+
+:func:`train_saes` trains a list of SAE specifications on one activation stream: specs
+with the same architecture, width, learning rate and shared hyper-parameters become the
+members of one stacked module (:class:`~untwine.sae.base.SparseAutoencoder`), so a sweep
+over ``k`` or penalty coefficients runs as batched matrix products, and every module sees
+the same batches: the data are read once per step for all of them.  :func:`train_sae` is
+the one-SAE case.
+
+Per step: normalise the batch (``x * s``, ``s`` = ``sqrt(d_in)`` over the mean input
+norm, estimated on up to 16384 rows), compute each module's loss, remove the gradient
+component parallel to unit-norm decoder rows, take an Adam step (betas 0.9, 0.999) and
+renormalise the rows.  Defaults:
+
+* decoder bias initialised at the geometric median of the (normalised) sample
+  (dictionary_learning; ``b_dec_init="mean"`` uses the mean, as sparsify does);
+* learning rate: linear warm-up over the first 5% of steps, constant, then linear decay
+  to 0 over the last 20% (Anthropic's April 2024 update);
+* a latent is dead after ``dead_rows`` rows without firing (default: a sixteenth of the
+  rows trained on, at most 10M, sparsify's count); the AuxK loss revives dead latents.
+
+Checkpoints (every module and optimiser state, the step, the configuration) are one file
+written atomically (``checkpoint.pt``); an interrupted run (Ctrl-C) checkpoints the last
+finished step, and ``resume=True`` continues it, reaching the weights of an
+uninterrupted run (the batch order depends only on the seed and the step).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from untwine.errors import UntwineError
+from untwine.files import atomic_write_bytes, write_json
+from untwine.sae.base import SparseAutoencoder, geometric_median
+from untwine.sae.data import ActivationSource, iter_batches, open_activations, sample_rows
+from untwine.sae.io import CFG, WEIGHTS, save_sae
+from untwine.sae.registry import get_architecture
+
+CHECKPOINT = "checkpoint.pt"
+TRAINING = "training.json"
+#: default learning rate per architecture (Adam, inputs normalised to norm sqrt(d_in))
+DEFAULT_LR: dict[str, float] = {}
+DEFAULT_LR_OTHER = 3e-3
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA when available, else CPU; otherwise the named device."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise UntwineError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UntwineError(f"device {device} requested but CUDA is not available")
+    return dev
+
+
+@dataclass
+class SAESpec:
+    """One SAE to train: architecture, number of latents and hyper-parameters (``k`` ...)."""
+
+    arch: str
+    latents: int
+    hparams: dict[str, Any] = field(default_factory=dict)
+    lr: float | None = None
+    name: str | None = None
+
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        parts = [self.arch, f"w{self.latents}"] + [f"{k}{v}" for k, v in sorted(self.hparams.items()) if v is not None]
+        return "-".join(str(p).replace(".", "p") for p in parts)
+
+
+@dataclass
+class _Group:
+    key: tuple
+    arch: str
+    latents: int
+    lr: float
+    specs: list[int]
+    module: SparseAutoencoder | None = None
+    opt: torch.optim.Optimizer | None = None
+
+
+def lr_factor(step: int, steps: int, warmup: float = 0.05, decay: float = 0.2) -> float:
+    """Multiplier of the base learning rate at ``step`` (0-based) of ``steps``."""
+    w = max(1, int(round(warmup * steps)))
+    dstart = steps - int(round(decay * steps))
+    f = min(1.0, (step + 1) / w)
+    if step >= dstart and steps > dstart:
+        f = min(f, (steps - step) / (steps - dstart))
+    return f
+
+
+def _group_specs(specs: list[SAESpec], d_in: int) -> list[_Group]:
+    groups: dict[tuple, _Group] = {}
+    for i, s in enumerate(specs):
+        cls = get_architecture(s.arch)
+        if int(s.latents) < 1:
+            raise UntwineError(f"latents must be a positive integer, got {s.latents}")
+        hp = cls.resolve_hparams(dict(s.hparams), d_in=d_in, d_sae=int(s.latents))
+        shared = tuple(sorted((k, repr(v)) for k, v in hp.items() if k not in cls.member_hparams))
+        lr = float(s.lr) if s.lr is not None else DEFAULT_LR.get(s.arch, DEFAULT_LR_OTHER)
+        if not lr > 0:
+            raise UntwineError(f"learning rate must be > 0, got {lr}")
+        key = (s.arch, int(s.latents), lr, shared)
+        g = groups.setdefault(key, _Group(key, s.arch, int(s.latents), lr, []))
+        g.specs.append(i)
+    return list(groups.values())
+
+
+class _Progress:
+    """Rich progress bar on a terminal; one plain line per tenth of the run otherwise."""
+
+    def __init__(self, enabled: bool, total: int, start: int, title: str):
+        self.enabled, self.total, self.title = enabled, total, title
+        self._bar = None
+        self._t0, self._s0 = time.perf_counter(), start
+        self._every = max(1, (total - start) // 10)
+        if not enabled:
+            return
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                TextColumn("{task.fields[terms]}"), console=console,
+            )
+            self._task = self._bar.add_task(title, total=total, completed=start, terms="")
+            self._bar.start()
+
+    def update(self, step: int, terms: str) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, completed=step, terms=terms)
+        elif step % self._every == 0 or step == self.total:
+            rate = (step - self._s0) / max(time.perf_counter() - self._t0, 1e-9)
+            print(f"{self.title}: step {step}/{self.total}  {rate:.1f} steps/s  {terms}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class _InterruptGuard:
+    """Defer SIGINT to the end of the current step (so a checkpoint is never half a step)."""
+
+    def __init__(self):
+        self.hit = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.getsignal(signal.SIGINT)
+
+            def handler(signum, frame):
+                self.hit = True
+
+            signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _run_config(specs, d_in, batch_size, seed, b_dec_init, normalize, dead_rows, warmup, decay) -> dict[str, Any]:
+    return {
+        "specs": [{"arch": s.arch, "latents": int(s.latents), "hparams": s.hparams, "lr": s.lr, "name": s.label()} for s in specs],
+        "d_in": int(d_in),
+        "batch_size": int(batch_size),
+        "seed": int(seed),
+        "b_dec_init": b_dec_init,
+        "normalize": bool(normalize),
+        "dead_rows": dead_rows,
+        "lr_warmup": warmup,
+        "lr_decay": decay,
+    }
+
+
+def _save_checkpoint(path: Path, step: int, config: dict, groups: list[_Group], log: list[dict]) -> None:
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "step": int(step),
+            "config": json.dumps(config, sort_keys=True),
+            "modules": [{k: v.detach().cpu() for k, v in g.module.state_dict().items()} for g in groups],
+            "optims": [g.opt.state_dict() for g in groups],
+            "log": json.dumps(log),
+        },
+        buf,
+    )
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _prepare_out(out: Path, dirs: list[Path], resume: bool, overwrite: bool) -> Path:
+    ckpt = out / CHECKPOINT
+    if out.exists() and not out.is_dir():
+        raise UntwineError(f"--out {out} exists and is not a directory")
+    taken = ckpt.is_file() or any((d / CFG).is_file() or (d / WEIGHTS).is_file() for d in dirs)
+    if taken and not resume and not overwrite:
+        raise UntwineError(f"{out} already holds an SAE run; pass --resume to continue it or --overwrite to replace it")
+    if overwrite:
+        for p in [ckpt] + [d / n for d in dirs for n in (CFG, WEIGHTS, TRAINING)]:
+            if p.is_file():
+                p.unlink()
+    return ckpt
+
+
+def train_saes(
+    acts,
+    specs: list[SAESpec],
+    *,
+    out,
+    steps: int = 1024,
+    batch_size: int = 1024,
+    seed: int = 0,
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    checkpoint_every: int | None = None,
+    b_dec_init: str = "geometric_median",
+    normalize: bool = True,
+    dead_rows: int | None = None,
+    lr_warmup: float = 0.05,
+    lr_decay: float = 0.2,
+    log_every: int = 32,
+    key: str | None = None,
+    stop_after: int | None = None,
+    single: bool = False,
+) -> list[Path]:
+    """Train every SAE in ``specs`` on ``acts`` in one pass over the data; returns their directories.
+
+    ``out/NAME`` holds each SAE (``out`` itself when ``single``); ``out/checkpoint.pt``
+    the training state.  ``stop_after`` ends the run after that step with a checkpoint
+    (as an interruption would; for tests).
+    """
+    if not specs:
+        raise UntwineError("no SAE to train")
+    for name, v in (("steps", steps), ("batch_size", batch_size)):
+        if int(v) != v or v < 1:
+            raise UntwineError(f"{name} must be a positive integer, got {v}")
+    if b_dec_init not in ("geometric_median", "mean", "zeros"):
+        raise UntwineError(f"b_dec_init must be geometric_median, mean or zeros, got {b_dec_init!r}")
+    source: ActivationSource = open_activations(acts, key)
+    if source.rows < batch_size:
+        raise UntwineError(f"{source.name}: {source.rows} rows are fewer than one batch ({batch_size})")
+    dev = resolve_device(device)
+    d_in = source.dim
+    groups = _group_specs(specs, d_in)
+    out = Path(out)
+    labels = [s.label() for s in specs]
+    if len(set(labels)) != len(labels):
+        raise UntwineError("two SAEs in the sweep have the same name; give them distinct names")
+    dirs = [out] if single else [out / lab for lab in labels]
+    if dead_rows is None:
+        dead_rows = int(min(10_000_000, max(batch_size, steps * batch_size // 16)))
+    config = _run_config(specs, d_in, batch_size, seed, b_dec_init, normalize, dead_rows, lr_warmup, lr_decay)
+    ckpt_path = _prepare_out(out, dirs, resume, overwrite)
+
+    # -- build modules (seeded), normalisation and b_dec from a sample ----------------------
+    gen = torch.Generator().manual_seed(int(seed))
+    for gi, g in enumerate(groups):
+        cls = get_architecture(g.arch)
+        members = [dict(specs[i].hparams) for i in g.specs]
+        g.module = cls(d_in, g.latents, members, generator=gen)
+    start = 0
+    log: list[dict[str, Any]] = []
+    if resume and ckpt_path.is_file():
+        try:
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise UntwineError(f"{ckpt_path}: cannot read the checkpoint ({exc})") from None
+        saved = json.loads(state["config"])
+        if saved != json.loads(json.dumps(config, sort_keys=True)):
+            diff = sorted(k for k in config if saved.get(k) != json.loads(json.dumps(config[k])))
+            raise UntwineError(f"{out} holds a different run ({', '.join(diff) or 'config'} differ); use --overwrite to replace it")
+        for g, sd in zip(groups, state["modules"], strict=True):
+            g.module.load_state_dict(sd)
+        start = int(state["step"])
+        log = json.loads(state["log"])
+    else:
+        sample = torch.from_numpy(sample_rows(source, 16384, seed)).double()
+        scale = math.sqrt(d_in) / float(sample.norm(dim=-1).mean().clamp_min(1e-12)) if normalize else 1.0
+        xs = sample * scale
+        b0 = {"geometric_median": lambda: geometric_median(xs), "mean": lambda: xs.mean(0), "zeros": lambda: torch.zeros(d_in)}[b_dec_init]()
+        for g in groups:
+            with torch.no_grad():
+                g.module.input_scale.fill_(scale)
+                g.module.b_dec.copy_(b0.float().expand_as(g.module.b_dec))
+    for g in groups:
+        g.module.to(dev).train()
+        g.opt = torch.optim.Adam(g.module.parameters(), lr=g.lr, betas=(0.9, 0.999))
+    if resume and ckpt_path.is_file():
+        for g, osd in zip(groups, state["optims"], strict=True):
+            g.opt.load_state_dict(osd)
+
+    ckpt_every = checkpoint_every or max(1, min(steps, 1000, max(100, steps // 4)))
+    scale_t = groups[0].module.input_scale
+    title = labels[0] if len(specs) == 1 else f"{len(specs)} SAEs"
+    bar = _Progress(progress, steps, start, f"sae {title}")
+    batches = iter_batches(source, batch_size, seed=seed, skip_batches=start)
+    t0 = time.perf_counter()
+    step = start
+    pending: list[dict[str, torch.Tensor]] = []
+    end = steps if stop_after is None else min(steps, int(stop_after))
+    try:
+        with _InterruptGuard() as guard:
+            while step < end:
+                x = torch.from_numpy(next(batches)).to(dev, non_blocking=True)
+                xn = x * scale_t
+                frac = step / steps
+                mult = lr_factor(step, steps, lr_warmup, lr_decay)
+                row = {}
+                for g in groups:
+                    for pg in g.opt.param_groups:
+                        pg["lr"] = g.lr * mult
+                    loss, terms = g.module.training_loss(xn, progress=frac, dead_rows=dead_rows)
+                    g.opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    g.module.remove_parallel_grad()
+                    g.opt.step()
+                    g.module.renorm_decoder()
+                    row[id(g)] = terms
+                step += 1
+                if step % log_every == 0 or step == end or step == start + 1:
+                    log.append(_log_row(step, groups, row, specs, dead_rows))
+                    bar.update(step, _terms_text(log[-1]) if len(specs) == 1 else "")
+                if step % ckpt_every == 0 and step < steps:
+                    _save_checkpoint(ckpt_path, step, config, groups, log)
+                if guard.hit:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        bar.close()
+        _save_checkpoint(ckpt_path, step, config, groups, log)
+        print(f"interrupted at step {step}; checkpoint written, continue with --resume", file=sys.stderr)
+        raise
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    _save_checkpoint(ckpt_path, step, config, groups, log)
+    if step < steps:
+        return []
+    for g in groups:
+        g.module.eval()
+        for m, i in enumerate(g.specs):
+            d = dirs[i]
+            save_sae(d, g.module, m, metadata={"untwine_run": labels[i]})
+            write_json(
+                d / TRAINING,
+                {
+                    "steps": steps,
+                    "batch_size": batch_size,
+                    "lr": g.lr,
+                    "seed": seed,
+                    "seconds_this_session": seconds,
+                    "rows_per_second_this_session": (step - start) * batch_size / max(seconds, 1e-9),
+                    "trained_with": len(specs),
+                    "log": [{"step": r["step"], **r["members"][i]} for r in log],
+                },
+            )
+    if not single:
+        write_json(out / "sweep.json", {"saes": [{"name": labels[i], "dir": str(dirs[i])} for i in range(len(specs))]})
+    return dirs
+
+
+def _log_row(step, groups, row, specs, dead_rows) -> dict[str, Any]:
+    members: dict[int, dict[str, float]] = {}
+    for g in groups:
+        terms = {k: v.detach().cpu().tolist() for k, v in row[id(g)].items()}
+        dead = (g.module.rows_since_fired >= dead_rows).float().mean(-1).cpu().tolist()
+        for m, i in enumerate(g.specs):
+            members[i] = {k: float(v[m]) for k, v in terms.items()} | {"dead": float(dead[m])}
+    return {"step": step, "members": [members[i] for i in range(len(specs))]}
+
+
+def _terms_text(row: dict[str, Any]) -> str:
+    m = row["members"][0]
+    return "  ".join(f"{k} {v:.4g}" for k, v in m.items())
+
+
+def train_sae(
+    acts,
+    *,
+    arch: str,
+    latents: int,
+    out,
+    k: int | None = None,
+    steps: int = 1024,
+    batch_size: int = 1024,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    hparams: dict[str, Any] | None = None,
+    **options,
+) -> Path:
+    """Train one SAE on ``acts`` (path or array) and write it to ``out`` in SAELens's layout.
+
+    ``arch`` is one of :data:`untwine.sae.ARCHITECTURES`; ``k`` the number of active
+    latents where the architecture has one; ``hparams`` the architecture's other
+    hyper-parameters (``l1_coefficient``, ``l0_coefficient``, ``bandwidth``,
+    ``residual_threshold``, ``afa_coefficient`` ...).  Returns ``out``.
+    """
+    hp = dict(hparams or {})
+    if k is not None:
+        hp["k"] = k
+    dirs = train_saes(
+        acts, [SAESpec(arch, latents, hp, lr)], out=out, steps=steps, batch_size=batch_size, seed=seed,
+        device=device, resume=resume, overwrite=overwrite, progress=progress, single=True, **options,
+    )
+    return dirs[0] if dirs else Path(out)
+
+
+def encode_file(sae_dir, acts, out=None, *, device: str = "auto", batch_rows: int = 65536, key: str | None = None) -> np.ndarray | Path:
+    """Dense codes ``[N, d_sae]`` (float32) of every row of ``acts``; written to ``out`` (.npy) when given."""
+    from untwine.sae.io import load_sae
+
+    dev = resolve_device(device)
+    sae = load_sae(sae_dir, dev)
+    source = open_activations(acts, key)
+    if source.dim != sae.d_in:
+        raise UntwineError(f"{source.name} has {source.dim} columns but the SAE in {sae_dir} takes d_in = {sae.d_in}")
+    codes = np.empty((source.rows, sae.d_sae), dtype=np.float32) if out is None else None
+    if out is not None:
+        from numpy.lib.format import open_memmap
+
+        from untwine.files import temp_name
+
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_name(out.with_suffix(".npy"))
+        codes = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(source.rows, sae.d_sae))
+    try:
+        for a in range(0, source.rows, batch_rows):
+            b = min(source.rows, a + batch_rows)
+            x = torch.from_numpy(source.read(a, b)).to(dev)
+            codes[a:b] = sae.encode(x).cpu().numpy()
+        if out is None:
+            return codes
+        codes.flush()
+        del codes
+        import os
+
+        os.replace(tmp, out)
+        return out
+    except BaseException:
+        if out is not None and Path(tmp).exists():
+            Path(tmp).unlink()
+        raise
+
+
+def sweep_specs(archs: list[str], widths: list[int], ks: list[int | None], hparams: dict[str, Any], lr: float | None) -> list[SAESpec]:
+    """Every combination of architecture x width x k (k ignored where the architecture has none)."""
+    specs, seen = [], set()
+    for a in archs:
+        cls = get_architecture(a)
+        for w in widths:
+            for k in ks:
+                hp = {key: v for key, v in hparams.items() if key in cls.hparam_defaults}
+                if "k" in cls.hparam_defaults and k is not None:
+                    hp["k"] = k
+                spec = SAESpec(a, w, hp, lr)
+                if spec.label() not in seen:
+                    seen.add(spec.label())
+                    specs.append(spec)
+    return specs
