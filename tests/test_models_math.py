@@ -92,10 +92,20 @@ def test_reconstruction_losses():
     assert reconstruction_loss(y, perfect, "bernoulli", subtract_entropy=True).abs().max().item() < 1e-4
 
 
-def test_reconstruction_auto_follows_binary():
+def test_reconstruction_auto_is_bernoulli_for_every_image():
+    # disentanglement_lib's study (shared.gin: bernoulli_loss) and the latent-quantization code
     assert build_model("vae", IMG, binary=True).hparams["reconstruction"] == "bernoulli"
-    assert build_model("vae", (3, 64, 64), binary=False).hparams["reconstruction"] == "gaussian"
+    assert build_model("vae", (3, 64, 64), binary=False).hparams["reconstruction"] == "bernoulli"
+    assert build_model("qlae", (3, 64, 64), binary=False).hparams["reconstruction"] == "bernoulli"
+    assert build_model("vae", (3, 64, 64), binary=False, reconstruction="gaussian").hparams["reconstruction"] == "gaussian"
     assert build_model("vae", IMG, binary=True, reconstruction="gaussian").hparams["reconstruction"] == "gaussian"
+    # vectors and series keep "bernoulli if binary, else gaussian"
+    assert build_model("vae", (12,), binary=False).hparams["reconstruction"] == "gaussian"
+    assert build_model("vae", (12,), binary=True).hparams["reconstruction"] == "bernoulli"
+    assert build_model("seq_vae", (1, 32), binary=False).hparams["reconstruction"] == "gaussian"
+    assert build_model("dts", (1, 32), binary=True).hparams["reconstruction"] == "bernoulli"
+    with pytest.raises(UntwineError, match="reconstruction"):
+        build_model("vae", IMG, reconstruction="poisson")
 
 
 def test_annealed_capacity_and_loss():

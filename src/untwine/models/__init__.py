@@ -9,9 +9,13 @@ so ``build_model(**model.hparams)`` rebuilds an identical (untrained) model.
 
 Encoder/decoder: disentanglement_lib's 64x64 convolutional pair for images
 ``[C, H, W]``, its fully connected pair for vectors ``[F]``
-(:mod:`untwine.models.architectures`).  Reconstruction: ``reconstruction="auto"``
-picks a Bernoulli likelihood for binary data and a Gaussian (squared error) one
-otherwise (:mod:`untwine.models.losses`).
+(:mod:`untwine.models.architectures`; ``architecture="lq"`` selects the
+latent-quantization paper's larger image pair).  Reconstruction:
+``reconstruction="auto"`` picks the Bernoulli likelihood for every image data set,
+binary or not, as disentanglement_lib's study and the latent-quantization code do,
+and for vectors and series a Bernoulli likelihood for binary data and a Gaussian
+(squared error) one otherwise (:mod:`untwine.models.losses`);
+``reconstruction="gaussian"`` chooses the squared error explicitly.
 """
 
 from __future__ import annotations
@@ -66,7 +70,8 @@ def build_model(
 ) -> DisentanglingModel:
     """Build model ``name`` for observations of ``observation_shape`` (``[C, H, W]`` or ``[F]``).
 
-    ``binary`` selects the Bernoulli reconstruction under ``reconstruction="auto"``;
+    ``binary`` selects the Bernoulli reconstruction of vectors and series under
+    ``reconstruction="auto"`` (images always get it);
     ``num_factors`` sets QLAE's default latent count.  Unknown hyper-parameters raise
     :class:`UntwineError` naming them and listing the model's hyper-parameters.
     """

@@ -84,7 +84,9 @@ class HParam:
 COMMON_HPARAMS: dict[str, HParam] = {
     "num_latents": HParam(None, int, "number of latent dimensions (None: 10)", positive=True, optional=True),
     "reconstruction": HParam(
-        "auto", str, "auto (bernoulli for binary data, else gaussian) | bernoulli | gaussian",
+        "auto", str,
+        "auto (bernoulli for images, as disentanglement_lib and the latent-quantization code; "
+        "for vectors and series bernoulli if binary, else gaussian) | bernoulli | gaussian",
         choices=("auto", "bernoulli", "gaussian"),
     ),
     "learning_rate": HParam(1e-4, float, "Adam learning rate", positive=True),
@@ -129,7 +131,9 @@ class AutoencoderModel(DisentanglingModel):
         values = resolve_hparams(type(self), hparams)
         if values["num_latents"] is None:
             values["num_latents"] = self.default_num_latents(num_factors)
-        values["reconstruction"] = resolve_reconstruction(values["reconstruction"], binary)
+        values["reconstruction"] = resolve_reconstruction(
+            values["reconstruction"], binary, "vector" if len(shape) == 1 else "image"
+        )
         self.hparams = {
             "name": self.name,
             "observation_shape": list(shape),

@@ -45,6 +45,12 @@ for independent latents and ``0 <= MI <= log M``).  The normaliser only adds con
 groups, ``-D log C`` to dimKL) that cancel in ``MI + TC + dimKL`` and have no effect on
 gradients.
 
+Reconstruction: under ``reconstruction="auto"`` the sequence models use the Gaussian
+loss for non-binary series (Bernoulli for binary ones).  They have no
+disentanglement_lib counterpart, so they do not follow the Bernoulli default of the
+image models (:mod:`untwine.models.losses`); ``--set reconstruction=bernoulli``
+selects it.
+
 The sequence models default to ``learning_rate = 1e-3`` (small 1-D networks; the image
 models keep disentanglement_lib's 1e-4) and 10 latents.  ``reconstruction_scale``
 multiplies the summed reconstruction loss; the default 100 makes the Gaussian
@@ -152,7 +158,7 @@ class SequenceModelMixin:
         values = resolve_hparams(type(self), hparams)
         if values["num_latents"] is None:
             values["num_latents"] = self.default_num_latents(num_factors)  # type: ignore[attr-defined]
-        values["reconstruction"] = resolve_reconstruction(values["reconstruction"], binary)
+        values["reconstruction"] = resolve_reconstruction(values["reconstruction"], binary, "sequence")
         self.hparams = {"name": self.name, "observation_shape": list(shape), "binary": binary, "num_factors": num_factors, **values}  # type: ignore[attr-defined]
         self.num_latents = int(values["num_latents"])
         self.observation_shape = shape

@@ -6,15 +6,31 @@ Reference: disentanglement_lib ``methods/shared/losses.py`` (``bernoulli_loss``,
 
 * Bernoulli: sigmoid cross-entropy between the decoder's logits and the true
   pixel values, summed over all pixels of a sample.  The pixel values may be
-  non-binary (the cross-entropy is then bounded below by the images' entropy,
-  not 0); ``subtract_entropy=True`` removes that bound as disentanglement_lib's
-  ``subtract_true_image_entropy`` does, computing the entropy of the true pixels
-  clipped to [1e-6, 1 - 1e-6].
+  non-binary (colour, noise, shading): the cross-entropy is then bounded below
+  by the images' entropy, not 0.  disentanglement_lib's ``bernoulli_loss``
+  subtracts nothing by default (``subtract_true_image_entropy=False``, and its
+  study's ``shared.gin`` leaves it so), and neither does untwine;
+  ``subtract_entropy=True`` removes the bound as that option does (entropy of
+  the true pixels clipped to [1e-6, 1 - 1e-6]).  The subtraction is a constant
+  per image: it changes the logged value, never the gradients.
 * Gaussian: squared error between the true pixels and ``sigmoid(logits)``,
   summed over pixels (disentanglement_lib's ``l2_loss``).
 
 Both return one value per sample; ``reduction="mean"`` averages over pixels
 instead of summing (the per-pixel convention of the latent-quantization code).
+
+Defaults (``reconstruction="auto"``, :func:`resolve_reconstruction`, one rule per
+kind of observation in :data:`AUTO_RECONSTRUCTION`):
+
+* images ``[C, H, W]``: Bernoulli, binary or not.  disentanglement_lib's study
+  trains every model on every data set, colour and noisy dSprites, Shapes3D and
+  MPI3D included, with ``reconstruction_loss.loss_fn = @bernoulli_loss``
+  (``unsupervised_study_v1/model_configs/shared.gin``), and the latent-quantization
+  code (Hsu et al. 2023) uses the binary cross-entropy (``losses/reconstruction.py``)
+  on all its data sets.  ``reconstruction=gaussian`` remains an explicit choice.
+* vectors ``[F]`` and series ``[C, T]``: Bernoulli for binary data, Gaussian
+  otherwise.  These have no counterpart in the references; the sequence models'
+  Gaussian default is documented in :mod:`untwine.models.dts`.
 """
 
 from __future__ import annotations
@@ -29,10 +45,28 @@ from untwine.errors import UntwineError
 RECONSTRUCTIONS = ("bernoulli", "gaussian")
 
 
-def resolve_reconstruction(kind: str, binary: bool) -> str:
-    """``"auto"`` -> ``"bernoulli"`` for binary data, ``"gaussian"`` otherwise."""
+#: default reconstruction under ``"auto"`` per kind of observation: ``(binary data, other data)``
+AUTO_RECONSTRUCTION: dict[str, tuple[str, str]] = {
+    "image": ("bernoulli", "bernoulli"),  # disentanglement_lib's study and the latent-quantization code
+    "vector": ("bernoulli", "gaussian"),
+    "sequence": ("bernoulli", "gaussian"),  # see untwine.models.dts
+}
+
+
+def resolve_reconstruction(kind: str, binary: bool, observation: str = "image") -> str:
+    """The reconstruction loss ``kind`` names; ``"auto"`` -> the default of :data:`AUTO_RECONSTRUCTION`.
+
+    ``observation`` is ``"image"`` (``[C, H, W]``), ``"vector"`` (``[F]``) or
+    ``"sequence"`` (``[C, T]``).
+    """
     if kind == "auto":
-        return "bernoulli" if binary else "gaussian"
+        try:
+            rule = AUTO_RECONSTRUCTION[observation]
+        except KeyError:
+            raise UntwineError(
+                f"observation kind must be one of {', '.join(AUTO_RECONSTRUCTION)}; got {observation!r}"
+            ) from None
+        return rule[0] if binary else rule[1]
     if kind not in RECONSTRUCTIONS:
         raise UntwineError(f"reconstruction must be one of auto, bernoulli, gaussian; got {kind!r}")
     return kind
