@@ -327,3 +327,37 @@ def test_rebuild_from_hparams(name):
     x = _blobs(2)
     assert torch.equal(clone.encode(x), model.encode(x))
     assert model.decode(model.encode(x)).min() >= 0 and model.decode(model.encode(x)).max() <= 1
+
+
+# -- architectures -----------------------------------------------------------------------------
+def test_architecture_registry_and_lq_shapes():
+    from untwine.models.architectures import ARCHITECTURES, LQEncoder, LQStyleDecoder
+
+    assert set(ARCHITECTURES) >= {"dlib", "lq"}
+    assert build_model("beta_vae", IMG, binary=True).hparams["architecture"] == "dlib"
+    torch.manual_seed(0)
+    model = build_model("qlae", (3, 32, 32), num_factors=2, architecture="lq")
+    assert isinstance(model.encoder, LQEncoder) and isinstance(model.decoder, LQStyleDecoder)
+    assert model.hparams["architecture"] == "lq"
+    convs = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32] * 3 + [64] * 3 + [128] * 3 + [256] * 3
+    assert all(c.bias is None for c in convs)
+    assert [c.stride[0] for c in convs] == [1, 1, 2] * 4
+    assert model.decoder.input_map.shape == (256, 2, 2)
+    x = torch.rand(5, 3, 32, 32)
+    assert model.encode(x).shape == (5, 4)
+    assert model.decode(model.encode(x)).shape == (5, 3, 32, 32)
+    vae = build_model("beta_vae", (1, 32, 32), architecture="lq")
+    mean, logvar = vae.encode_dist(torch.rand(2, 1, 32, 32))
+    assert mean.shape == logvar.shape == (2, 10)
+    # AdamW decays everything but biases and codebooks: norm weights and the input map included
+    decayed, plain = model.parameter_groups()
+    assert any(p is model.decoder.input_map for p in decayed)
+    assert any(p is model.codebook for p in plain) and all(p.ndim == 1 for p in plain if p is not model.codebook)
+
+
+def test_unknown_architecture_is_one_line():
+    with pytest.raises(UntwineError, match="unknown architecture 'big'; known image architectures: dlib, lq"):
+        build_model("vae", IMG, architecture="big")
+    with pytest.raises(UntwineError, match="for images"):
+        build_model("vae", (12,), architecture="lq")

@@ -124,3 +124,11 @@ def test_resume_from_state_dicts_matches_uninterrupted():
     logs = [resumed.training_step(batches[s], s, opts) for s in (2, 3)]
     assert logs == ref_logs
     assert all(torch.equal(resumed.state_dict()[k], ref.state_dict()[k]) for k in init)
+
+
+def test_qlae_learns_on_the_lq_architecture():
+    torch.manual_seed(0)
+    data = _blobs(64, size=16)
+    model = build_model("qlae", (1, 16, 16), binary=True, num_factors=2, architecture="lq")
+    logs = _train(model, data, steps=25, batch=16)
+    assert _mean(logs[-5:], "reconstruction") < 0.9 * _mean(logs[:5], "reconstruction")

@@ -26,7 +26,13 @@ from typing import Any
 import torch
 
 from untwine.errors import UntwineError
-from untwine.models.architectures import check_observation_shape, make_decoder, make_encoder
+from untwine.models.architectures import (
+    ARCHITECTURES,
+    DEFAULT_ARCHITECTURE,
+    check_observation_shape,
+    make_decoder,
+    make_encoder,
+)
 from untwine.models.base import DisentanglingModel
 from untwine.models.losses import gaussian_kl, reconstruction_loss, reparameterize, resolve_reconstruction
 
@@ -89,6 +95,10 @@ COMMON_HPARAMS: dict[str, HParam] = {
         "for vectors and series bernoulli if binary, else gaussian) | bernoulli | gaussian",
         choices=("auto", "bernoulli", "gaussian"),
     ),
+    "architecture": HParam(
+        DEFAULT_ARCHITECTURE, str,
+        "image encoder/decoder: " + " | ".join(f"{k} ({a.doc})" for k, a in ARCHITECTURES.items()),
+    ),
     "learning_rate": HParam(1e-4, float, "Adam learning rate", positive=True),
     "adam_beta1": HParam(0.9, float, "Adam beta1", low=0.0),
     "adam_beta2": HParam(0.999, float, "Adam beta2", low=0.0),
@@ -111,7 +121,7 @@ def resolve_hparams(cls: type, given: dict) -> dict:
 
 
 class AutoencoderModel(DisentanglingModel):
-    """An encoder/decoder pair chosen from the observation shape, with a reconstruction loss.
+    """An encoder/decoder pair chosen from the observation shape and ``architecture``, with a reconstruction loss.
 
     Subclasses set ``name``, ``HPARAMS``, ``gaussian`` (whether the encoder has a
     log-variance head) and implement :meth:`loss_terms`.
@@ -143,8 +153,9 @@ class AutoencoderModel(DisentanglingModel):
         }
         self.num_latents = int(values["num_latents"])
         self.observation_shape = shape
-        self.encoder = make_encoder(shape, self.num_latents, gaussian=self.gaussian)
-        self.decoder = make_decoder(shape, self.num_latents)
+        arch = values["architecture"]
+        self.encoder = make_encoder(shape, self.num_latents, gaussian=self.gaussian, architecture=arch)
+        self.decoder = make_decoder(shape, self.num_latents, architecture=arch)
 
     # -- configuration -----------------------------------------------------------
     @classmethod

@@ -16,11 +16,23 @@ and its code (github.com/kylehkhsu/latent_quantization: ``latents/quantized.py``
   per-pixel *mean* (Bernoulli cross-entropy or squared error) and the two
   code losses means over latents, everything averaged over the batch;
   defaults 0.01 / 0.01.
-* Optimiser: as the reference, parameters named ``weight`` get AdamW
+* Optimiser: as the reference, weights (every parameter but biases and codebooks) get AdamW
   (learning rate 1e-3, weight decay 0.1) after element-wise gradient clipping
   at 1; biases and the codebooks get plain Adam (no decay, no clipping) at the
   same learning rate.  Both are one ``torch.optim.AdamW`` with two groups.
 * ``num_latents`` defaults to twice the number of factors when known, else 10.
+* Reconstruction: the Bernoulli cross-entropy (the reference's
+  ``binary_cross_entropy_loss``, for every data set) by default.
+* Architecture: ``architecture="dlib"`` (the default) trains QLAE on
+  disentanglement_lib's network like every other untwine model, so objectives
+  are compared on one network.  The paper's results come from its own, larger
+  encoder and style decoder, ``architecture="lq"``
+  (:mod:`untwine.models.architectures`), trained at batch size 128 (the
+  reference's ``data.batch_size``; untwine's default is 64) for 200,000 steps
+  (``optim.num_steps``): ``untwine train qlae --dataset shapes3d --set
+  architecture=lq --batch-size 128 --steps 200000`` reproduces the paper's
+  set-up.  Parameters decayed by AdamW are, as the reference's labels, all but
+  biases and codebooks (layer and norm weights, the style decoder's input map).
 
 ``encode`` (and ``encode_dist``) return the quantised code; ``encode_continuous``
 the encoder's output before quantisation.  The model uses no randomness.
@@ -93,10 +105,10 @@ class QLAE(AutoencoderModel):
         return {"loss": loss, "reconstruction": recon, "quantization": quant, "commitment": commit}
 
     def parameter_groups(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
-        """``(decayed, undecayed)``: layer weights vs. biases and codebooks (as the reference's labels)."""
+        """``(decayed, undecayed)``: everything else vs. biases and codebooks (as the reference's labels)."""
         decayed, plain = [], []
         for name, p in self.named_parameters():
-            (decayed if name.endswith("weight") else plain).append(p)
+            (plain if name.endswith("bias") or name == "codebook" else decayed).append(p)
         return decayed, plain
 
     def make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
