@@ -161,7 +161,9 @@ def test_activity_and_comparison_keys(run_dir):
         assert scores[f"mean.{k}"] == scores[k]
     assert scores["sampled.mig"] != scores["mean.mig"]
     on_disk = json.loads((run_dir / "metrics.json").read_text())
-    assert set(on_disk) == set(scores)
+    # undefined scores (NaN: no active latent) are null on disk and listed under "_undefined"
+    assert {k for k in on_disk if not k.startswith("_")} == set(scores)
+    assert on_disk.get("_undefined", []) == [k for k, v in scores.items() if v != v]
     act = json.loads((run_dir / "evaluation.json").read_text())["activity"]
     assert act["criterion"] == "kl" and act["threshold"] == 0.01 and act["num_latents"] == d
     assert len(act["latents"]) == d

@@ -24,6 +24,16 @@ from typing import Any
 from untwine.errors import UntwineError
 
 
+def cache_dir(kind: str) -> Path:
+    """Where untwine keeps what it computes once and reuses (reference scores, trained oracles):
+    ``$UNTWINE_CACHE/KIND``, by default ``~/.cache/untwine/KIND`` (``$XDG_CACHE_HOME`` honoured)."""
+    root = os.environ.get("UNTWINE_CACHE")
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        root = os.path.join(base, "untwine")
+    return Path(root) / kind
+
+
 def fsync_dir(path) -> None:
     """Make a rename inside directory ``path`` durable (best effort where directories have no fd)."""
     try:

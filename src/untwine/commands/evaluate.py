@@ -69,6 +69,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=f"array metrics of the comparison: all, or some of {registry.help_list()} (default {d.compare_metrics})",
     )
     p.add_argument(
+        "--reference-scores",
+        action=argparse.BooleanOptionalAction,
+        default=d.reference_scores,
+        help="also score a random encoder and the factors themselves on the same samples, for the report's "
+        f"headline (cached per dataset and settings; default {'on' if d.reference_scores else 'off'})",
+    )
+    p.add_argument(
         "--kl-threshold",
         type=float,
         default=d.kl_threshold,
@@ -83,15 +90,15 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from untwine.progress import Phases
     from untwine.train.config import EVALUATION_FIELDS, EvaluationConfig
     from untwine.train.evaluate import evaluate_run, read_settings
     from untwine.train.run import METRICS_FILE, open_run
 
     cfg = EvaluationConfig(**{k: getattr(args, k) for k in EVALUATION_FIELDS}).validate()
     run_ = open_run(args.run_dir)  # one-line error before any work when not a run
-    err = Console(stderr=True)
-    with err.status("evaluating ...") as status:
-        scores = evaluate_run(run_.path, cfg, progress=lambda msg: status.update(f"{msg} ..."))
+    with Phases(prefix="evaluate: ") as phases:
+        scores = evaluate_run(run_.path, cfg, progress=phases)
     table = Table(title=f"untwine evaluate {run_.path} ({run_.config.model} on {run_.config.dataset}, step {run_.step})", title_justify="left")
     table.add_column("score")
     table.add_column("value", justify="right")

@@ -112,21 +112,24 @@ def run_encoder(encoder: Encoder, x: torch.Tensor, device: torch.device) -> np.n
     return codes
 
 
-def encode_factors(dataset, encoder: Encoder, factors: np.ndarray, *, encode_batch: int, device) -> np.ndarray:
-    """Render ``factors`` ``[n, K]`` and encode them in batches of ``encode_batch``."""
+def encode_factors(dataset, encoder: Encoder, factors: np.ndarray, *, encode_batch: int, device, advance=None) -> np.ndarray:
+    """Render ``factors`` ``[n, K]`` and encode them in batches of ``encode_batch``
+    (``advance(n)`` after each batch of ``n`` images)."""
     out = []
     for start in range(0, factors.shape[0], encode_batch):
         x = dataset.observations(factors[start:start + encode_batch])
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(np.asarray(x))
         out.append(run_encoder(encoder, x.float(), device))
+        if advance is not None:
+            advance(x.shape[0])
     return np.concatenate(out, axis=0)
 
 
 class CodeCache:
     """Codes of grid observations by flat index, each image encoded at most once.
 
-    ``CodeCache(dataset, encoder, encode_batch=1024, device="auto")``;
+    ``CodeCache(dataset, encoder, encode_batch=1024, device="auto", advance=None)``;
     :meth:`codes` returns the codes of any array of flat indices, encoding the
     indices not seen before in batches of ``encode_batch`` images.  Memory grows
     with the number of distinct images encoded (at most the grid).
@@ -137,7 +140,7 @@ class CodeCache:
     share the encoding between them.
     """
 
-    def __init__(self, dataset, encoder: Encoder, *, encode_batch: int = 1024, device="auto"):
+    def __init__(self, dataset, encoder: Encoder, *, encode_batch: int = 1024, device="auto", advance=None):
         check_grid_dataset(dataset, "CodeCache for the BetaVAE/FactorVAE scores")
         if not callable(encoder):
             raise UntwineError("encoder must be a callable mapping an observation batch to codes")
@@ -148,6 +151,7 @@ class CodeCache:
         self._keys = np.zeros(0, dtype=np.int64)  # sorted flat indices
         self._codes: np.ndarray | None = None  # codes aligned with _keys
         self.images_encoded = 0
+        self.advance = advance  #: called with the number of images after each encoded batch
 
     def __len__(self) -> int:
         return int(self._keys.size)
@@ -167,7 +171,8 @@ class CodeCache:
         if new.size == 0:
             return
         codes = encode_factors(
-            self.dataset, self.encoder, self.dataset.factors_of(new), encode_batch=self.encode_batch, device=self.device
+            self.dataset, self.encoder, self.dataset.factors_of(new), encode_batch=self.encode_batch, device=self.device,
+            advance=self.advance,
         )
         self.images_encoded += int(new.size)
         if self._codes is not None and codes.shape[1] != self._codes.shape[1]:

@@ -110,27 +110,32 @@ class ModelEncoder:
         return _np(self.batch(x)[0])
 
     # -- many batches ------------------------------------------------------------------
-    def encode(self, x, *, posterior: bool = False, reconstruct: bool = False, binary: bool = False) -> Encoded:
-        """Encode observations ``x`` ``[N, ...]`` in batches (see the module docstring)."""
+    def encode(self, x, *, posterior: bool = False, reconstruct: bool = False, binary: bool = False,
+               advance=None) -> Encoded:
+        """Encode observations ``x`` ``[N, ...]`` in batches (see the module docstring);
+        ``advance(n)`` is called after each batch of ``n`` observations."""
         n = len(x)
         return self._encode((x[s:s + self.batch_size] for s in range(0, n, self.batch_size)), n,
-                            posterior=posterior, reconstruct=reconstruct, binary=binary)
+                            posterior=posterior, reconstruct=reconstruct, binary=binary, advance=advance)
 
-    def encode_factors(self, dataset, factors, *, posterior: bool = False, reconstruct: bool = False) -> Encoded:
+    def encode_factors(self, dataset, factors, *, posterior: bool = False, reconstruct: bool = False,
+                       advance=None) -> Encoded:
         """Render ``dataset.observations`` of factor rows ``[N, K]`` batch by batch and encode them."""
-        return self._encode_rendered(dataset, dataset.observations, np.asarray(factors), posterior, reconstruct)
+        return self._encode_rendered(dataset, dataset.observations, np.asarray(factors), posterior, reconstruct, advance)
 
-    def encode_indices(self, dataset, indices, *, posterior: bool = False, reconstruct: bool = False) -> Encoded:
+    def encode_indices(self, dataset, indices, *, posterior: bool = False, reconstruct: bool = False,
+                       advance=None) -> Encoded:
         """Render ``dataset.observations_at`` flat indices ``[N]`` (as ``sample_indices`` draws
         them) batch by batch and encode them."""
-        return self._encode_rendered(dataset, dataset.observations_at, np.asarray(indices), posterior, reconstruct)
+        return self._encode_rendered(dataset, dataset.observations_at, np.asarray(indices), posterior, reconstruct, advance)
 
-    def _encode_rendered(self, dataset, render, rows: np.ndarray, posterior: bool, reconstruct: bool) -> Encoded:
+    def _encode_rendered(self, dataset, render, rows: np.ndarray, posterior: bool, reconstruct: bool, advance) -> Encoded:
         n = rows.shape[0]
         batches = (render(rows[s:s + self.batch_size]) for s in range(0, n, self.batch_size))
-        return self._encode(batches, n, posterior=posterior, reconstruct=reconstruct, binary=bool(dataset.binary))
+        return self._encode(batches, n, posterior=posterior, reconstruct=reconstruct, binary=bool(dataset.binary),
+                            advance=advance)
 
-    def _encode(self, batches, n: int, *, posterior: bool, reconstruct: bool, binary: bool) -> Encoded:
+    def _encode(self, batches, n: int, *, posterior: bool, reconstruct: bool, binary: bool, advance=None) -> Encoded:
         was_training = getattr(self.model, "training", False)
         self.model.eval()
         codes, means, logvars = [], [], []
@@ -150,6 +155,8 @@ class ModelEncoder:
                 if reconstruct:
                     loss, se = self._reconstruction(xb, z, binary)
                     loss_sum, se_sum, n_el = loss_sum + loss, se_sum + se, n_el + xb.numel()
+                if advance is not None:
+                    advance(xb.shape[0])
         finally:
             self.model.train(was_training)
         if not codes:

@@ -239,7 +239,9 @@ class EvaluationConfig:
     representation.  ``metrics`` is ``"all"`` or names of the metric table
     (:mod:`untwine.metrics.registry`, any kind); ``compare_representations`` adds
     ``compare_metrics`` on the mean, sampled and active-only representations;
-    ``kl_threshold`` decides which latents are passive.
+    ``kl_threshold`` decides which latents are passive; ``reference_scores`` adds what a
+    random encoder and the factors themselves score on the same samples
+    (:mod:`untwine.train.reference`, cached).
     """
 
     metrics: str | list[str] = "all"
@@ -255,6 +257,7 @@ class EvaluationConfig:
     compare_representations: bool = False
     compare_metrics: str | list[str] = DEFAULT_COMPARE_METRICS
     kl_threshold: float = DEFAULT_KL_THRESHOLD
+    reference_scores: bool = True
 
     #: fields that do not change the numbers (left out of :meth:`identity`)
     RUNTIME_FIELDS = ("device",)
@@ -333,8 +336,9 @@ class EvaluationConfig:
             raise UntwineError(
                 f"{label('dci_estimator')} must be one of {', '.join(registry.DCI_ESTIMATORS)}, got {self.dci_estimator!r}"
             )
-        if not isinstance(self.compare_representations, bool):
-            raise UntwineError(f"{label('compare_representations')} must be true or false, got {self.compare_representations!r}")
+        for flag in ("compare_representations", "reference_scores"):
+            if not isinstance(getattr(self, flag), bool):
+                raise UntwineError(f"{label(flag)} must be true or false, got {getattr(self, flag)!r}")
         v = self.kl_threshold
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= float(v) < math.inf:
             raise UntwineError(f"{label('kl_threshold')} must be a number >= 0, got {v!r}")

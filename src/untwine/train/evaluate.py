@@ -50,7 +50,7 @@ main keys (those of ``untwine score``, on ``representation``) are unchanged.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -58,6 +58,7 @@ from untwine.errors import UntwineError
 from untwine.files import read_json, write_json, write_scores
 from untwine.metrics import registry
 from untwine.metrics.activity import REPRESENTATIONS  # noqa: F401  (re-exported: the representations evaluate accepts)
+from untwine.progress import Phases
 from untwine.train.config import EvaluationConfig
 from untwine.train.run import METRICS_FILE, open_run, resolve_device
 
@@ -165,7 +166,7 @@ def evaluate_run(
     *,
     dataset=None,
     write: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: Phases | bool | None = None,
     **fields: Any,
 ) -> dict[str, float]:
     """Evaluate the run in ``run_dir`` (see the module docstring); returns the flat scores.
@@ -173,15 +174,16 @@ def evaluate_run(
     ``config`` is an :class:`~untwine.train.config.EvaluationConfig`; its fields may also be
     given (or overridden) as keywords (``num_train=2000``, ``compare_representations=True``).
     ``dataset`` replaces the run's dataset (checked against the one it was trained on);
-    ``write`` writes ``metrics.json`` and ``evaluation.json``; ``progress(message)`` is
-    called at the start of each phase.
+    ``write`` writes ``metrics.json`` and ``evaluation.json``; ``progress`` (a
+    :class:`~untwine.progress.Phases`, or True for one) shows each long phase (encoding,
+    array metrics, interventional scores, the comparison) as it runs.
     """
     from untwine.metrics.activity import latent_activity
 
     cfg = evaluation_config(config, **fields)
     names = cfg.metric_names()
     compare_names = cfg.compare_names()
-    say = progress or (lambda msg: None)
+    phases = progress if isinstance(progress, Phases) else Phases(bool(progress))
 
     run = open_run(run_dir)
     run.require_checkpoint()
@@ -203,15 +205,16 @@ def evaluate_run(
     encoder = run.encoder(cfg.representation, seed=cfg.seed, device=dev)
 
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
     rng = np.random.default_rng(int(cfg.seed))
     i_train = dataset.sample_indices(int(cfg.num_train), rng)
     i_test = dataset.sample_indices(int(cfg.num_test), rng)
     f_train, f_test = dataset.factors_of(i_train), dataset.factors_of(i_test)
-    say(f"encoding {cfg.num_train} train + {cfg.num_test} test samples")
-    train = encoder.encode_indices(dataset, i_train, posterior=True)
-    test = encoder.encode_indices(dataset, i_test, posterior=bool(compare_names), reconstruct="reconstruction" in kinds)
-    timings["encode"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    with phases.phase("encode train + test samples", total=int(cfg.num_train + cfg.num_test)) as ph:
+        train = encoder.encode_indices(dataset, i_train, posterior=True, advance=ph.advance)
+        test = encoder.encode_indices(dataset, i_test, posterior=bool(compare_names),
+                                      reconstruct="reconstruction" in kinds, advance=ph.advance)
+    timings["encode"] = time.perf_counter() - t
     activity = latent_activity(train.mean, train.logvar, kl_threshold=float(cfg.kl_threshold))
 
     scores: dict[str, float] = {}
@@ -219,13 +222,13 @@ def evaluate_run(
         from untwine.metrics.suite import evaluate_arrays
 
         t = time.perf_counter()
-        say(f"array metrics: {', '.join(array_names)}")
-        scores.update(
-            evaluate_arrays(
-                train.codes, f_train, test.codes, f_test,
-                metrics=array_names, seed=int(cfg.seed), dci_estimator=cfg.dci_estimator,
+        with phases.phase(f"array metrics ({', '.join(array_names)})"):
+            scores.update(
+                evaluate_arrays(
+                    train.codes, f_train, test.codes, f_test,
+                    metrics=array_names, seed=int(cfg.seed), dci_estimator=cfg.dci_estimator,
+                )
             )
-        )
         timings["array_metrics"] = time.perf_counter() - t
     inter = [n for n in names if kinds[n] == "interventional"]
     if inter:
@@ -241,8 +244,10 @@ def evaluate_run(
         )
         for name in inter:
             t = time.perf_counter()
-            say(f"{name} score")
-            scores.update({k: float(v) for k, v in registry.METRICS[name](dataset, encoder, int(cfg.seed), **common).items()})
+            with phases.phase(f"{name} score (images encoded)") as ph:
+                if cache is not None:
+                    cache.advance = ph.advance
+                scores.update({k: float(v) for k, v in registry.METRICS[name](dataset, encoder, int(cfg.seed), **common).items()})
             timings[name] = time.perf_counter() - t
     if test.reconstruction is not None:
         scores.update(test.reconstruction)
@@ -251,18 +256,27 @@ def evaluate_run(
     comparison: dict[str, Any] = {"enabled": bool(compare_names)}
     if compare_names:
         t = time.perf_counter()
-        say(f"mean vs sampled vs active-only: {', '.join(compare_names)}")
-        scores.update(
-            compare_on_posterior(
-                train.mean, train.logvar, f_train, test.mean, test.logvar, f_test,
-                metrics=compare_names, activity=activity, seed=int(cfg.seed), dci_estimator=cfg.dci_estimator,
+        with phases.phase(f"mean vs sampled vs active-only ({', '.join(compare_names)})"):
+            scores.update(
+                compare_on_posterior(
+                    train.mean, train.logvar, f_train, test.mean, test.logvar, f_test,
+                    metrics=compare_names, activity=activity, seed=int(cfg.seed), dci_estimator=cfg.dci_estimator,
+                )
             )
-        )
         timings["comparison"] = time.perf_counter() - t
         comparison.update(metrics=compare_names, representations=list(COMPARED), sampling_seed=int(cfg.seed))
     comparison["deterministic_encoder"] = train.logvar is None
     if train.logvar is None:
         comparison["note"] = "deterministic encoder: the sampled representation equals the mean one"
+
+    reference = None
+    if cfg.reference_scores and array_names:
+        from untwine.train.reference import reference_scores
+
+        t = time.perf_counter()
+        with phases.phase("reference scores (random encoder, factors)"):
+            reference = reference_scores(run, dataset, cfg, f_train, f_test, i_train, i_test)
+        timings["reference"] = time.perf_counter() - t
 
     settings = {
         **cfg.to_dict(),
@@ -275,6 +289,7 @@ def evaluate_run(
         "resolved_device": str(dev),
         "activity": activity_table(activity),
         "comparison": comparison,
+        "reference": reference,
         "seconds": {k: round(v, 3) for k, v in timings.items()},
     }
     if write:

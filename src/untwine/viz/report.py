@@ -185,6 +185,8 @@ def report_html(
         nav.append(f'<a href="#{anchor}">{_esc(heading)}</a>')
         sections.append(_section(anchor, heading, _guard(builder)))
 
+    if metrics:
+        add("headline", "Key scores", lambda: _headline_section(metrics, evaluation))
     add("config", "Configuration", lambda: _config_section(config, model, dataset))
     add("metrics", "Metrics", lambda: _metrics_section(metrics, evaluation))
     add("traversals", "Latent traversals", lambda: _traversal_section(
@@ -223,6 +225,29 @@ def _config_section(config, model, dataset) -> str:
 
 def _is_number(v) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _headline_section(metrics, evaluation) -> str:
+    """The key scores beside a random encoder's and the factors' own on the same samples."""
+    from untwine.train.reference import HEADLINE_KEYS
+
+    ref = (evaluation or {}).get("reference") or {}
+    rand, fac = ref.get("random_encoder") or {}, ref.get("factors") or {}
+    rows = []
+    for k in HEADLINE_KEYS:
+        if k in metrics:
+            rows.append([k, _number(metrics[k]), _number(rand.get(k)), _number(fac.get(k))])
+    if not rows:
+        raise UntwineError("metrics.json holds none of the key scores")
+    if ref:
+        note = ("Each score beside what an untrained encoder of the same architecture (&quot;random encoder&quot;) and "
+                "the factors themselves used as the code score on the same samples with the same settings: the "
+                "floor the architecture gives for free and the ceiling of a perfect code. nan: not computed for "
+                "that reference (the interventional scores need an encoder of the factors).")
+    else:
+        note = ("Run <code>untwine evaluate RUN_DIR</code> (reference scores are on by default) to see each score "
+                "beside a random encoder's and the factors' own.")
+    return f'<p class="note">{note}</p>' + _table(["score", "this run", "random encoder", "factors themselves"], rows)
 
 
 def _metrics_section(metrics, evaluation) -> str:
