@@ -2,8 +2,9 @@
 
 Built-in ground truth (``untwine.sae.synthetic``): 64 dimensions, 256 true features,
 about 4 active per row (power-law frequencies).  Every architecture trains at the same
-budget (``--steps`` steps of ``--batch-size`` rows, ``--latents`` latents, ``k`` where it
-applies), SAELens's TopK SAE trains on the same arrays in the same process (when
+budget (``--steps`` steps of ``--batch-size`` rows, ``--latents`` latents, ``k`` for topk,
+batchtopk and mp; top_afa chooses its own k per row, relu and jumprelu use their default
+penalties), SAELens's TopK SAE trains on the same arrays in the same process (when
 ``sae-lens`` is installed: ``pip install -e .[sae-bench]``), and a sweep of several SAEs
 (architectures x k x widths) trains once together (one pass over the data) and once one
 after another.  Quality is measured on held-out rows by ``untwine.sae.evaluate_sae``
@@ -77,6 +78,7 @@ def main() -> int:
     ap.add_argument("--archs", default="topk,batchtopk,mp,top_afa,jumprelu,relu")
     ap.add_argument("--saelens-lr", type=float, default=3e-3)
     ap.add_argument("--no-saelens", action="store_true")
+    ap.add_argument("--repeats", type=int, default=1, help="SAELens TopK and untwine TopK run alternately this many times (median time)")
     ap.add_argument("--sweep-archs", default="topk,batchtopk")
     ap.add_argument("--sweep-k", default="2,4,8")
     ap.add_argument("--sweep-latents", default="256,512")
@@ -108,29 +110,42 @@ def main() -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
+    def untwine_one(arch, out):
+        # top_afa picks k per row (its point); the others use --k where they have one
+        k = args.k if arch in ("topk", "batchtopk", "mp") else None
+        train_sae(train, arch=arch, latents=args.latents, k=k, steps=args.steps, batch_size=args.batch_size,
+                  seed=args.seed, out=out, device="cpu", progress=False, overwrite=True)
+        info = json.loads((out / "training.json").read_text())
+        return info["seconds_this_session"], info["lr"]
+
+    have = False
     if not args.no_saelens:
         try:
             import sae_lens  # noqa: F401
 
             have = True
         except ImportError:
-            have = False
             print("sae-lens not installed: skipping the SAELens baseline", flush=True)
+    times = {"saelens_topk": [], "untwine_topk": []}
+    for r in range(max(1, args.repeats)):
+        # alternate, so that a change in the machine's load hits both alike
         if have:
-            secs = run_saelens(train, args.steps, args.batch_size, args.latents, args.k, args.saelens_lr, args.seed, tmp / "saelens")
-            record("saelens_topk", secs, tmp / "saelens", {"lr": args.saelens_lr})
+            times["saelens_topk"].append(
+                run_saelens(train, args.steps, args.batch_size, args.latents, args.k, args.saelens_lr, args.seed, tmp / "saelens")
+            )
+            print(f"saelens topk run {r + 1}: {times['saelens_topk'][-1]:.2f} s", flush=True)
+        secs, topk_lr = untwine_one("topk", tmp / "untwine-topk")
+        times["untwine_topk"].append(secs)
+        print(f"untwine topk run {r + 1}: {secs:.2f} s", flush=True)
+    if have:
+        record("saelens_topk", float(np.median(times["saelens_topk"])), tmp / "saelens",
+               {"lr": args.saelens_lr, "runs_s": [round(t, 2) for t in times["saelens_topk"]]})
+    record("untwine_topk", float(np.median(times["untwine_topk"])), tmp / "untwine-topk",
+           {"lr": topk_lr, "runs_s": [round(t, 2) for t in times["untwine_topk"]]})
 
-    def untwine_one(arch):
-        k = args.k if arch in ("topk", "batchtopk", "mp", "top_afa") else None
-        d = tmp / f"untwine-{arch}"
-        train_sae(train, arch=arch, latents=args.latents, k=k, steps=args.steps, batch_size=args.batch_size,
-                  seed=args.seed, out=d, device="cpu", progress=False, overwrite=True)
-        info = json.loads((d / "training.json").read_text())
-        return info["seconds_this_session"], d, info["lr"]
-
-    for arch in [a for a in args.archs.split(",") if a]:
-        secs, d, lr = untwine_one(arch)
-        record(f"untwine_{arch}", secs, d, {"lr": lr})
+    for arch in [a for a in args.archs.split(",") if a and a != "topk"]:
+        secs, lr = untwine_one(arch, tmp / f"untwine-{arch}")
+        record(f"untwine_{arch}", secs, tmp / f"untwine-{arch}", {"lr": lr})
 
     sweep = None
     if not args.no_sweep:

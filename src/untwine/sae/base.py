@@ -55,6 +55,8 @@ class Encoded:
     values: Tensor
     indices: Tensor | None = None
     pre: Tensor | None = None
+    #: the centred input ``[M, B, d_in]`` the codes came from (reused by AuxK)
+    xc: Tensor | None = None
 
     def dense(self, d_sae: int) -> Tensor:
         if self.indices is None:
@@ -166,9 +168,10 @@ class SparseAutoencoder(nn.Module):
             return xn.unsqueeze(0) - self.b_dec.unsqueeze(1)
         return xn.unsqueeze(0).expand(self.members, -1, -1)
 
-    def pre_acts(self, xn: Tensor) -> Tensor:
-        """``[M, B, d_sae]`` encoder pre-activations of normalised inputs ``xn [B, d_in]``."""
-        return torch.baddbmm(self.b_enc.unsqueeze(1), self.centered(xn), self.W_enc)
+    def pre_acts(self, xn: Tensor, xc: Tensor | None = None) -> Tensor:
+        """``[M, B, d_sae]`` encoder pre-activations of normalised inputs ``xn [B, d_in]``
+        (``xc``: their centred form, when already computed)."""
+        return torch.baddbmm(self.b_enc.unsqueeze(1), self.centered(xn) if xc is None else xc, self.W_enc)
 
     def gather_pre(self, xc: Tensor, indices: Tensor) -> Tensor:
         """Pre-activations at ``indices [M, B, K]`` only, differentiable: ``xc . W_enc[:, j] + b_enc[j]``.
@@ -237,23 +240,33 @@ class SparseAutoencoder(nn.Module):
         if self.uses_auxk and enc.pre is not None:
             dead = self.rows_since_fired >= dead_rows
             if bool(dead.any()):
-                aux = self.auxk_loss(xn, enc.pre, err.detach(), dead)
+                aux = self.auxk_loss(self.centered(xn) if enc.xc is None else enc.xc, err.detach(), dead)
                 total = total + self.aux_coefficient * aux
                 terms["auxk"] = aux.detach()
         self.after_batch(enc)
         terms["l0"] = (enc.values != 0).sum(-1).float().mean(-1).detach()
         return total.sum(), terms
 
-    def auxk_loss(self, xn: Tensor, pre: Tensor, residual: Tensor, dead: Tensor) -> Tensor:
-        """``[M]`` AuxK loss: dead latents' top ``k_aux`` activations reconstruct ``residual``."""
+    def auxk_loss(self, xc: Tensor, residual: Tensor, dead: Tensor) -> Tensor:
+        """``[M]`` AuxK loss: dead latents' top ``k_aux`` activations reconstruct ``residual``.
+
+        Only the dead latents' columns are computed (a dense product over that subset).
+        """
         k_aux = max(1, self.d_in // 2)
         n_dead = dead.sum(-1)
-        k_eff = min(k_aux, int(n_dead.max()))
-        with torch.no_grad():
-            masked = pre.detach().masked_fill(~dead.unsqueeze(1), float("-inf"))
-            top, idx = masked.topk(k_eff, dim=-1)
-        vals = self.gather_pre(self.centered(xn), idx).relu() * torch.isfinite(top)
-        e_hat = self.sparse_decode(vals, idx)
+        cols = dead.any(0).nonzero().squeeze(1)
+        k_eff = min(k_aux, int(cols.numel()))
+        pre = torch.baddbmm(self.b_enc[:, cols].unsqueeze(1), xc, self.W_enc[:, :, cols])
+        pre = pre.masked_fill(~dead[:, cols].unsqueeze(1), float("-inf"))
+        top, idx = pre.topk(k_eff, dim=-1, sorted=False)
+        vals = torch.where(torch.isfinite(top), top.relu(), torch.zeros_like(top))
+        M = self.members
+        sub = self.W_dec[:, cols]  # [M, n, d_in]
+        n = cols.numel()
+        offs = (torch.arange(M, device=idx.device) * n).view(M, 1, 1)
+        e_hat = F.embedding_bag(
+            (idx + offs).reshape(-1, k_eff), sub.reshape(M * n, self.d_in), per_sample_weights=vals.reshape(-1, k_eff), mode="sum"
+        ).view(M, -1, self.d_in)
         var = (residual - residual.mean(1, keepdim=True)).pow(2).sum((1, 2)).clamp_min(1e-12)
         scale = (n_dead.float() / k_aux).clamp(max=1.0)
         return scale * (e_hat - residual).pow(2).sum((1, 2)) / var

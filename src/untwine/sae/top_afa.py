@@ -52,18 +52,19 @@ class TopAFASAE(SparseAutoencoder):
     def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
         ks = self.member_ints("k")
         kmax = max(ks)
+        xc = self.centered(xn)
         with torch.no_grad():
-            pre = self.pre_acts(xn)
+            pre = self.pre_acts(xn, xc.detach())
             norms = self.W_dec.norm(dim=-1).unsqueeze(1)  # [M, 1, h]
             s_sorted, idx = (pre.relu() * norms).topk(kmax, dim=-1, sorted=True)
             cap = torch.arange(kmax, device=xn.device).view(1, 1, -1) < torch.tensor(ks, device=xn.device).view(-1, 1, 1)
             s_sorted = s_sorted * cap
-            target = self.centered(xn).norm(dim=-1)
+            target = xc.detach().norm(dim=-1)
             n = afa_counts(s_sorted, target)
             keep = torch.arange(kmax, device=xn.device).view(1, 1, -1) < n.unsqueeze(-1)
-        a = self.gather_pre(self.centered(xn), idx).relu() if torch.is_grad_enabled() else pre.gather(-1, idx).relu()
+        a = self.gather_pre(xc, idx).relu() if torch.is_grad_enabled() else pre.gather(-1, idx).relu()
         vals = a * (keep & cap)
-        return Encoded(vals, idx, pre)
+        return Encoded(vals, idx, pre, xc)
 
     def penalty(self, enc: Encoded, xn: Tensor, progress: float):
         coef = self.member_tensor("afa_coefficient")

@@ -36,14 +36,15 @@ class TopKSAE(SparseAutoencoder):
     def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
         ks = self.member_ints("k")
         mask = topk_mask(ks, xn.device)
+        xc = self.centered(xn)
         with torch.no_grad():
-            pre = self.pre_acts(xn)
+            pre = self.pre_acts(xn, xc.detach())
             top, idx = pre.topk(max(ks), dim=-1, sorted=mask is not None)
         # differentiable values of the selected latents only (see SparseAutoencoder.gather_pre)
-        vals = self.gather_pre(self.centered(xn), idx).relu() if torch.is_grad_enabled() else top.relu()
+        vals = self.gather_pre(xc, idx).relu() if torch.is_grad_enabled() else top.relu()
         if mask is not None:
             vals = vals * mask
-        return Encoded(vals, idx, pre)
+        return Encoded(vals, idx, pre, xc)
 
     def saelens_config(self, m, scale):
         return {"k": int(self.hparams[m]["k"]), "rescale_acts_by_decoder_norm": False}

@@ -106,6 +106,14 @@ def lr_factor(step: int, steps: int, warmup: float = 0.05, decay: float = 0.2) -
     return f
 
 
+def _adam(module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    """Adam (betas 0.9, 0.999); the fused kernel where this torch has it for the device."""
+    try:
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(0.9, 0.999), fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(module.parameters(), lr=lr, betas=(0.9, 0.999))
+
+
 def _group_specs(specs: list[SAESpec], d_in: int) -> list[_Group]:
     groups: dict[tuple, _Group] = {}
     for i, s in enumerate(specs):
@@ -311,7 +319,7 @@ def train_saes(
                 g.module.b_dec.copy_(b0.float().expand_as(g.module.b_dec))
     for g in groups:
         g.module.to(dev).train()
-        g.opt = torch.optim.Adam(g.module.parameters(), lr=g.lr, betas=(0.9, 0.999))
+        g.opt = _adam(g.module, g.lr)
     if resume and ckpt_path.is_file():
         for g, osd in zip(groups, state["optims"], strict=True):
             g.opt.load_state_dict(osd)
