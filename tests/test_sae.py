@@ -403,3 +403,20 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
     assert "non-finite" in _one_error_line(capsys)
     assert cli_main(["sae", "encode", str(tmp_path / "missing"), str(tmp_path / "a.npy"), "--out", str(tmp_path / "c.npy")]) == 2
     _one_error_line(capsys)
+
+
+def test_lm_activation_layer_directory_is_a_source(tmp_path):
+    from safetensors.numpy import save_file
+
+    x = np.random.default_rng(0).standard_normal((50, 6)).astype(np.float32)
+    layer = tmp_path / "layer_1"
+    layer.mkdir()
+    save_file({"activations": x[:30], "sentence": np.arange(30)}, str(layer / "shard_00000.safetensors"))
+    save_file({"activations": x[30:], "sentence": np.arange(30, 50)}, str(layer / "shard_00001.safetensors"))
+    save_file({"activations": x[:5], "sentence": np.arange(5)}, str(layer / "shard_00002.safetensors"))  # not listed yet
+    manifest = {"format": "untwine-activations", "version": 1, "dim": 6, "rows": 50,
+                "shards": [{"file": "shard_00000.safetensors", "rows": 30}, {"file": "shard_00001.safetensors", "rows": 20}]}
+    (layer / "manifest.json").write_text(json.dumps(manifest))
+    s = open_activations(layer)
+    assert (s.rows, s.dim) == (50, 6)
+    assert np.array_equal(s.read(0, 50), x)

@@ -6,7 +6,8 @@ Sources (:func:`open_activations`):
 * ``.safetensors``: one 2-D tensor (``FILE.safetensors:NAME`` picks one of several), read
   by slices;
 * a directory of shards: every ``*.npy`` / ``*.safetensors`` in it, in name order, treated
-  as one array (same number of columns);
+  as one array (same number of columns); a layer directory of ``untwine lm activations``
+  (``manifest.json``) reads the shards its manifest lists, tensor ``activations``;
 * an in-memory array (Python API).
 
 :func:`iter_batches` shuffles at two levels so a data set larger than RAM trains with
@@ -159,6 +160,17 @@ def _open_file(path: Path, key: str | None) -> tuple[object, int, int, str]:
     raise UntwineError(f"{path}: activations must be .npy, .safetensors or a directory of them")
 
 
+def _shard_manifest(path: Path) -> dict | None:
+    """The ``manifest.json`` of an ``untwine lm activations`` layer directory, if any."""
+    p = path / "manifest.json"
+    if not p.is_file():
+        return None
+    from untwine.files import read_json
+
+    m = read_json(p, what="activation manifest")
+    return m if isinstance(m, dict) and m.get("format") == "untwine-activations" else None
+
+
 def open_activations(source, key: str | None = None) -> ActivationSource:
     """An :class:`ActivationSource` for a path (file or shard directory) or an array."""
     if isinstance(source, ActivationSource):
@@ -175,7 +187,12 @@ def open_activations(source, key: str | None = None) -> ActivationSource:
         if Path(head).is_file():
             path, key = Path(head), tail
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix in (".npy", ".safetensors") and not p.name.startswith("."))
+        manifest = _shard_manifest(path)
+        if manifest is not None:  # untwine lm activations: the shards the manifest lists, in order
+            files = [path / sh["file"] for sh in manifest.get("shards", [])]
+            key = key or "activations"
+        else:
+            files = sorted(p for p in path.iterdir() if p.suffix in (".npy", ".safetensors") and not p.name.startswith("."))
         if not files:
             raise UntwineError(f"{path}: directory holds no .npy or .safetensors shards")
     elif path.is_file():
