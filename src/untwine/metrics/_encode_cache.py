@@ -44,6 +44,11 @@ from untwine.errors import UntwineError
 Encoder = Callable[[torch.Tensor], object]
 
 STRATEGIES = ("auto", "lookup", "naive")
+#: images per encoder call when filling a cache: small enough that a conv encoder's largest
+#: activation (128 x 32 x 32 x 32 float32 = 16 MiB for disentanglement_lib's) is recycled by
+#: the allocator instead of mapped and unmapped for every batch (see untwine._memory); the
+#: codes do not depend on it
+ENCODE_BATCH = 128
 
 
 def resolve_device(encoder, device) -> torch.device:
@@ -129,7 +134,7 @@ def encode_factors(dataset, encoder: Encoder, factors: np.ndarray, *, encode_bat
 class CodeCache:
     """Codes of grid observations by flat index, each image encoded at most once.
 
-    ``CodeCache(dataset, encoder, encode_batch=1024, device="auto", advance=None)``;
+    ``CodeCache(dataset, encoder, encode_batch=ENCODE_BATCH, device="auto", advance=None)``;
     :meth:`codes` returns the codes of any array of flat indices, encoding the
     indices not seen before in batches of ``encode_batch`` images.  Memory grows
     with the number of distinct images encoded (at most the grid).
@@ -140,7 +145,7 @@ class CodeCache:
     share the encoding between them.
     """
 
-    def __init__(self, dataset, encoder: Encoder, *, encode_batch: int = 1024, device="auto", advance=None):
+    def __init__(self, dataset, encoder: Encoder, *, encode_batch: int = ENCODE_BATCH, device="auto", advance=None):
         check_grid_dataset(dataset, "CodeCache for the BetaVAE/FactorVAE scores")
         if not callable(encoder):
             raise UntwineError("encoder must be a callable mapping an observation batch to codes")

@@ -39,6 +39,7 @@ from sklearn.linear_model import LogisticRegression
 
 from untwine.errors import UntwineError
 from untwine.metrics._encode_cache import (
+    ENCODE_BATCH,
     CodeCache,
     check_grid_dataset,
     check_cache,
@@ -91,7 +92,7 @@ def beta_vae_score(
     batch_size: int = 64,
     num_train: int = 10000,
     num_eval: int = 5000,
-    encode_batch: int = 1024,
+    encode_batch: int = ENCODE_BATCH,
     device="auto",
     strategy: str = "auto",
     cache: CodeCache | None = None,

@@ -45,6 +45,7 @@ import numpy as np
 
 from untwine.errors import UntwineError
 from untwine.metrics._encode_cache import (
+    ENCODE_BATCH,
     CodeCache,
     check_grid_dataset,
     check_cache,
@@ -118,7 +119,7 @@ def factor_vae_score(
     num_eval: int = 5000,
     num_variance_estimate: int = 10000,
     prune_threshold: float = 0.05,
-    encode_batch: int = 1024,
+    encode_batch: int = ENCODE_BATCH,
     device="auto",
     strategy: str = "auto",
     cache: CodeCache | None = None,

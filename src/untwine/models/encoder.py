@@ -15,7 +15,10 @@ encode through :class:`ModelEncoder`.  For each input it gives
   ``reconstruction_loss``) and the per-element mean squared error.
 
 Everything runs under ``torch.no_grad()`` in eval mode, in batches of ``batch_size``
-on ``device`` (default: the model's), and comes back as float64 numpy arrays.  An
+on ``device`` (default: the model's), and comes back as float64 numpy arrays.
+``precision="bfloat16"`` runs the encoder under ``torch.autocast`` in bfloat16 (about
+twice as fast on CPUs with bfloat16 matrix units; opt-in, never the default: codes
+differ from float32 in the third significant digit).  An
 instance is also a plain callable ``x -> codes`` (what
 :class:`untwine.metrics._encode_cache.CodeCache` takes).
 """
@@ -29,6 +32,9 @@ import torch
 
 from untwine.errors import UntwineError
 from untwine.metrics.activity import REPRESENTATIONS
+
+#: numeric precisions the encoder can run in (float32 is exact; bfloat16 is opt-in)
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass
@@ -70,7 +76,11 @@ def _np(t: torch.Tensor) -> np.ndarray:
 class ModelEncoder:
     """Batched encoding of a model's chosen representation (see the module docstring)."""
 
-    def __init__(self, model, representation: str = "mean", *, seed: int = 0, device=None, batch_size: int = 500):
+    def __init__(self, model, representation: str = "mean", *, seed: int = 0, device=None, batch_size: int = 500,
+                 precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise UntwineError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
         if representation not in REPRESENTATIONS:
             raise UntwineError(f"representation must be one of {', '.join(REPRESENTATIONS)}, got {representation!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
@@ -97,8 +107,16 @@ class ModelEncoder:
 
     @torch.no_grad()
     def batch(self, x, *, posterior: bool = False):
-        """``(codes, (mean, logvar) or None)`` of one batch, as tensors on the device."""
+        """``(codes, (mean, logvar) or None)`` of one batch, as float32 tensors on the device."""
         x = as_batch(x).to(self.device)
+        if self.precision == "float32":
+            return self._batch(x, posterior)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            codes, post = self._batch(x, posterior)
+        as32 = (lambda t: None if t is None else t.float())
+        return codes.float(), (None if post is None else (as32(post[0]), as32(post[1])))
+
+    def _batch(self, x: torch.Tensor, posterior: bool):
         if self.representation == "mean" and not self._mean_is_posterior():
             codes = self.model.encode(x)
             return codes, (self.model.encode_dist(x) if posterior else None)

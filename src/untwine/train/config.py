@@ -93,6 +93,10 @@ class RunConfig:
                 raise UntwineError(f"{name} must be at least {low}, got {v}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise UntwineError(f"seed must be a non-negative integer, got {self.seed!r}")
+        from untwine.models.encoder import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise UntwineError(f"{label('precision')} must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.device not in DEVICES:
             raise UntwineError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.num_latents is not None and (
@@ -241,7 +245,8 @@ class EvaluationConfig:
     ``compare_metrics`` on the mean, sampled and active-only representations;
     ``kl_threshold`` decides which latents are passive; ``reference_scores`` adds what a
     random encoder and the factors themselves score on the same samples
-    (:mod:`untwine.train.reference`, cached).
+    (:mod:`untwine.train.reference`, cached); ``precision="bfloat16"`` encodes under
+    bfloat16 autocast (opt-in; see :mod:`untwine.models.encoder`).
     """
 
     metrics: str | list[str] = "all"
@@ -258,6 +263,7 @@ class EvaluationConfig:
     compare_metrics: str | list[str] = DEFAULT_COMPARE_METRICS
     kl_threshold: float = DEFAULT_KL_THRESHOLD
     reference_scores: bool = True
+    precision: str = "float32"
 
     #: fields that do not change the numbers (left out of :meth:`identity`)
     RUNTIME_FIELDS = ("device",)
@@ -330,6 +336,10 @@ class EvaluationConfig:
             raise UntwineError(
                 f"{label('representation')} must be one of {', '.join(REPRESENTATIONS)}, got {self.representation!r}"
             )
+        from untwine.models.encoder import PRECISIONS
+
+        if self.precision not in PRECISIONS:
+            raise UntwineError(f"{label('precision')} must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.device not in DEVICES:
             raise UntwineError(f"{label('device')} must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.dci_estimator not in registry.DCI_ESTIMATORS:

@@ -180,7 +180,10 @@ def evaluate_run(
     """
     from untwine.metrics.activity import latent_activity
 
+    from untwine._memory import reuse_freed_memory
+
     cfg = evaluation_config(config, **fields)
+    reuse_freed_memory()  # hundreds of thousands of images, batch after batch: no page-fault storm
     names = cfg.metric_names()
     compare_names = cfg.compare_names()
     phases = progress if isinstance(progress, Phases) else Phases(bool(progress))
@@ -202,7 +205,7 @@ def evaluate_run(
     kinds = {n: registry.METRICS[n].kind for n in names}
     array_names = [n for n in names if kinds[n] == "array"]
     dev = resolve_device(cfg.device)
-    encoder = run.encoder(cfg.representation, seed=cfg.seed, device=dev)
+    encoder = run.encoder(cfg.representation, seed=cfg.seed, device=dev, precision=cfg.precision)
 
     timings: dict[str, float] = {}
     rng = np.random.default_rng(int(cfg.seed))

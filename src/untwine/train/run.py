@@ -160,13 +160,15 @@ class Run:
         model.eval()
         return model
 
-    def encoder(self, representation: str = "mean", *, seed: int = 0, device="cpu", model=None, batch_size: int = 500):
+    def encoder(self, representation: str = "mean", *, seed: int = 0, device="cpu", model=None, batch_size: int = 500,
+                precision: str = "float32"):
         """The run's :class:`~untwine.models.encoder.ModelEncoder` (``model``: one already loaded)."""
         from untwine.models.encoder import ModelEncoder
 
         if model is None:
             model = self.load_model(device)
-        return ModelEncoder(model, representation, seed=seed, device=resolve_device(device), batch_size=batch_size)
+        return ModelEncoder(model, representation, seed=seed, device=resolve_device(device), batch_size=batch_size,
+                            precision=precision)
 
     def log(self) -> dict[str, np.ndarray]:
         return read_log(self.path / LOG_FILE)
