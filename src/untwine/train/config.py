@@ -93,10 +93,6 @@ class RunConfig:
                 raise UntwineError(f"{name} must be at least {low}, got {v}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise UntwineError(f"seed must be a non-negative integer, got {self.seed!r}")
-        from untwine.models.encoder import PRECISIONS
-
-        if self.precision not in PRECISIONS:
-            raise UntwineError(f"{label('precision')} must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.device not in DEVICES:
             raise UntwineError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.num_latents is not None and (
