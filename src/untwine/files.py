@@ -180,15 +180,24 @@ def read_scores(path) -> dict[str, float]:
     return {k: (float("nan") if v is None else float(v)) for k, v in data.items() if not k.startswith("_")}
 
 
+def read_text(path, *, what: str = "file") -> str:
+    """A UTF-8 text file's contents (a leading byte-order mark dropped); one error line when it
+    is missing, unreadable or not UTF-8 text."""
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UntwineError(f"{what} not found: {p}") from None
+    except UnicodeDecodeError:
+        raise UntwineError(f"{p}: not a text file (cannot decode as UTF-8)") from None
+    except OSError as exc:
+        raise UntwineError(f"{p}: cannot read ({exc.strerror or exc})") from None
+
+
 def read_json(path, *, what: str = "file") -> Any:
     """Read a JSON file; one error line when it is missing, unreadable or not JSON."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UntwineError(f"{what} not found: {p}") from None
-    except OSError as exc:
-        raise UntwineError(f"{p}: cannot read ({exc.strerror or exc})") from None
+    text = read_text(p, what=what)
     try:
         return json.loads(text)
     except ValueError:

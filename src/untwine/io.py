@@ -24,18 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from untwine.errors import UntwineError
+from untwine.files import read_text
 
 #: extensions :func:`read_array` understands
 SUPPORTED_EXTENSIONS = (".npy", ".npz", ".csv", ".tsv")
 
 
 def _parse_text(path: Path, delimiter: str) -> np.ndarray:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise UntwineError(f"{path}: not a text file (cannot decode as UTF-8)") from None
-    except OSError as exc:
-        raise UntwineError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    text = read_text(path)
 
     rows: list[list[float]] = []
     first_data_line = True

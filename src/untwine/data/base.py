@@ -84,11 +84,17 @@ class GroundTruthDataset(ABC):
         """Flat grid index of each factor combination, ``[n]`` int64."""
         return self.check_factors(factors) @ self._strides()
 
-    def factors_of(self, index) -> np.ndarray:
-        """Factor combination of each flat grid index, ``[n, K]`` int64."""
+    def check_indices(self, index) -> np.ndarray:
+        """Flat indices (grid indices, or rows for data that is not a full grid) as int64 ``[n]``,
+        each within ``[0, num_samples)``."""
         idx = np.asarray(index, dtype=np.int64).reshape(-1)
         if (idx < 0).any() or (idx >= self.num_samples).any():
             raise UntwineError(f"{self.name}: index out of range [0, {self.num_samples})")
+        return idx
+
+    def factors_of(self, index) -> np.ndarray:
+        """Factor combination of each flat grid index, ``[n, K]`` int64."""
+        idx = self.check_indices(index)
         sizes = np.asarray(self.factor_sizes, dtype=np.int64)
         return (idx[:, None] // self._strides()) % sizes
 

@@ -463,7 +463,7 @@ class GenericNpz(FileDataset):
     def observations_at(self, indices) -> torch.Tensor:
         if self._full:
             return super().observations_at(indices)
-        return self.images_of_rows(self._check_rows(indices))
+        return self.images_of_rows(self.check_indices(indices))
 
     def sample(self, n: int, rng: np.random.Generator):
         if self._full:
@@ -488,16 +488,10 @@ class GenericNpz(FileDataset):
             raise UntwineError(f"{self.path}: factor combination {combo} does not occur in the file (not a full grid)")
         return self._rows_sorted[pos_c]
 
-    def _check_rows(self, index) -> np.ndarray:
-        idx = np.asarray(index, dtype=np.int64).reshape(-1)
-        if (idx < 0).any() or (idx >= self.num_samples).any():
-            raise UntwineError(f"{self.name}: row index out of range [0, {self.num_samples})")
-        return idx
-
     def factors_of(self, index) -> np.ndarray:
         if self._full:
             return super().factors_of(index)
-        return self._classes[self._check_rows(index)].copy()
+        return self._classes[self.check_indices(index)].copy()
 
     def _rows_of(self, factors) -> np.ndarray:
         if self._full:

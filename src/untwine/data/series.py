@@ -131,14 +131,8 @@ class SeriesSplit(GroundTruthDataset):
         rows = self.sample_indices(n, rng)
         return self.factors_of(rows), self.observations_at(rows)
 
-    def _rows(self, index) -> np.ndarray:
-        idx = np.asarray(index, dtype=np.int64).reshape(-1)
-        if (idx < 0).any() or (idx >= self.num_samples).any():
-            raise UntwineError(f"{self.name}: row index out of range [0, {self.num_samples})")
-        return idx
-
     def factors_of(self, index) -> np.ndarray:
-        return self._y[self._rows(index)][:, None].copy()
+        return self._y[self.check_indices(index)][:, None].copy()
 
     def index_of(self, factors) -> np.ndarray:
         """The first row of each requested class."""
@@ -155,7 +149,7 @@ class SeriesSplit(GroundTruthDataset):
         return self._x[torch.as_tensor(np.asarray(rows, dtype=np.int64))]
 
     def observations_at(self, indices) -> torch.Tensor:
-        return self.images_of_rows(self._rows(indices))
+        return self.images_of_rows(self.check_indices(indices))
 
     def observations(self, factors) -> torch.Tensor:
         return self.observations_at(self.index_of(factors))

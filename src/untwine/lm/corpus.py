@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from untwine.errors import UntwineError
+from untwine.files import read_text
 
 
 @dataclass
@@ -104,12 +105,7 @@ def read_corpus(corpus, max_rows: int | None = None, seed: int = 0) -> Corpus:
         p = Path(corpus)
         if not p.is_file():
             raise UntwineError(f"corpus {corpus!r} is neither 'concepts' nor an existing file")
-        try:
-            text = p.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise UntwineError(f"{p}: the corpus file is not UTF-8 text") from None
-        except OSError as exc:
-            raise UntwineError(f"{p}: cannot read ({exc.strerror or exc})") from None
+        text = read_text(p, what="corpus file")
         ext = p.suffix.lower()
         if ext in (".tsv", ".csv"):
             c = _read_table(p, text, "\t" if ext == ".tsv" else ",")
