@@ -271,6 +271,10 @@ class SparseAutoencoder(nn.Module):
         scale = (n_dead.float() / k_aux).clamp(max=1.0)
         return scale * (e_hat - residual).pow(2).sum((1, 2)) / var
 
+    def optim_groups(self) -> list[dict[str, Any]]:
+        """Adam parameter groups; ``lr_scale`` multiplies the run's learning rate for a group."""
+        return [{"params": list(self.parameters()), "lr_scale": 1.0}]
+
     # -- constraints -------------------------------------------------------------------
     @torch.no_grad()
     def remove_parallel_grad(self) -> None:

@@ -11,10 +11,12 @@ that paper: the rectangle kernel ``K(u) = [|u| < 1/2]`` of width ``bandwidth``:
 * ``d H_i / d theta_i  ~ -(1 / bandwidth)      K((pre_i - theta_i) / bandwidth)``
 
 while ``d f_i / d pre_i = H(pre_i - theta_i)`` and ``H`` passes no gradient to ``pre``.
-Thresholds start at ``init_threshold``.  Defaults (``l0_coefficient`` 5, ``bandwidth``
-0.1, ``init_threshold`` 1) suit inputs normalised to norm ``sqrt(d_in)``; SAELens's
-(0.05 and 0.01) leave the thresholds far below the pre-activations there, and Adam moves
-``log theta`` by about the learning rate per step, so short runs cannot catch up.  Decoder rows
+Thresholds start at ``init_threshold``.  Defaults (``l0_coefficient`` 3, ``bandwidth``
+0.5, ``init_threshold`` 2, learning rate 1e-2 in :mod:`untwine.sae.train`) suit inputs
+normalised to norm ``sqrt(d_in)`` and short runs: SAELens's (0.05 and 0.01) leave the
+thresholds far below the pre-activations there, and Adam moves ``log theta`` by about
+the learning rate per step.  ``threshold_lr_scale`` multiplies the learning rate of the
+thresholds alone (default 1).  Decoder rows
 are kept at unit norm.  SAELens: ``jumprelu`` with a ``threshold`` tensor.
 """
 
@@ -68,7 +70,7 @@ class _Step(torch.autograd.Function):
 class JumpReLUSAE(SparseAutoencoder):
     name: ClassVar[str] = "jumprelu"
     saelens_architecture: ClassVar[str] = "jumprelu"
-    hparam_defaults = {"l0_coefficient": 5.0, "bandwidth": 0.1, "init_threshold": 1.0}
+    hparam_defaults = {"l0_coefficient": 3.0, "bandwidth": 0.5, "init_threshold": 2.0, "threshold_lr_scale": 1.0}
     member_hparams = ("l0_coefficient",)
 
     def __init__(self, d_in, d_sae, members=None, *, generator=None):
@@ -79,11 +81,18 @@ class JumpReLUSAE(SparseAutoencoder):
     @classmethod
     def check_hparams(cls, hp, *, d_in, d_sae):
         super().check_hparams(hp, d_in=d_in, d_sae=d_sae)
-        for key in ("bandwidth", "init_threshold"):
+        for key in ("bandwidth", "init_threshold", "threshold_lr_scale"):
             if not hp[key] > 0:
                 raise UntwineError(f"{key} must be > 0, got {hp[key]}")
         if hp["l0_coefficient"] < 0:
             raise UntwineError(f"l0_coefficient must be >= 0, got {hp['l0_coefficient']}")
+
+    def optim_groups(self):
+        rest = [p for n, p in self.named_parameters() if n != "log_threshold"]
+        return [
+            {"params": rest, "lr_scale": 1.0},
+            {"params": [self.log_threshold], "lr_scale": float(self.hparams[0]["threshold_lr_scale"])},
+        ]
 
     def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
         pre = self.pre_acts(xn)

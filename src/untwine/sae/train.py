@@ -51,7 +51,7 @@ from untwine.sae.registry import get_architecture
 CHECKPOINT = "checkpoint.pt"
 TRAINING = "training.json"
 #: default learning rate per architecture (Adam, inputs normalised to norm sqrt(d_in))
-DEFAULT_LR: dict[str, float] = {}
+DEFAULT_LR: dict[str, float] = {"jumprelu": 1e-2}
 DEFAULT_LR_OTHER = 3e-3
 
 
@@ -106,12 +106,13 @@ def lr_factor(step: int, steps: int, warmup: float = 0.05, decay: float = 0.2) -
     return f
 
 
-def _adam(module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Adam (betas 0.9, 0.999); the fused kernel where this torch has it for the device."""
+def _adam(module: SparseAutoencoder, lr: float) -> torch.optim.Optimizer:
+    """Adam (betas 0.9, 0.999) over the module's groups; the fused kernel where this torch has it."""
+    groups = [dict(g, lr=lr * g["lr_scale"]) for g in module.optim_groups()]
     try:
-        return torch.optim.Adam(module.parameters(), lr=lr, betas=(0.9, 0.999), fused=True)
+        return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), fused=True)
     except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(module.parameters(), lr=lr, betas=(0.9, 0.999))
+        return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999))
 
 
 def _group_specs(specs: list[SAESpec], d_in: int) -> list[_Group]:
@@ -343,7 +344,7 @@ def train_saes(
                 row = {}
                 for g in groups:
                     for pg in g.opt.param_groups:
-                        pg["lr"] = g.lr * mult
+                        pg["lr"] = g.lr * mult * pg["lr_scale"]
                     loss, terms = g.module.training_loss(xn, progress=frac, dead_rows=dead_rows)
                     g.opt.zero_grad(set_to_none=True)
                     loss.backward()
