@@ -420,3 +420,22 @@ def test_lm_activation_layer_directory_is_a_source(tmp_path):
     s = open_activations(layer)
     assert (s.rows, s.dim) == (50, 6)
     assert np.array_equal(s.read(0, 50), x)
+
+
+def test_untwine_loads_saelens_topk_saved_with_decoder_norm_rescaling(tmp_path):
+    pytest.importorskip("sae_lens")
+    from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
+
+    torch.manual_seed(0)
+    theirs = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=16, d_sae=48, k=3, device="cpu"))
+    with torch.no_grad():
+        theirs.W_dec.mul_(torch.rand(48, 1) + 0.5)  # rows of different norms: the rescaling matters
+        theirs.b_enc.normal_(0, 0.1)
+        theirs.b_dec.normal_()
+    theirs.save_inference_model(str(tmp_path / "sl"))
+    assert json.loads((tmp_path / "sl" / CFG).read_text())["architecture"] == "topk"
+    ours = load_sae(tmp_path / "sl")
+    x = torch.randn(30, 16)
+    with torch.no_grad():
+        ref = theirs.decode(theirs.encode(x))
+    assert torch.allclose(ours.reconstruct(x)[1], ref, atol=1e-5)
