@@ -88,7 +88,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from untwine.sae import SAESpec, train_sae, train_saes
+    from untwine.sae import train_sae, train_saes
     from untwine.sae.synthetic import make_synthetic
     from untwine.sae.train import sweep_specs
 

@@ -10,8 +10,15 @@ import torch
 
 from untwine.cli import main as cli_main
 from untwine.errors import UntwineError
-from untwine.sae import ARCHITECTURES, SAESpec, evaluate_sae, load_sae, save_sae, train_sae, train_saes
-from untwine.sae.base import Encoded
+from untwine.sae import (
+    ARCHITECTURES,
+    SAESpec,
+    evaluate_sae,
+    load_sae,
+    save_sae,
+    train_sae,
+    train_saes,
+)
 from untwine.sae.data import iter_batches, open_activations
 from untwine.sae.io import CFG, WEIGHTS
 from untwine.sae.metrics import coherence, dictionary_match, fvu
@@ -312,7 +319,7 @@ def test_resume_reaches_the_weights_of_an_uninterrupted_run(syn, tmp_path):
     from safetensors.torch import load_file
 
     specs = [SAESpec("topk", 48, {"k": 3}), SAESpec("topk", 48, {"k": 5}), SAESpec("jumprelu", 48, {})]
-    kw = dict(steps=30, batch_size=256, seed=4, progress=False, checkpoint_every=7)
+    kw = {"steps": 30, "batch_size": 256, "seed": 4, "progress": False, "checkpoint_every": 7}
     full = train_saes(syn.acts, specs, out=tmp_path / "full", **kw)
     assert train_saes(syn.acts, specs, out=tmp_path / "cut", stop_after=12, **kw) == []
     with pytest.raises(UntwineError, match="--resume"):

@@ -165,7 +165,7 @@ def _print_trained(dirs) -> None:
 
 
 def run_encode(args) -> int:
-    from untwine.sae.train import encode_file
+    from untwine.sae.encode import encode_file
 
     out = encode_file(args.sae, args.acts, args.out, device=args.device)
     print(f"wrote {out}")

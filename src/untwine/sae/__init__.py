@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from untwine.sae.base import Encoded, SparseAutoencoder
 from untwine.sae.data import iter_batches, open_activations
+from untwine.sae.encode import encode_file
 from untwine.sae.io import load_sae, save_sae
 from untwine.sae.registry import ARCHITECTURES, get_architecture
-from untwine.sae.train import SAESpec, encode_file, train_sae, train_saes
+from untwine.sae.train import SAESpec, train_sae, train_saes
 
 __all__ = [
     "ARCHITECTURES",

@@ -12,7 +12,7 @@ codes of a row do not depend on the batch.  Saved as SAELens ``jumprelu`` with
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -24,7 +24,7 @@ from untwine.sae.base import Encoded, SparseAutoencoder
 class BatchTopKSAE(SparseAutoencoder):
     name: ClassVar[str] = "batchtopk"
     saelens_architecture: ClassVar[str] = "jumprelu"
-    hparam_defaults = {"k": None, "threshold_rate": 0.01}
+    hparam_defaults: ClassVar[dict[str, Any]] = {"k": None, "threshold_rate": 0.01}
     member_hparams = ("k",)
     required_hparams = ("k",)
     uses_auxk = True

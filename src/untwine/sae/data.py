@@ -141,7 +141,7 @@ def _open_file(path: Path, key: str | None) -> tuple[object, int, int, str]:
         try:
             fh = safe_open(str(path), framework="pt")
             names = list(fh.keys())
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types; report any as one line
             raise UntwineError(f"{path}: cannot read as .safetensors ({exc})") from None
         if key is None:
             two_d = [n for n in names if len(fh.get_slice(n).get_shape()) == 2]

@@ -80,7 +80,7 @@ def _hparams_from_saelens(arch: str, cfg: dict[str, Any], tensors) -> dict[str, 
         it = cfg.get("max_iterations")
         return {"k": int(it) if it else int(cfg["d_in"]), "residual_threshold": float(cfg.get("residual_threshold") or 0.0)}
     if arch == "batchtopk":
-        return {"k": max(1, int(round(float(cfg.get("k", 1)))))}
+        return {"k": max(1, round(float(cfg.get("k", 1))))}
     if arch == "top_afa":
         return {"k": int(cfg["k"])}
     return {}
@@ -108,7 +108,7 @@ def load_sae(directory, device: str | torch.device = "cpu") -> SparseAutoencoder
     cls = get_architecture(arch)
     try:
         tensors = load_file(str(d / WEIGHTS))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types; report any as one line
         raise UntwineError(f"{d / WEIGHTS}: cannot read ({exc})") from None
     if "topk_threshold" in tensors and "threshold" not in tensors:
         tensors["threshold"] = tensors.pop("topk_threshold").reshape(-1).expand(int(cfg["d_sae"])).clone()

@@ -23,7 +23,7 @@ are kept at unit norm.  SAELens: ``jumprelu`` with a ``threshold`` tensor.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -70,7 +70,7 @@ class _Step(torch.autograd.Function):
 class JumpReLUSAE(SparseAutoencoder):
     name: ClassVar[str] = "jumprelu"
     saelens_architecture: ClassVar[str] = "jumprelu"
-    hparam_defaults = {"l0_coefficient": 3.0, "bandwidth": 0.5, "init_threshold": 2.0, "threshold_lr_scale": 1.0}
+    hparam_defaults: ClassVar[dict[str, Any]] = {"l0_coefficient": 3.0, "bandwidth": 0.5, "init_threshold": 2.0, "threshold_lr_scale": 1.0}
     member_hparams = ("l0_coefficient",)
 
     def __init__(self, d_in, d_sae, members=None, *, generator=None):

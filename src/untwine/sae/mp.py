@@ -12,7 +12,7 @@ encoder (SAELens's ``matching_pursuit`` is tied the same way) and no AuxK.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from untwine.sae.base import Encoded, SparseAutoencoder
 class MatchingPursuitSAE(SparseAutoencoder):
     name: ClassVar[str] = "mp"
     saelens_architecture: ClassVar[str] = "matching_pursuit"
-    hparam_defaults = {"k": None, "residual_threshold": 0.0}
+    hparam_defaults: ClassVar[dict[str, Any]] = {"k": None, "residual_threshold": 0.0}
     member_hparams = ("k", "residual_threshold")
     required_hparams = ("k",)
     has_encoder = False

@@ -10,7 +10,7 @@ codes and growing rows.  Default ``l1_coefficient`` 3 (inputs normalised to norm
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from torch import Tensor
 
@@ -21,7 +21,7 @@ from untwine.sae.base import Encoded, SparseAutoencoder
 class ReLUSAE(SparseAutoencoder):
     name: ClassVar[str] = "relu"
     saelens_architecture: ClassVar[str] = "standard"
-    hparam_defaults = {"l1_coefficient": 3.0, "l1_warmup": 0.05}
+    hparam_defaults: ClassVar[dict[str, Any]] = {"l1_coefficient": 3.0, "l1_warmup": 0.05}
     member_hparams = ("l1_coefficient",)
     unit_norm_decoder = False
     decoder_init_norm = 0.1

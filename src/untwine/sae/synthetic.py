@@ -142,11 +142,12 @@ def make_synthetic(
     X = np.asarray(X, dtype=np.float32) + b.astype(np.float32)
     if noise > 0:
         X += (noise * rng.standard_normal(X.shape)).astype(np.float32)
-    params = dict(
-        features=features, dim=dim, samples=samples, active=active, freq_power=freq_power, mag_mean=mag_mean,
-        mag_std=mag_std, correlation=correlation, corr_groups=corr_groups, hierarchy=hierarchy, children=children,
-        child_fire=child_fire, noise=noise, bias=bias, seed=seed,
-    )
+    params = {
+        "features": features, "dim": dim, "samples": samples, "active": active, "freq_power": freq_power,
+        "mag_mean": mag_mean, "mag_std": mag_std, "correlation": correlation, "corr_groups": corr_groups,
+        "hierarchy": hierarchy, "children": children, "child_fire": child_fire, "noise": noise, "bias": bias,
+        "seed": seed,
+    }
     return SyntheticActivations(X, D.astype(np.float32), codes, p, tree, params)
 
 

@@ -13,7 +13,7 @@ saved ``cfg.json`` says ``top_afa`` and untwine loads it.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -32,7 +32,7 @@ def afa_counts(vals_sorted: Tensor, target_norm: Tensor) -> Tensor:
 class TopAFASAE(SparseAutoencoder):
     name: ClassVar[str] = "top_afa"
     saelens_architecture: ClassVar[str] = "top_afa"
-    hparam_defaults = {"k": None, "afa_coefficient": 0.0}
+    hparam_defaults: ClassVar[dict[str, Any]] = {"k": None, "afa_coefficient": 0.0}
     member_hparams = ("k", "afa_coefficient")
     uses_auxk = True
 

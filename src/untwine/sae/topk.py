@@ -9,7 +9,7 @@ dense ``[B, d_sae] @ [d_sae, d_in]`` product.  Members of one module may use dif
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -28,7 +28,7 @@ def topk_mask(ks: list[int], device) -> Tensor | None:
 class TopKSAE(SparseAutoencoder):
     name: ClassVar[str] = "topk"
     saelens_architecture: ClassVar[str] = "topk"
-    hparam_defaults = {"k": None}
+    hparam_defaults: ClassVar[dict[str, Any]] = {"k": None}
     member_hparams = ("k",)
     required_hparams = ("k",)
     uses_auxk = True

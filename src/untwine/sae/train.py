@@ -38,13 +38,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from untwine.errors import UntwineError
 from untwine.files import atomic_write_bytes, write_json
 from untwine.sae.base import SparseAutoencoder, geometric_median
-from untwine.sae.data import ActivationSource, iter_batches, open_activations, sample_rows
+from untwine.sae.data import (
+    ActivationSource,
+    iter_batches,
+    open_activations,
+    sample_rows,
+)
 from untwine.sae.io import CFG, WEIGHTS, save_sae
 from untwine.sae.registry import get_architecture
 
@@ -98,8 +102,8 @@ class _Group:
 
 def lr_factor(step: int, steps: int, warmup: float = 0.05, decay: float = 0.2) -> float:
     """Multiplier of the base learning rate at ``step`` (0-based) of ``steps``."""
-    w = max(1, int(round(warmup * steps)))
-    dstart = steps - int(round(decay * steps))
+    w = max(1, round(warmup * steps))
+    dstart = steps - round(decay * steps)
     f = min(1.0, (step + 1) / w)
     if step >= dstart and steps > dstart:
         f = min(f, (steps - step) / (steps - dstart))
@@ -146,7 +150,13 @@ class _Progress:
 
         console = Console(stderr=True)
         if console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self._bar = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -268,7 +278,7 @@ def train_saes(
     if not specs:
         raise UntwineError("no SAE to train")
     for name, v in (("steps", steps), ("batch_size", batch_size)):
-        if int(v) != v or v < 1:
+        if not isinstance(v, int) or v < 1:
             raise UntwineError(f"{name} must be a positive integer, got {v}")
     if b_dec_init not in ("geometric_median", "mean", "zeros"):
         raise UntwineError(f"b_dec_init must be geometric_median, mean or zeros, got {b_dec_init!r}")
@@ -299,7 +309,7 @@ def train_saes(
     if resume and ckpt_path.is_file():
         try:
             state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - torch.load raises many types; report any as one line
             raise UntwineError(f"{ckpt_path}: cannot read the checkpoint ({exc})") from None
         saved = json.loads(state["config"])
         if saved != json.loads(json.dumps(config, sort_keys=True)):
@@ -332,7 +342,6 @@ def train_saes(
     batches = iter_batches(source, batch_size, seed=seed, skip_batches=start)
     t0 = time.perf_counter()
     step = start
-    pending: list[dict[str, torch.Tensor]] = []
     end = steps if stop_after is None else min(steps, int(stop_after))
     try:
         with _InterruptGuard() as guard:
@@ -442,44 +451,6 @@ def train_sae(
         device=device, resume=resume, overwrite=overwrite, progress=progress, single=True, **options,
     )
     return dirs[0] if dirs else Path(out)
-
-
-def encode_file(sae_dir, acts, out=None, *, device: str = "auto", batch_rows: int = 65536, key: str | None = None) -> np.ndarray | Path:
-    """Dense codes ``[N, d_sae]`` (float32) of every row of ``acts``; written to ``out`` (.npy) when given."""
-    from untwine.sae.io import load_sae
-
-    dev = resolve_device(device)
-    sae = load_sae(sae_dir, dev)
-    source = open_activations(acts, key)
-    if source.dim != sae.d_in:
-        raise UntwineError(f"{source.name} has {source.dim} columns but the SAE in {sae_dir} takes d_in = {sae.d_in}")
-    codes = np.empty((source.rows, sae.d_sae), dtype=np.float32) if out is None else None
-    if out is not None:
-        from numpy.lib.format import open_memmap
-
-        from untwine.files import temp_name
-
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_name(out.with_suffix(".npy"))
-        codes = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(source.rows, sae.d_sae))
-    try:
-        for a in range(0, source.rows, batch_rows):
-            b = min(source.rows, a + batch_rows)
-            x = torch.from_numpy(source.read(a, b)).to(dev)
-            codes[a:b] = sae.encode(x).cpu().numpy()
-        if out is None:
-            return codes
-        codes.flush()
-        del codes
-        import os
-
-        os.replace(tmp, out)
-        return out
-    except BaseException:
-        if out is not None and Path(tmp).exists():
-            Path(tmp).unlink()
-        raise
 
 
 def sweep_specs(archs: list[str], widths: list[int], ks: list[int | None], hparams: dict[str, Any], lr: float | None) -> list[SAESpec]:

@@ -1,0 +1,48 @@
+"""Encoding activations with a saved SAE, in chunks, straight into a ``.npy`` file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from untwine.errors import UntwineError
+from untwine.sae.data import open_activations
+from untwine.sae.io import load_sae
+from untwine.sae.train import resolve_device
+
+
+def encode_file(sae_dir, acts, out=None, *, device: str = "auto", batch_rows: int = 65536, key: str | None = None) -> np.ndarray | Path:
+    """Dense codes ``[N, d_sae]`` (float32) of every row of ``acts``; written to ``out`` (.npy) when given."""
+    dev = resolve_device(device)
+    sae = load_sae(sae_dir, dev)
+    source = open_activations(acts, key)
+    if source.dim != sae.d_in:
+        raise UntwineError(f"{source.name} has {source.dim} columns but the SAE in {sae_dir} takes d_in = {sae.d_in}")
+    codes = np.empty((source.rows, sae.d_sae), dtype=np.float32) if out is None else None
+    if out is not None:
+        from numpy.lib.format import open_memmap
+
+        from untwine.files import temp_name
+
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_name(out.with_suffix(".npy"))
+        codes = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(source.rows, sae.d_sae))
+    try:
+        for a in range(0, source.rows, batch_rows):
+            b = min(source.rows, a + batch_rows)
+            x = torch.from_numpy(source.read(a, b)).to(dev)
+            codes[a:b] = sae.encode(x).cpu().numpy()
+        if out is None:
+            return codes
+        codes.flush()
+        del codes
+        os.replace(tmp, out)
+        return out
+    except BaseException:
+        if out is not None and Path(tmp).exists():
+            Path(tmp).unlink()
+        raise
