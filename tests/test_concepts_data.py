@@ -107,4 +107,4 @@ def test_datasets_cli(capsys, tmp_path):
     # image consumers refuse text with one line
     rc = main(["train", "beta_vae", "--dataset", "concepts", "--steps", "1", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1 and "untwine lm activations" in err

@@ -257,7 +257,13 @@ def _prepare_dir(out: Path, cfg: RunConfig, *, resume: bool, overwrite: bool) ->
 def _load_dataset(name: str):
     from untwine import data
 
-    return data.load(name)
+    dataset = data.load(name)
+    if getattr(dataset, "modality", None) == "text":
+        raise UntwineError(
+            f"dataset {dataset.name} holds sentences, not arrays a model can train on; turn it into "
+            f"activations with `untwine lm activations --corpus {dataset.name}` and train an SAE on them"
+        )
+    return dataset
 
 
 def default_out(cfg: RunConfig) -> Path:
