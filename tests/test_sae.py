@@ -307,6 +307,8 @@ def test_shards_safetensors_and_npy_stream_the_same_rows(tmp_path):
     for src in (tmp_path / "all.npy", tmp_path / "shards", x):
         s = open_activations(src)
         assert (s.rows, s.dim) == (3000, 4)
+        rows = np.array([0, 5, 999, 1000, 1001, 2999])
+        assert np.array_equal(s.take(rows), x[rows])
         it = iter_batches(s, 100, seed=3, chunk_rows=512, buffer_bytes=4 * 4 * 1024)
         epoch = np.concatenate([next(it) for _ in range(30)])
         assert sorted(epoch[:, 0].tolist()) == sorted(x[:, 0].tolist())  # every row once per epoch

@@ -101,10 +101,14 @@ class ActivationSource:
             local = rows[sel] - p.start
             if p.kind == "numpy":
                 out[sel] = p.array[local]
-            else:
-                out[sel] = np.stack([p.read(int(r), int(r) + 1)[0] for r in local]) if len(local) < 64 else (
-                    p.read(0, p.rows)[local]
-                )
+            else:  # read the chunks that hold the rows (bounded memory), not the whole shard
+                dest = np.flatnonzero(sel)
+                block_of = local // CHUNK_ROWS
+                for c in np.unique(block_of):
+                    a = int(c) * CHUNK_ROWS
+                    block = p.read(a, min(p.rows, a + CHUNK_ROWS))
+                    here = block_of == c
+                    out[dest[here]] = block[local[here] - a]
         check_finite(out, self.name, None, rows)
         return out
 

@@ -137,6 +137,7 @@ def evaluate_sae(
     if source.dim != module.d_in:
         raise UntwineError(f"{source.name} has {source.dim} columns but the SAE takes d_in = {module.d_in}")
     N, d, h = source.rows, module.d_in, module.d_sae
+    chunk_rows = max(256, min(chunk_rows, (1 << 24) // h))  # dense float64 codes of a chunk stay ~128 MB
     decoder = (module.W_dec[0].detach().double().cpu() / float(module.input_scale)).numpy()
     row_norm = np.linalg.norm(decoder, axis=1)
     b_dec = (module.b_dec[0].detach().double().cpu() / float(module.input_scale)).numpy()
