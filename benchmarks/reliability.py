@@ -142,8 +142,8 @@ def _cases(src: Path, work: Path) -> list[dict]:
     rng = np.random.default_rng(0)
     np.savez(work / "both.npz", codes=rng.normal(size=(300, 4)), factors=rng.integers(0, 3, size=(300, 2)))
     case("score: .npz of two arrays without --key", ["score", str(work / "both.npz"), str(work / "both.npz")])
-    np.save(work / "c.npy", rng.normal(size=(9, 12)))
-    np.save(work / "f.npy", rng.integers(0, 2, size=(9, 2)))
+    np.save(work / "c.npy", rng.normal(size=(30, 40)))  # 20 train rows for 40 latents
+    np.save(work / "f.npy", np.stack([np.arange(30) % 2, np.arange(30) % 3], axis=1))
     case("score: total correlation with N <= D", ["score", str(work / "c.npy"), str(work / "f.npy"), "--metrics",
                                                  "unsupervised"], expect="warning")
     r = shutil.copytree(base, work / "bitflip")

@@ -67,12 +67,14 @@ class Phases:
                 self._bar.start()
 
     @contextmanager
-    def phase(self, name: str, total: int | None = None):
+    def phase(self, name: str, total: int | None = None, *, key: str | None = None):
+        """A phase shown as ``name``; its seconds add up in :attr:`seconds` under ``key`` (default ``name``)."""
         ph = Phase(self, name, total)
         try:
             yield ph
         finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + ph.finish()
+            k = key or name
+            self.seconds[k] = self.seconds.get(k, 0.0) + ph.finish()
 
     def close(self) -> None:
         if self._bar is not None:

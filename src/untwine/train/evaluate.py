@@ -49,7 +49,6 @@ main keys (those of ``untwine score``, on ``representation``) are unchanged.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -178,9 +177,8 @@ def evaluate_run(
     :class:`~untwine.progress.Phases`, or True for one) shows each long phase (encoding,
     array metrics, interventional scores, the comparison) as it runs.
     """
-    from untwine.metrics.activity import latent_activity
-
     from untwine._memory import reuse_freed_memory
+    from untwine.metrics.activity import latent_activity
 
     cfg = evaluation_config(config, **fields)
     reuse_freed_memory()  # hundreds of thousands of images, batch after batch: no page-fault storm
@@ -207,32 +205,27 @@ def evaluate_run(
     dev = resolve_device(cfg.device)
     encoder = run.encoder(cfg.representation, seed=cfg.seed, device=dev, precision=cfg.precision)
 
-    timings: dict[str, float] = {}
     rng = np.random.default_rng(int(cfg.seed))
     i_train = dataset.sample_indices(int(cfg.num_train), rng)
     i_test = dataset.sample_indices(int(cfg.num_test), rng)
     f_train, f_test = dataset.factors_of(i_train), dataset.factors_of(i_test)
-    t = time.perf_counter()
-    with phases.phase("encode train + test samples", total=int(cfg.num_train + cfg.num_test)) as ph:
+    with phases.phase("encode train + test samples", total=int(cfg.num_train + cfg.num_test), key="encode") as ph:
         train = encoder.encode_indices(dataset, i_train, posterior=True, advance=ph.advance)
         test = encoder.encode_indices(dataset, i_test, posterior=bool(compare_names),
                                       reconstruct="reconstruction" in kinds, advance=ph.advance)
-    timings["encode"] = time.perf_counter() - t
     activity = latent_activity(train.mean, train.logvar, kl_threshold=float(cfg.kl_threshold))
 
     scores: dict[str, float] = {}
     if array_names:
         from untwine.metrics.suite import evaluate_arrays
 
-        t = time.perf_counter()
-        with phases.phase(f"array metrics ({', '.join(array_names)})"):
+        with phases.phase(f"array metrics ({', '.join(array_names)})", key="array_metrics"):
             scores.update(
                 evaluate_arrays(
                     train.codes, f_train, test.codes, f_test,
                     metrics=array_names, seed=int(cfg.seed), dci_estimator=cfg.dci_estimator,
                 )
             )
-        timings["array_metrics"] = time.perf_counter() - t
     inter = [n for n in names if kinds[n] == "interventional"]
     if inter:
         from untwine.metrics._encode_cache import CodeCache
@@ -246,27 +239,23 @@ def evaluate_run(
             cache=cache,
         )
         for name in inter:
-            t = time.perf_counter()
-            with phases.phase(f"{name} score (images encoded)") as ph:
+            with phases.phase(f"{name} score (images encoded)", key=name) as ph:
                 if cache is not None:
                     cache.advance = ph.advance
                 scores.update({k: float(v) for k, v in registry.METRICS[name](dataset, encoder, int(cfg.seed), **common).items()})
-            timings[name] = time.perf_counter() - t
     if test.reconstruction is not None:
         scores.update(test.reconstruction)
     scores["num_active_latents"] = float(np.sum(activity["active"]))
     scores["num_passive_latents"] = float(np.sum(~np.asarray(activity["active"], dtype=bool)))
     comparison: dict[str, Any] = {"enabled": bool(compare_names)}
     if compare_names:
-        t = time.perf_counter()
-        with phases.phase(f"mean vs sampled vs active-only ({', '.join(compare_names)})"):
+        with phases.phase(f"mean vs sampled vs active-only ({', '.join(compare_names)})", key="comparison"):
             scores.update(
                 compare_on_posterior(
                     train.mean, train.logvar, f_train, test.mean, test.logvar, f_test,
                     metrics=compare_names, activity=activity, seed=int(cfg.seed), dci_estimator=cfg.dci_estimator,
                 )
             )
-        timings["comparison"] = time.perf_counter() - t
         comparison.update(metrics=compare_names, representations=list(COMPARED), sampling_seed=int(cfg.seed))
     comparison["deterministic_encoder"] = train.logvar is None
     if train.logvar is None:
@@ -276,10 +265,8 @@ def evaluate_run(
     if cfg.reference_scores and array_names:
         from untwine.train.reference import reference_scores
 
-        t = time.perf_counter()
-        with phases.phase("reference scores (random encoder, factors)"):
+        with phases.phase("reference scores (random encoder, factors)", key="reference"):
             reference = reference_scores(run, dataset, cfg, f_train, f_test, i_train, i_test)
-        timings["reference"] = time.perf_counter() - t
 
     settings = {
         **cfg.to_dict(),
@@ -293,7 +280,7 @@ def evaluate_run(
         "activity": activity_table(activity),
         "comparison": comparison,
         "reference": reference,
-        "seconds": {k: round(v, 3) for k, v in timings.items()},
+        "seconds": {k: round(v, 3) for k, v in phases.seconds.items()},
     }
     if write:
         write_metrics(run.path / METRICS_FILE, scores)
