@@ -29,6 +29,7 @@ from untwine.models.common import RESERVED, AutoencoderModel
 from untwine.models.dip_vae import DIPVAEI, DIPVAEII
 from untwine.models.dts import SEQUENCE_MODELS
 from untwine.models.factor_vae import FactorVAE
+from untwine.models.infowgan import InfoWGANGP, QLInfoWGANGP
 from untwine.models.qlae import QLAE
 from untwine.models.vae import VAE, BetaVAE
 
@@ -42,6 +43,9 @@ MODELS: dict[str, type[AutoencoderModel]] = {
     "dip_vae_i": DIPVAEI,
     "dip_vae_ii": DIPVAEII,
     "qlae": QLAE,
+    # GANs of the latent-quantization paper (untwine.models.infowgan)
+    "infowgan_gp": InfoWGANGP,
+    "qlinfowgan_gp": QLInfoWGANGP,
     # time series (observation shape [C, T]): sequence VAEs and DTS
     **SEQUENCE_MODELS,
 }

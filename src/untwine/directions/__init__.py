@@ -1,0 +1,20 @@
+"""Directions in a generator's latent space, found by several methods and scored against ground truth.
+
+``find_directions(run_dir, method, num, out)`` (``untwine directions``) runs one method, or
+all of them, on a trained run's generator (its decoder, or a GAN's generator), scores every
+set of directions with the dataset's oracle (:mod:`untwine.directions.oracle`,
+:mod:`untwine.directions.scoring`) and writes ``directions.npy``, ``scores.json`` and a
+traversal picture per method.  Methods (one module each, registered in
+:data:`untwine.directions.base.METHODS`): ``sefa``, ``pca`` (GANSpace), ``voynov``,
+``householder``, ``gradctrl``, ``potential_flow`` and the baselines ``axes`` and ``random``.
+"""
+
+# imported in the order of the comparison table (each module registers its method)
+from untwine.directions import sefa, pca, voynov, householder, gradctrl, potential_flow, baselines  # noqa: F401, I001
+from untwine.directions.base import METHODS, Found, Generator, Method, first_layer, get_method, register
+from untwine.directions.oracle import Oracle, get_oracle, train_oracle
+from untwine.directions.run import find_directions, score_directions
+from untwine.directions.scoring import effect_matrix, score_effects
+
+__all__ = ["METHODS", "Found", "Generator", "Method", "first_layer", "get_method", "register", "Oracle",
+           "get_oracle", "train_oracle", "find_directions", "score_directions", "effect_matrix", "score_effects"]
