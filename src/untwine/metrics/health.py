@@ -142,7 +142,11 @@ def knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         d2 = sq[s:e, None] + sq[None, :] - 2.0 * (x[s:e] @ x.T)
         d2[np.arange(e - s), np.arange(s, e)] = np.inf
         idx[s:e] = np.argpartition(d2, k - 1, axis=1)[:, :k]
-    dist = np.linalg.norm(x[:, None, :] - x[idx], axis=2)
+    dist = np.empty((n, k))
+    step = max(1, (1 << 21) // (k * x.shape[1]))  # about 16 MB of float64 differences per block
+    for s in range(0, n, step):  # exact distances, in blocks of rows to bound memory
+        e = min(n, s + step)
+        dist[s:e] = np.linalg.norm(x[s:e, None, :] - x[idx[s:e]], axis=2)
     order = np.lexsort((idx, dist), axis=1)
     return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
 
