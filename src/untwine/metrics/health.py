@@ -204,22 +204,12 @@ def _skewness(v: np.ndarray) -> float:
     return float((c**3).mean() / var**1.5)
 
 
-def hubness(x, k: int = HUBNESS_K, *, max_rows: int | None = MAX_PAIR_ROWS, seed: int = 0) -> float:
-    """Skewness of the k-occurrence counts (Radovanovic et al. 2010), Euclidean, ``k = 10``."""
-    arr = subsample(_rows(x), max_rows, seed)
-    k = _check_k(k, arr.shape[0], "hubness")
-    _, idx = knn(arr, k)
-    counts = np.bincount(idx.ravel(), minlength=arr.shape[0])
-    return _skewness(counts)
+def _hubness_of(idx: np.ndarray, n: int) -> float:
+    return _skewness(np.bincount(idx.ravel(), minlength=n))
 
 
-def lid_mle(x, k: int = LID_K, *, max_rows: int | None = MAX_PAIR_ROWS, seed: int = 0) -> float:
-    """Levina-Bickel maximum-likelihood local intrinsic dimension, ``k = 20``, averaged over rows."""
-    arr = subsample(_rows(x), max_rows, seed)
-    k = _check_k(k, arr.shape[0], "lid_mle")
-    if k < 2:
-        raise UntwineError(f"lid_mle: k must be at least 2, got {k}")
-    dist, _ = knn(arr, k)
+def _lid_of(dist: np.ndarray) -> float:
+    k = dist.shape[1]
     ok = dist[:, 0] > 0
     if not ok.any():
         raise UntwineError("lid_mle: every row has a duplicate; the intrinsic dimension is undefined")
@@ -232,18 +222,40 @@ def lid_mle(x, k: int = LID_K, *, max_rows: int | None = MAX_PAIR_ROWS, seed: in
     return float(m.mean())
 
 
-def twonn_dimension(x, *, max_rows: int | None = MAX_PAIR_ROWS, seed: int = 0) -> float:
-    """Facco et al.'s TwoNN intrinsic dimension, maximum likelihood ``N / sum log(r2 / r1)``."""
-    arr = subsample(_rows(x, min_rows=3), max_rows, seed)
-    dist, _ = knn(arr, 2)
+def _twonn_of(dist: np.ndarray) -> float:
     ok = dist[:, 0] > 0
     if not ok.any():
         raise UntwineError("twonn_dimension: every row has a duplicate; the intrinsic dimension is undefined")
-    logmu = np.log(dist[ok, 1] / dist[ok, 0])
-    total = logmu.sum()
+    total = np.log(dist[ok, 1] / dist[ok, 0]).sum()
     if total <= 0:
         raise UntwineError("twonn_dimension: every row's two nearest neighbours are equidistant; dimension undefined")
     return float(ok.sum() / total)
+
+
+def _check_lid_k(k, n: int) -> int:
+    k = _check_k(k, n, "lid_mle")
+    if k < 2:
+        raise UntwineError(f"lid_mle: k must be at least 2, got {k}")
+    return k
+
+
+def hubness(x, k: int = HUBNESS_K, *, max_rows: int | None = MAX_PAIR_ROWS, seed: int = 0) -> float:
+    """Skewness of the k-occurrence counts (Radovanovic et al. 2010), Euclidean, ``k = 10``."""
+    arr = subsample(_rows(x), max_rows, seed)
+    k = _check_k(k, arr.shape[0], "hubness")
+    return _hubness_of(knn(arr, k)[1], arr.shape[0])
+
+
+def lid_mle(x, k: int = LID_K, *, max_rows: int | None = MAX_PAIR_ROWS, seed: int = 0) -> float:
+    """Levina-Bickel maximum-likelihood local intrinsic dimension, ``k = 20``, averaged over rows."""
+    arr = subsample(_rows(x), max_rows, seed)
+    return _lid_of(knn(arr, _check_lid_k(k, arr.shape[0]))[0])
+
+
+def twonn_dimension(x, *, max_rows: int | None = MAX_PAIR_ROWS, seed: int = 0) -> float:
+    """Facco et al.'s TwoNN intrinsic dimension, maximum likelihood ``N / sum log(r2 / r1)``."""
+    arr = subsample(_rows(x, min_rows=3), max_rows, seed)
+    return _twonn_of(knn(arr, 2)[0])
 
 
 def uniformity(x, *, max_rows: int | None = MAX_PAIR_ROWS, seed: int = 0) -> float:
@@ -280,7 +292,8 @@ def health_report(
     Besides one key per measure, the dict holds ``rows`` and ``dims`` (the input's
     size), ``rows_sampled`` (rows used by hubness, LID, TwoNN and uniformity: all of
     them up to ``max_rows``, else a subsample) and ``sample_seed`` (the seed of that
-    subsample).  Rows are subsampled once and shared by the neighbour measures.
+    subsample).  Rows are subsampled once, and one exact neighbour search
+    (``max(hubness_k, lid_k, 2)`` neighbours) serves hubness, LID and TwoNN.
     """
     arr = _rows(x)
     unknown = [m for m in measures if m not in MEASURES]
@@ -292,6 +305,11 @@ def health_report(
     out: dict[str, float] = {"rows": float(arr.shape[0]), "dims": float(arr.shape[1])}
     out["rows_sampled"] = float(sub.shape[0])
     out["sample_seed"] = float(seed)
+    n = sub.shape[0]
+    needs = {"hubness": lambda: _check_k(hubness_k, n, "hubness"), "lid_mle": lambda: _check_lid_k(lid_k, n),
+             "twonn_dimension": lambda: 2 if n >= 3 else _rows(sub, min_rows=3).shape[0]}
+    ks = [needs[m]() for m in measures if m in needs]
+    dist, idx = knn(sub, max(ks)) if ks else (None, None)  # one neighbour search shared by the three
     for name in MEASURES:
         if name not in measures:
             continue
@@ -304,11 +322,11 @@ def health_report(
         elif name == "von_neumann_entropy":
             out[name] = von_neumann_entropy(arr)
         elif name == "hubness":
-            out[name] = hubness(sub, hubness_k, max_rows=None)
+            out[name] = _hubness_of(idx[:, :hubness_k], n)
         elif name == "lid_mle":
-            out[name] = lid_mle(sub, lid_k, max_rows=None)
+            out[name] = _lid_of(dist[:, :lid_k])
         elif name == "twonn_dimension":
-            out[name] = twonn_dimension(sub, max_rows=None)
+            out[name] = _twonn_of(dist[:, :2])
         elif name == "uniformity":
             out[name] = uniformity(sub, max_rows=None)
     return out
