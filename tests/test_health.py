@@ -194,3 +194,9 @@ def test_cli(tmp_path, capsys):
     assert main(["health", str(tmp_path / "a.npy"), "--hubness-k", "500"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "error: activations: needs at least 2 rows" in err
+
+
+def test_cli_defaults_match_the_library():
+    from untwine.commands import health as cmd
+
+    assert (cmd.MAX_PAIR_ROWS, cmd.HUBNESS_K, cmd.LID_K) == (H.MAX_PAIR_ROWS, H.HUBNESS_K, H.LID_K)

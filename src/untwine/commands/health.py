@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    from untwine.metrics.health import HUBNESS_K, LID_K, MAX_PAIR_ROWS
+#: defaults of untwine.metrics.health (not imported here: ``untwine --help`` stays fast)
+MAX_PAIR_ROWS, HUBNESS_K, LID_K = 4000, 10, 20
 
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "health",
         help="representation health of activations: anisotropy, isotropy, effective rank, hubness, intrinsic dimension, uniformity",
