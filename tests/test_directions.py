@@ -226,3 +226,13 @@ def test_dataset_without_an_oracle_is_one_line():
 
     with pytest.raises(UntwineError, match="has no oracle"):
         train_oracle(load("sines"), steps=1)
+
+
+def test_report_shows_what_untwine_directions_wrote(run_dir):
+    from untwine.viz.report import build_report
+
+    page = build_report(run_dir, num_samples=60).read_text()
+    assert "Directions in the generator" not in page  # nothing written yet: no section, nothing computed
+    find_directions(run_dir, "sefa", 2, oracle_steps=300, num_seeds=4, steps=3)
+    page = build_report(run_dir, num_samples=60).read_text()
+    assert "Directions in the generator" in page and "sefa" in page and "directions/scores.json" in page

@@ -150,6 +150,7 @@ def report_html(
     seed: int = 0,
     traverse_range=None,
     traverse_steps: int = 10,
+    directions: tuple[Mapping, Path] | None = None,
 ) -> str:
     """The report page for ``model`` on ``dataset`` as one HTML string.
 
@@ -195,6 +196,10 @@ def report_html(
     add("heatmaps", "Factor x latent heatmaps", lambda: _heatmap_section(split, vnames, seed))
     add("activity", "Active and passive latents", lambda: _activity_section(activity, means, logvars, metrics))
     add("curves", "Training curves", lambda: _curves_section(log))
+    if directions is not None:  # (scores.json of `untwine directions`, its folder): read, never computed here
+        from untwine.directions.report import directions_section
+
+        add("directions", "Directions in the generator", lambda: directions_section(*directions))
 
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sub = f"{_esc(subtitle)} &middot; " if subtitle else ""
@@ -428,6 +433,7 @@ def build_report(
     config), e.g. for a run trained on a dataset object.  One-line :class:`UntwineError`
     when ``run_dir`` is not a run or has no checkpoint.
     """
+    from untwine.directions.report import read_directions
     from untwine.train.evaluate import read_settings
     from untwine.train.run import open_run
 
@@ -458,6 +464,7 @@ def build_report(
         seed=seed,
         traverse_range=traverse_range,
         traverse_steps=traverse_steps,
+        directions=read_directions(run.path),
     )
     path = Path(out) if out is not None else Path(run.path) / REPORT_FILE
     atomic_write_text(path, page)
