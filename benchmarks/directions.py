@@ -42,7 +42,7 @@ GENERATORS = [
 
 def method_options(scale: float) -> dict[str, dict]:
     def n(k):
-        return max(3, int(round(k * scale)))
+        return max(3, round(k * scale))
 
     return {
         "voynov": {"steps": n(120), "batch_size": 16},
@@ -79,7 +79,7 @@ def main() -> None:
     for label, model, steps, hp in GENERATORS:
         if only and label not in only:
             continue
-        steps = max(1, int(round(steps * args.steps_scale)))
+        steps = max(1, round(steps * args.steps_scale))
         run_dir = out / label
         t0 = time.perf_counter()
         if not (is_run_dir(run_dir) and open_run(run_dir).step >= steps):

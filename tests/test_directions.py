@@ -9,7 +9,14 @@ import torch
 from torch import nn
 
 from untwine.cli import main
-from untwine.directions import METHODS, Generator, get_method, get_oracle, score_effects, train_oracle
+from untwine.directions import (
+    METHODS,
+    Generator,
+    get_method,
+    get_oracle,
+    score_effects,
+    train_oracle,
+)
 from untwine.directions.oracle import load_oracle, oracle_path
 from untwine.directions.run import find_directions, score_directions
 from untwine.directions.sefa import factorize_weight

@@ -53,7 +53,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from untwine.directions.run import format_table, find_directions
+    from untwine.directions.run import find_directions, format_table
 
     options = None
     if args.train_steps is not None:

@@ -16,5 +16,19 @@ from untwine.directions.oracle import Oracle, get_oracle, train_oracle
 from untwine.directions.run import find_directions, score_directions
 from untwine.directions.scoring import effect_matrix, score_effects
 
-__all__ = ["METHODS", "Found", "Generator", "Method", "first_layer", "get_method", "register", "Oracle",
-           "get_oracle", "train_oracle", "find_directions", "score_directions", "effect_matrix", "score_effects"]
+__all__ = [
+           "METHODS",
+           "Found",
+           "Generator",
+           "Method",
+           "Oracle",
+           "effect_matrix",
+           "find_directions",
+           "first_layer",
+           "get_method",
+           "get_oracle",
+           "register",
+           "score_directions",
+           "score_effects",
+           "train_oracle",
+]

@@ -17,8 +17,9 @@ methods) and optionally the fine-tuned generator its directions belong to (House
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -177,7 +178,7 @@ class Generator:
     def layer(self) -> nn.Linear:
         return first_layer(self.model)
 
-    def copy(self) -> "Generator":
+    def copy(self) -> Generator:
         """A generator over a deep copy of the model (for methods that change it)."""
         other = copy.copy(self)
         other.model = copy.deepcopy(self.model)

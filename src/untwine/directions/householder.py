@@ -27,7 +27,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from untwine.directions.base import Found, Generator, Method, rank_by_image_change, register, replace_module, unit_rows
+from untwine.directions.base import (
+    Found,
+    Generator,
+    Method,
+    rank_by_image_change,
+    register,
+    replace_module,
+    unit_rows,
+)
 from untwine.errors import UntwineError
 
 
@@ -97,7 +105,7 @@ def householder(gen: Generator, num: int, *, steps: int | None = None, run_steps
     if gen.dataset is None:
         raise UntwineError("householder fine-tunes the model on its data: the run's dataset is needed")
     if steps is None:
-        steps = max(20, int(round(0.01 * (run_steps or 0))))
+        steps = max(20, round(0.01 * (run_steps or 0)))
     tuned = gen.copy()
     model = tuned.model
     layer = tuned.layer()

@@ -207,7 +207,7 @@ def load_oracle(path, device="cpu") -> Oracle:
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (a safetensors handle)
         names, sizes = json.loads(meta["factor_names"]), json.loads(meta["factor_sizes"])
         channels = int(tensors["net.0.weight"].shape[1])
         net = OracleNet(channels, sizes)

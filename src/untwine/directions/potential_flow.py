@@ -29,7 +29,15 @@ import torch
 from torch import nn
 from torch.autograd import grad
 
-from untwine.directions.base import Found, Generator, Method, frozen, rank_by_image_change, register, unit_rows
+from untwine.directions.base import (
+    Found,
+    Generator,
+    Method,
+    frozen,
+    rank_by_image_change,
+    register,
+    unit_rows,
+)
 from untwine.directions.reconstructor import PairReconstructor
 
 

@@ -8,8 +8,9 @@ read from the files beside ``scores.json``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from untwine.errors import UntwineError
 from untwine.files import read_json

@@ -21,8 +21,9 @@ The run's report (``untwine report``) shows ``RUN_DIR/directions/scores.json`` w
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +31,13 @@ import torch
 from untwine.directions.base import METHODS, Found, Generator, check_num, get_method
 from untwine.directions.oracle import DEFAULT_STEPS as ORACLE_STEPS
 from untwine.directions.oracle import check_dataset, get_oracle
-from untwine.directions.scoring import DEFAULT_RANGE, DEFAULT_SEEDS, DEFAULT_STEPS, effect_matrix, score_effects
+from untwine.directions.scoring import (
+    DEFAULT_RANGE,
+    DEFAULT_SEEDS,
+    DEFAULT_STEPS,
+    effect_matrix,
+    score_effects,
+)
 from untwine.errors import UntwineError
 from untwine.files import atomic_write_bytes, write_json
 
@@ -205,7 +212,7 @@ def format_table(result: dict[str, Any]) -> str:
     head = ["method", *TABLE_COLUMNS]
     lines = [" ".join(f"{h:>15}" for h in head)]
     for row in comparison_rows(result):
-        cells = [f"{row[0]:>15}"] + [f"{v:>15.3f}" if isinstance(v, float) else f"{str(v):>15}" for v in row[1:]]
+        cells = [f"{row[0]:>15}"] + [f"{v:>15.3f}" if isinstance(v, float) else f"{v!s:>15}" for v in row[1:]]
         lines.append(" ".join(cells))
     for name, entry in result.get("methods", {}).items():
         if "error" in entry:

@@ -20,7 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from untwine.directions.base import Found, Generator, Method, frozen, rank_by_image_change, register, unit_rows
+from untwine.directions.base import (
+    Found,
+    Generator,
+    Method,
+    frozen,
+    rank_by_image_change,
+    register,
+    unit_rows,
+)
 from untwine.directions.reconstructor import PairReconstructor
 from untwine.errors import UntwineError
 

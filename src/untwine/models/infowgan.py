@@ -46,7 +46,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from untwine.models.architectures import check_observation_shape, make_decoder, make_encoder
+from untwine.models.architectures import (
+    check_observation_shape,
+    make_decoder,
+    make_encoder,
+)
 from untwine.models.base import DisentanglingModel
 from untwine.models.common import HParam, resolve_hparams, terms_to_floats
 from untwine.models.qlae import quantize
