@@ -111,6 +111,8 @@ def householder(gen: Generator, num: int, *, steps: int | None = None, run_steps
     layer = tuned.layer()
     proj = HouseholderLinear(layer)
     replace_module(model, layer, proj)
+    for p in model.parameters():  # the whole model is fine-tuned (the run's model may come frozen)
+        p.requires_grad_(True)
     model.train()
     optimizers = model.make_optimizers()
     dev = proj.scale.device

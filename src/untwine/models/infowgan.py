@@ -193,7 +193,9 @@ class InfoWGANGP(DisentanglingModel):
     def _step(self, opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_value_(opt.param_groups[0]["params"], self.hparams["grad_clip"])
+        clipped = [p for p in opt.param_groups[0]["params"] if p.grad is not None]
+        if clipped:
+            torch.nn.utils.clip_grad_value_(clipped, self.hparams["grad_clip"])
         opt.step()
 
     def training_step(self, x: torch.Tensor, step: int, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
