@@ -93,3 +93,19 @@ def test_train_resume_evaluate_traverse_report(toy, tmp_path):
     assert np.isfinite(scores["reconstruction"])
     assert traverse_run(tmp_path / "full", num_samples=50).stat().st_size > 0
     assert "qlinfowgan_gp" in build_report(tmp_path / "full", num_samples=60).read_text()
+
+
+def test_direction_methods_run_on_a_frozen_gan(toy, tmp_path):
+    from untwine.directions import Generator, get_method
+    from untwine.train.run import open_run
+
+    train("qlinfowgan_gp", str(toy / "toy.npz"), steps=5, out=tmp_path / "gan", batch_size=8, seed=0)
+    run = open_run(tmp_path / "gan")
+    model = run.load_model()
+    for p in model.parameters():
+        p.requires_grad_(False)  # as `untwine directions` loads it
+    gen = Generator(model, run.dataset(), seed=0)
+    assert gen.kind == "prior"
+    for name, options in (("householder", {"steps": 5, "batch_size": 8}), ("sefa", {}), ("gradctrl", {"steps": 5})):
+        found = get_method(name).fn(gen, 3, **options)
+        assert found.directions.shape == (3, 6) and np.allclose(np.linalg.norm(found.directions, axis=1), 1)
