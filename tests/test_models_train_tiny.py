@@ -9,9 +9,11 @@ import torch
 
 from untwine.models import MODELS, build_model
 from untwine.models.dts import SEQUENCE_MODELS
+from untwine.models.infowgan import GAN_MODELS
 
-#: models for images / vectors (the sequence models are tested in test_timeseries_models.py)
-IMAGE_MODELS = sorted(set(MODELS) - set(SEQUENCE_MODELS))
+#: models for images / vectors (the sequence models are tested in test_timeseries_models.py; the GANs,
+#: which have no reconstruction loss, in test_infowgan.py)
+IMAGE_MODELS = sorted(set(MODELS) - set(SEQUENCE_MODELS) - set(GAN_MODELS))
 
 SHAPE = (1, 32, 32)  # the convolutional pair at half resolution (H, W multiples of 16) keeps this fast
 
