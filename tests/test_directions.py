@@ -105,6 +105,36 @@ def test_sefa_recovers_known_orthogonal_directions():
     assert np.all(np.diff(values) <= 0)
 
 
+class LinearGenerator(nn.Module):
+    """A generator whose first layer is linear with no nonlinearity after it."""
+
+    gaussian = True
+
+    def __init__(self, weight) -> None:
+        super().__init__()
+        self.num_latents = weight.shape[1]
+        self.hparams = {"observation_shape": [weight.shape[0]]}
+        self.decoder = nn.Sequential(nn.Linear(weight.shape[1], weight.shape[0]))
+        with torch.no_grad():
+            self.decoder[0].weight.copy_(weight)
+
+    def decode(self, z):
+        return torch.sigmoid(self.decoder(z))
+
+
+def test_pca_recovers_the_right_singular_vectors_of_a_linear_first_layer():
+    rng = np.random.default_rng(0)
+    u, _ = np.linalg.qr(rng.normal(size=(32, 5)))
+    v, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    s = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    gen = Generator(LinearGenerator(torch.as_tensor(u * s @ v.T, dtype=torch.float32)), seed=0)
+    found = get_method("pca").fn(gen, 3, num_samples=20000)
+    cos = np.abs(found.directions @ v[:, :3])
+    assert np.all(np.diag(cos) > 0.99)  # component j of the activations comes from right singular vector j
+    ratios = np.asarray(found.info["explained_variance_ratio"])
+    np.testing.assert_allclose(ratios, s[:3] ** 2 / (s**2).sum(), atol=0.02)
+
+
 # -- oracle and scoring -------------------------------------------------------------------------
 def test_oracle_is_cached_and_accurate(toy, oracle, tmp_path):
     _, ds = toy
