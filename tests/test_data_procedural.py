@@ -8,7 +8,15 @@ import torch
 
 from untwine.cli import main
 from untwine.data import DATASETS, load
-from untwine.data.dsprites import ORIENTATIONS, SCALES, ColorDSprites, DSprites, NoisyDSprites, rasterize
+from untwine.data.dsprites import (
+    ORIENTATIONS,
+    SCALES,
+    ColorDSprites,
+    DSprites,
+    NoisyDSprites,
+    position_to_pixels,
+    rasterize,
+)
 from untwine.data.shapes3d import Shapes3D
 from untwine.errors import UntwineError
 
@@ -67,7 +75,7 @@ def test_index_factor_round_trip(name):
 
 def test_dsprites_bank_matches_direct_rasteriser(ds):
     f = ds.sample_factors(300, np.random.default_rng(2))
-    centre = lambda i: 32 + (i / 31 - 0.5) * 124 / 3  # noqa: E731
+    centre = position_to_pixels
     direct = rasterize(f[:, 0], SCALES[f[:, 1]], ORIENTATIONS[f[:, 2]], centre(f[:, 3]), centre(f[:, 4]))
     assert torch.equal(direct, ds.masks(f))
     assert set(torch.unique(ds.observations(f)).tolist()) == {0.0, 1.0}
@@ -96,13 +104,41 @@ def test_dsprites_centroid_follows_position(ds):
     for shape in range(3):
         cx, cy = _centroid(ds.observations(_sweep([shape, 3, 5, 0, 10], 3, pos)))
         assert np.all(np.diff(cx) > 0) and np.ptp(cy) < 0.5
-        assert np.allclose(np.diff(cx), 4 / 3, atol=0.4)
+        assert np.allclose(np.diff(cx), 32 / 31, atol=0.5) and np.sum(np.diff(cx)) == pytest.approx(32, abs=0.5)
         cx, cy = _centroid(ds.observations(_sweep([shape, 3, 5, 20, 0], 4, pos)))
         assert np.all(np.diff(cy) > 0) and np.ptp(cx) < 0.5
     # sprites are never cut by the border: the largest rotated shapes keep their area
     full = ds.observations(_sweep([0, 5, 5, 16, 16], 3, [16]))
     edge = ds.observations(np.array([[0, 5, 5, 0, 0], [0, 5, 5, 31, 31]]))
-    assert np.allclose(edge.sum((1, 2, 3)).numpy(), full.sum().item(), atol=3)
+    assert np.allclose(edge.sum((1, 2, 3)).numpy(), full.sum().item(), rtol=0.03)  # up to sub-pixel phase
+    assert edge[..., 0, :].sum() == 0 and edge[..., -1, :].sum() == 0
+    assert edge[..., :, 0].sum() == 0 and edge[..., :, -1].sum() == 0
+
+
+def test_dsprites_geometry_matches_the_real_dataset(ds):
+    """Numbers measured on the real dSprites images (dsprites.gif and the reloading notebook)."""
+    # square at scale 1, orientation 0, posX = posY = 0: 20 x 20 pixels, columns/rows 6..25
+    sq = ds.masks(np.array([[0, 5, 0, 0, 0]]))[0]
+    rows, cols = torch.nonzero(sq, as_tuple=True)
+    assert (int(cols.min()), int(cols.max()), int(rows.min()), int(rows.max())) == (6, 25, 6, 25)
+    assert int(sq.sum()) == 400
+    # the square's side at the six scales: 10, 12, ..., 20 pixels
+    sides = [int(ds.masks(np.array([[0, k, 0, 0, 0]]))[0].sum(0).max()) for k in range(6)]
+    assert sides == [10, 12, 14, 16, 18, 20]
+    # rotated by ~45 degrees: about 368 pixels (a side of ~19.2 px)
+    assert abs(int(ds.masks(np.array([[0, 5, 5, 0, 0]]))[0].sum()) - 368) <= 8
+    # centre at posX = 0 is 16 px from the left edge; the 32 positions span 32 px
+    assert position_to_pixels(0) == 16.0 and position_to_pixels(31) == 48.0
+    assert np.all(np.abs(position_to_pixels(np.arange(32)) - (16 + 32 * np.arange(32) / 31)) <= 1 / 6 + 1e-9)
+    cx, _ = _centroid(ds.observations(_sweep([0, 5, 0, 0, 0], 3, [0, 31])))
+    assert cx[0] + 0.5 == pytest.approx(16.0) and cx[1] - cx[0] == pytest.approx(32.0)
+    # the heart is smaller than the square (real: 222 and 400 pixels), 20 columns wide
+    heart = ds.masks(np.array([[2, 5, 0, 0, 0]]))[0]
+    assert abs(int(heart.sum()) - 222) <= 8 and int(heart.sum(0).gt(0).sum()) == 20
+    # the ellipse's bounding box: 26 x 14 pixels at scale 1, 12 x 8 at scale 0.5
+    for k, box in ((5, (26, 14)), (0, (12, 8))):
+        e = ds.masks(np.array([[1, k, 0, 0, 0]]))[0]
+        assert (int(e.sum(0).gt(0).sum()), int(e.sum(1).gt(0).sum())) == box
 
 
 def test_dsprites_orientation(ds):

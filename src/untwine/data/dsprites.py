@@ -18,22 +18,49 @@ posX            32      ``linspace(0, 1, 32)``, left to right
 posY            32      ``linspace(0, 1, 32)``, top to bottom
 ==============  ======  ==========================================================
 
-Geometry (pixels of the 64x64 image, pixel ``j`` covering ``[j, j+1)``): a position
-``p`` in [0, 1] puts the sprite centre at ``32 + (p - 0.5) * 124/3``, i.e. between
-11.33 and 52.67, one grid step being 4/3 pixel; this leaves a margin so that no sprite
-is cut by the border (every shape fits in a disc of radius 11.3 px at scale 1).  At
-scale 1 the square has side 16 px, the ellipse axes 22 x 12 px (long axis horizontal
-at orientation 0) and the heart (the curve ``(x^2+y^2-1)^3 = x^2 y^3``, 8.5 px per
-unit, lobes up) is 19.4 px wide.  Shapes rotate about their centre (the heart about its
-centroid), counter-clockwise on screen.  Pixels whose centre is inside the shape are 1.
+Geometry (pixels of the 64x64 image, pixel ``j`` covering ``[j, j+1)``, x to the
+right, y downwards), calibrated against the real dataset's images: the 64x64 frames of
+``dsprites.gif`` in github.com/deepmind/dsprites-dataset (traversals of every factor
+from position (0, 0), pixel for pixel the dataset's images) and the figures of its
+``dsprites_reloading_example.ipynb`` (samples with posX fixed to 0):
+
+* Position: grid value ``i`` (0..31) of posX / posY puts the sprite's reference point at
+  ``16 + i + round(3 i / 31) / 3`` px, within 1/6 px of the real ``16 + 32 i / 31``
+  (measured: a symmetric sprite's pixel centroid at 16.00 for ``i = 0``, 48.00 for
+  ``i = 31``, 17.00, 18.08, 19.17, ... in between).  The positions span 32 px;
+  rounding the phase to thirds of a pixel keeps the pre-rendered windows below.
+* Square: side ``19.2 * scale`` px.  The real square covers 20 x 20 pixels at
+  scale 1, position 0 (10, 12, ..., 18 at the smaller scales) and about 368 pixels when
+  rotated (a side of 19.1-19.3); 19.2 reproduces all of these.
+* Ellipse: semi-axes ``12.6 x 7.1`` px at scale 1 (long axis horizontal at
+  orientation 0); reproduces the real bounding boxes at all six scales (26 x 14
+  pixels at scale 1, 12 x 8 at 0.5), which bound them to [12.5, 12.78) x [7, 7.22).
+* Heart: two discs (the lobes, radius 5.1 px, centres 4.7 px left and right of the
+  position and 3.95 px above it) and the triangle from the line through their centres
+  (half width 9.8 px) down to the tip 9.05 px below the position, all times ``scale``;
+  it rotates about the position.  Fitted to the real masks: the real heart is 19-19.2
+  px wide (20 pixel columns) and 17 rows tall at scale 1, smaller in area than the
+  square (222 against 400 pixels); the fit differs from the real masks by 4-16 pixels
+  at the six scales, by at most 18 over a full rotation and 16 over the 32 x
+  positions (the real heart's lower sides are slightly convex, the triangle's straight).
+* Orientation: shapes rotate counter-clockwise on screen about the position point
+  (the real heart's pixel centroid circles the position at about 2 px, as here).
+* A pixel is 1 when its centre is inside the shape (the real images are binary too;
+  their renderer, LOVE, is not reproduced rule for rule).
+
+Residual uncertainty: the real sprite sizes are bounded by pixel counts to intervals
+about 0.2-0.3 px wide (square side 19-19.3, ellipse semi-axes above), the heart's
+outline differs as said, positions carry the 1/6 px phase rounding, and the gif shows
+one position only at most scales, so sub-pixel details of the original rasterisation
+at other positions may differ by a pixel column or row.  As in the real data, no
+sprite is ever cut by the border.
 
 Rendering: :func:`rasterize` is a vectorised inside-test rasteriser for arbitrary
-(continuous) shape parameters.  Because the grid step is 4/3 px, a grid position has
-only three sub-pixel phases per axis; :class:`DSprites` therefore rasterises each of
-the 3*6*40*3*3 = 6,480 distinct sprite windows (26x26) once, on first use, and an
-image is a copy of its window into the canvas at an integer offset.  The result is
-identical to rasterising every image directly (tested) and renders well over 20,000
-images per second on one core.
+(continuous) shape parameters.  Because positions fall on thirds of a pixel, a grid
+position has only three sub-pixel phases per axis; :class:`DSprites` therefore
+rasterises each of the 3*6*40*3*3 = 6,480 distinct sprite windows (30x30) once, on
+first use, and an image is a copy of its window into the canvas at an integer offset.
+The result is identical to rasterising every image directly (tested).
 
 Variants (3 channels):
 
@@ -68,15 +95,16 @@ ORIENTATIONS = np.linspace(0.0, 2 * math.pi, 40)
 POSITIONS = np.linspace(0.0, 1.0, 32)
 
 IMAGE_SIZE = 64
-#: sprite centre (pixels) = _POS_OFFSET + p * _POS_SPAN for a position p in [0, 1]
-_POS_SPAN = 124.0 / 3.0
-_POS_OFFSET = 32.0 - _POS_SPAN / 2.0
-#: sizes at scale 1, in pixels
-SQUARE_HALF_SIDE = 8.0
-ELLIPSE_SEMI_AXES = (11.0, 6.0)
-HEART_UNIT = 8.5
-_HEART_CENTROID_Y = 0.2935  # centroid of the heart curve (y up), in curve units
-_WINDOW_HALF = 13  # sprite windows are 26x26, centred on the sprite
+#: sizes at scale 1, in pixels (calibrated against the real images, see the module docstring)
+SQUARE_HALF_SIDE = 9.6
+ELLIPSE_SEMI_AXES = (12.6, 7.1)
+#: heart at scale 1: two lobes of radius r centred at (+-d, yc) and a triangle from their
+#: centre line (half width d + r) down to the tip at y = t (pixels, y down, from the position)
+HEART_LOBE_RADIUS = 5.1
+HEART_LOBE_OFFSET = 4.7
+HEART_LOBE_Y = -3.95
+HEART_TIP_Y = 9.05
+_WINDOW_HALF = 15  # sprite windows are 30x30, centred on the sprite
 _U64 = np.uint64
 
 
@@ -120,16 +148,28 @@ def _inside(shape: torch.Tensor, scale: torch.Tensor, angle: torch.Tensor, dx: t
             a, b = ELLIPSE_SEMI_AXES
             m = (u / a) ** 2 + (v / b) ** 2 <= 1.0
         else:
-            hx2 = (u / HEART_UNIT) ** 2
-            hy = _HEART_CENTROID_Y - v / HEART_UNIT
-            m = (hx2 + hy * hy - 1.0) ** 3 - hx2 * hy**3 <= 0.0
+            ax = u.abs()
+            r, d, yc, t = HEART_LOBE_RADIUS, HEART_LOBE_OFFSET, HEART_LOBE_Y, HEART_TIP_Y
+            lobes = (ax - d) ** 2 + (v - yc) ** 2 <= r * r
+            m = lobes | ((v >= yc) & (v <= t) & (ax * (t - yc) <= (t - v) * (d + r)))
         out[sel] = m
     return out
 
 
+def _centre_thirds(pos_index) -> np.ndarray:
+    """Three times the sprite centre (pixels) of grid positions 0..31: ``48 + 3 i + round(3 i / 31)``."""
+    i = np.asarray(pos_index, dtype=np.int64)
+    return 48 + 3 * i + (6 * i + 31) // 62  # (6i + 31) // 62 = floor(3i/31 + 1/2), never a tie
+
+
+def position_to_pixels(pos_index) -> np.ndarray:
+    """Sprite centre in pixels (x or y) of posX / posY grid indices: ``16 + i + round(3 i / 31) / 3``."""
+    return _centre_thirds(pos_index) / 3.0
+
+
 def _centre_parts(pos_index: np.ndarray):
     """Integer pixel and sub-pixel phase (0, 1, 2 thirds) of grid positions, exactly."""
-    thirds = 34 + 4 * np.asarray(pos_index, dtype=np.int64)  # 3 * centre = 34 + 4 i
+    thirds = _centre_thirds(pos_index)
     return thirds // 3, thirds % 3
 
 
@@ -166,8 +206,8 @@ class DSprites(GroundTruthDataset):
         self.seed = int(seed)
         self._bank: torch.Tensor | None = None
         w = 2 * _WINDOW_HALF
-        # windows start at pixel (34 + 4i) // 3 - 13 in [-2, 39] and end by 65: a canvas
-        # padded by 2 pixels on each side holds every window
+        # windows start at pixel 16 + i + round(3i/31)//3 - 15 in [1, 33] and end by 63: a
+        # canvas padded by 2 pixels on each side holds every window
         pad = IMAGE_SIZE + 4
         self._pad_side = pad
         r = torch.arange(w)
@@ -181,7 +221,7 @@ class DSprites(GroundTruthDataset):
             sh, sc, ori, py, px = np.meshgrid(np.arange(3), SCALES, ORIENTATIONS, np.arange(3), np.arange(3), indexing="ij")
             n = sh.size
             coords = torch.arange(w, dtype=torch.float64) + 0.5 - _WINDOW_HALF
-            # window pixel j has offset j + 0.5 - 13 - phase/3 from the sprite centre
+            # window pixel j has offset j + 0.5 - 15 - phase/3 from the sprite centre
             dx = coords[None, None, :] - torch.as_tensor(px.reshape(-1) / 3.0)[:, None, None]
             dy = coords[None, :, None] - torch.as_tensor(py.reshape(-1) / 3.0)[:, None, None]
             with single_thread():
