@@ -3,7 +3,11 @@
 Inputs: dSprites-like factors (3, 6, 40, 32, 32 classes), 10-D codes of five kinds:
 aligned (each factor in one code plus tiny noise), noisy (factor codes + noise and
 5 noise codes), mixed (random linear mix of all factors), partial (tanh of factors
-through a near-identity mixing + noise), random (independent Gaussian noise).
+through a near-identity mixing + noise), random (independent Gaussian noise); and
+three kinds of redundant codes, several codes carrying one factor: duplicated (every
+factor code twice), redundant (every factor in two codes with independent noise of
+0.02), redundant_mixed (two factors in three codes each: the code, a monotone
+transform of it and a noisy copy; the other factors once; one noise code).
 Usage: python benchmarks/dci_estimators.py [N_TRAIN N_TEST]  (default 2000 1000;
 the reference estimator takes minutes per input at 10000/5000.)
 Writes benchmarks/results/dci_estimators.json.
@@ -18,10 +22,13 @@ import time
 
 import numpy as np
 
+from untwine.files import write_json
 from untwine.metrics.dci import FAST_SETTINGS, dci
 
 SIZES = (3, 6, 40, 32, 32)
 KINDS = ("aligned", "noisy", "mixed", "partial", "random")
+#: several codes carrying the same factor
+REDUNDANT_KINDS = ("duplicated", "redundant", "redundant_mixed")
 
 
 def make(kind: str, n: int, rng: np.random.Generator, d: int = 10):
@@ -36,6 +43,14 @@ def make(kind: str, n: int, rng: np.random.Generator, d: int = 10):
     elif kind == "partial":
         A = np.eye(5, d) + 0.3 * np.random.default_rng(321).standard_normal((5, d))
         z = np.tanh(2 * u) @ A + 0.05 * rng.standard_normal((n, d))
+    elif kind == "duplicated":  # every factor in two identical codes
+        z = np.concatenate([u, u], 1)
+    elif kind == "redundant":  # every factor in two codes with independent small noise
+        z = np.concatenate([u + 0.02 * rng.standard_normal(u.shape), u + 0.02 * rng.standard_normal(u.shape)], 1)
+    elif kind == "redundant_mixed":  # two factors in three codes each (one a monotone transform), the others in one
+        z = np.concatenate(
+            [u, np.tanh(2 * u[:, :2]), u[:, :2] + 0.02 * rng.standard_normal((n, 2)), rng.standard_normal((n, 1))], 1
+        )
     else:
         z = rng.standard_normal((n, d))
     return z, f
@@ -44,7 +59,7 @@ def make(kind: str, n: int, rng: np.random.Generator, d: int = 10):
 def main() -> int:
     n_train, n_test = (int(sys.argv[1]), int(sys.argv[2])) if len(sys.argv) > 2 else (2000, 1000)
     rows = []
-    for i, kind in enumerate(KINDS):
+    for i, kind in enumerate(KINDS + REDUNDANT_KINDS):
         rng = np.random.default_rng(100 + i)
         ztr, ftr = make(kind, n_train, rng)
         zte, fte = make(kind, n_test, rng)
@@ -65,11 +80,12 @@ def main() -> int:
         "code_dim": 10,
         "fast_settings": FAST_SETTINGS,
         "max_abs_diff": max(max(r["abs_diff"].values()) for r in rows),
+        "max_abs_diff_redundant": max(max(r["abs_diff"].values()) for r in rows if r["kind"] in REDUNDANT_KINDS),
         "rows": rows,
     }
     path = pathlib.Path(__file__).parent / "results" / "dci_estimators.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
+    write_json(path, out)
     print(f"max |fast - gbt| = {out['max_abs_diff']:.4f}; wrote {path}")
     return 0
 
