@@ -215,6 +215,23 @@ def test_shapes3d_scale_shape_orientation(s3):
     assert (sph[0] - sph[1]).abs().sum() > 10 and (sph[1] - sph[2]).abs().sum() > 10
 
 
+def test_shapes3d_calibrated_to_the_published_images(s3):
+    """Numbers measured on the real 3dshapes images (3dshapes.gif, the notebook's sample grid)."""
+    from untwine.data.shapes3d import SKY_RGB
+
+    f = np.array([[0, 6, 3, 0, 0, 7]])  # red floor, smallest cube, orientation 0
+    w = s3.region_weights(f)[0]
+    x = s3.observations(f)[0]
+    sky = w[4] > 0.5
+    assert int(torch.nonzero(sky[:, 5]).max()) == 17 and not sky[20:].any()  # sky down to row 17
+    assert torch.allclose(x[:, 2, 5], torch.as_tensor(SKY_RGB))
+    assert int(torch.nonzero(w[0, :, 5] > 0.05).min()) == 41  # floor-wall line at row 41
+    rows, cols = torch.nonzero(w[2] > 0.05, as_tuple=True)
+    assert 55 <= int(rows.max()) <= 60 and abs((int(cols.min()) + int(cols.max())) / 2 - 31.5) <= 1
+    # fully saturated colours: the lit floor is pure red
+    assert torch.allclose(x[:, 62, 5], torch.tensor([1.0, 0.0, 0.0]), atol=0.02)
+
+
 def test_cli_datasets_list_and_show(tmp_path, capsys):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out

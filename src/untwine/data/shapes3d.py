@@ -19,10 +19,30 @@ orientation       15      ``linspace(-30, 30, 15)`` degrees: the camera turns
                           side, so the wall/floor edge tilts even for a sphere)
 ================  ======  =====================================================
 
-The pixels do not reproduce the original dataset; the scene has the same structure
-(floor, back wall, one object standing on the floor, one directional light) and every
-factor visibly and independently changes the image.  Colours are HSV with saturation
-0.75 and value 1.
+The pixels do not reproduce the original dataset (rendered with the MuJoCo scenes of
+the GQN data sets); the scene has the same structure - a square room (floor, back wall
+and two side walls whose corners show at the sides), sky above the walls, one object
+standing on the floor in the middle, one directional light - and every factor visibly
+and independently changes the image.  Calibrated against the published images (the
+``3dshapes.gif`` and the sample grid of ``3dshapes_loading_example.ipynb`` in
+github.com/deepmind/3d-shapes), in 64-pixel image units at orientation 0:
+
+* colours: HSV with saturation 1 (every floor, wall and object colour measured there
+  has saturation 1.00) and value 1, shaded; the lit floor reaches full brightness
+  (real: 0.96-1.00), the back wall 0.84 and the side walls 0.45 and 0.77 (real walls:
+  0.73-0.94);
+* sky: the constant light blue RGB (153, 226, 249) measured there, down to row 17
+  (real: 16-18, sloping with the orientation);
+* floor-wall line at row 41 (real: 40-42), the object centred, standing in front of
+  it with its base at rows 56-59 (real cube: 56);
+* object size: the smallest cube is 17 pixels wide and 20 tall (a real cube of unknown
+  scale: 19 x 19).
+
+Residual differences: the real walls carry a faint texture and the real shading,
+shadows and the objects' exact proportions differ; the scale of the real objects in
+the gif is not known frame by frame, so the object size is calibrated to about 10%;
+the camera's path over the orientations is the same in kind (a turn about the object
+by -30 to 30 degrees) but not measured.
 
 Rendering: a small ray caster, vectorised over rays in torch, intersects each camera
 ray analytically with the floor plane, the wall plane and the object (sphere, box,
@@ -30,8 +50,8 @@ capped cylinder, capsule = union of a cylinder and two spheres), shades the hit
 (ambient + Lambert, a specular highlight on the object, and the object's cast shadow
 on floor and wall via a second, shadow ray) with 2x2 supersampling.  Because the
 shading is linear in the surface colour, an image is
-``sum_r weight_r(geometry) * colour_r + specular(geometry)`` over the regions floor,
-wall and object; the per-pixel weights depend only on (scale, shape, orientation), so
+``sum_r weight_r(geometry) * colour_r + specular(geometry) + sky(geometry) * sky colour``
+over the regions floor, wall and object; the per-pixel weights depend only on (scale, shape, orientation), so
 the 480 geometries are ray cast once, on first use (each one the first time it is
 needed), and images are composed from them and the three hue colours.  This gives the
 same pixels as ray casting each image and renders well over 2,000 images per second
@@ -54,18 +74,21 @@ SCALES = np.linspace(0.75, 1.25, 8)
 SHAPES = ("cube", "cylinder", "sphere", "capsule")
 ORIENTATIONS_DEG = np.linspace(-30.0, 30.0, 15)
 IMAGE_SIZE = 64
-SATURATION = 0.75
+SATURATION = 1.0
 
 # scene constants (world units; y up, object at the origin standing on the floor y = 0)
 _WALL_Z = -2.2  # back wall plane z = _WALL_Z
+_SIDE_X = 2.2  # side walls x = -_SIDE_X and x = +_SIDE_X
+_WALL_TOP = 1.45  # the walls end here; the sky is above
+SKY_RGB = np.array([153, 226, 249], dtype=np.float32) / 255.0  # measured on the real images
 _CAM_DIST = 4.2
 _CAM_HEIGHT = 1.85
-_LOOK_AT = (0.0, 0.5, -0.4)
+_LOOK_AT = (0.0, 0.95, -0.4)
 _FOV_TAN = 0.3  # tan of half the field of view
 _BASE_SIZE = 0.5  # sphere radius at scale 1
 _LIGHT = np.array([-0.45, 0.8, 0.55]) / np.linalg.norm([-0.45, 0.8, 0.55])
-_AMBIENT = 0.38
-_DIFFUSE = 0.62
+_AMBIENT = 0.45
+_DIFFUSE = 0.75
 _SPECULAR = 0.35
 _SHININESS = 24.0
 _SUPERSAMPLE = 2
@@ -73,7 +96,7 @@ _INF = float("inf")
 
 
 def hue_to_rgb(hue) -> np.ndarray:
-    """RGB colours ``[n, 3]`` in [0, 1] of hues in [0, 1) (HSV, saturation 0.75, value 1)."""
+    """RGB colours ``[n, 3]`` in [0, 1] of hues in [0, 1) (HSV, saturation 1, value 1)."""
     return np.array([colorsys.hsv_to_rgb(float(h), SATURATION, 1.0) for h in np.atleast_1d(hue)], dtype=np.float32)
 
 
@@ -198,8 +221,8 @@ class single_thread:
 
 
 def render_geometry(scale: float, shape: int, orientation_deg: float, size: int = IMAGE_SIZE) -> torch.Tensor:
-    """Ray cast one geometry: ``[4, size*size]`` float32 maps (floor, wall, object
-    weights = coverage x shading, and the object's specular highlight)."""
+    """Ray cast one geometry: ``[5, size*size]`` float32 maps (floor, wall, object
+    weights = coverage x shading, the object's specular highlight, and sky coverage)."""
     with single_thread():
         return _render_geometry(scale, shape, orientation_deg, size)
 
@@ -210,24 +233,28 @@ def _render_geometry(scale: float, shape: int, orientation_deg: float, size: int
     t_obj, n_obj = _hit_object(o, d, shape, scale)
     dy = d[:, 1]
     t_floor = torch.where(dy < -1e-9, -o[:, 1] / torch.where(dy < -1e-9, dy, -1.0), torch.full_like(dy, _INF))
-    dz = d[:, 2]
-    t_wall = torch.where(dz < -1e-9, (_WALL_Z - o[:, 2]) / torch.where(dz < -1e-9, dz, -1.0), torch.full_like(dz, _INF))
+    # the walls: back wall z = _WALL_Z and side walls x = -+_SIDE_X, up to _WALL_TOP
+    walls = []
+    for axis, plane, normal in ((2, _WALL_Z, (0.0, 0.0, 1.0)), (0, -_SIDE_X, (1.0, 0.0, 0.0)), (0, _SIDE_X, (-1.0, 0.0, 0.0))):
+        da = d[:, axis]
+        toward = da * (plane - o[:, axis]) > 1e-12
+        tw = torch.where(toward, (plane - o[:, axis]) / torch.where(toward, da, 1.0), torch.full_like(da, _INF))
+        walls.append((tw, normal))
+    t_wall, wall_idx = torch.stack([w[0] for w in walls], 0).min(0)
+    n_wall = torch.tensor([w[1] for w in walls], dtype=torch.float64)[wall_idx]
+    hit_y = o[:, 1] + t_wall.clamp(max=1e6) * d[:, 1]
+    t_floor = torch.where(t_floor < t_wall, t_floor, torch.full_like(t_floor, _INF))  # the room's floor only
+    t_wall = torch.where(hit_y <= _WALL_TOP, t_wall, torch.full_like(t_wall, _INF))  # above: sky
     ts = torch.stack([t_floor, t_wall, t_obj], 0)
     t, region = ts.min(0)
+    sky = ~torch.isfinite(t)
     p = o + t[:, None].clamp(max=1e6) * d
-    normals = torch.stack(
-        [
-            torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64).expand_as(d),
-            torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64).expand_as(d),
-            n_obj,
-        ],
-        0,
-    )
+    normals = torch.stack([torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64).expand_as(d), n_wall, n_obj], 0)
     nrm = normals.gather(0, region[None, :, None].expand(1, -1, 3))[0]
     lambert = (nrm * light).sum(-1).clamp(min=0.0)
     # cast shadow of the object on floor and wall
     lit = torch.ones_like(t)
-    bg = region < 2
+    bg = (region < 2) & ~sky
     if bg.any():
         ps = p[bg] + 1e-4 * nrm[bg]
         t_sh, _ = _hit_object(ps, light.expand_as(ps), shape, scale)
@@ -235,9 +262,9 @@ def _render_geometry(scale: float, shape: int, orientation_deg: float, size: int
     shade = _AMBIENT + _DIFFUSE * lambert * lit
     refl = 2.0 * (nrm * light).sum(-1, keepdim=True) * nrm - light
     spec = _SPECULAR * ((refl * -d).sum(-1).clamp(min=0.0) ** _SHININESS) * (region == 2)
-    maps = torch.stack([shade * (region == k) for k in range(3)] + [spec], 0)  # [4, n*n]
-    maps = maps.reshape(4, size, _SUPERSAMPLE, size, _SUPERSAMPLE).mean((2, 4))
-    return maps.reshape(4, size * size).float()
+    maps = torch.stack([shade * ((region == k) & ~sky) for k in range(3)] + [spec, sky.to(shade.dtype)], 0)
+    maps = maps.reshape(5, size, _SUPERSAMPLE, size, _SUPERSAMPLE).mean((2, 4))
+    return maps.reshape(5, size * size).float()
 
 
 class Shapes3D(GroundTruthDataset):
@@ -252,9 +279,10 @@ class Shapes3D(GroundTruthDataset):
 
     def __init__(self) -> None:
         n_geo = 8 * 4 * 15
-        self._maps = torch.zeros(n_geo, 4, IMAGE_SIZE * IMAGE_SIZE)
+        self._maps = torch.zeros(n_geo, 5, IMAGE_SIZE * IMAGE_SIZE)
         self._done = np.zeros(n_geo, dtype=bool)
         self._palette = torch.as_tensor(hue_to_rgb(HUES))  # [10, 3]
+        self._sky = torch.as_tensor(SKY_RGB)
 
     def _geometry(self, geo: np.ndarray) -> torch.Tensor:
         missing = np.unique(geo[~self._done[geo]])
@@ -267,10 +295,10 @@ class Shapes3D(GroundTruthDataset):
 
 
     def region_weights(self, factors) -> torch.Tensor:
-        """Per-pixel ``[n, 4, 64, 64]`` maps: floor, wall and object weights and specular."""
+        """Per-pixel ``[n, 5, 64, 64]`` maps: floor, wall and object weights, specular and sky coverage."""
         f = self.check_factors(factors)
         geo = (f[:, 3] * 4 + f[:, 4]) * 15 + f[:, 5]
-        return self._geometry(geo).view(-1, 4, IMAGE_SIZE, IMAGE_SIZE)
+        return self._geometry(geo).view(-1, 5, IMAGE_SIZE, IMAGE_SIZE)
 
     def observations(self, factors) -> torch.Tensor:
         """Float32 ``[n, 3, 64, 64]`` RGB images in [0, 1] for factor rows ``[n, 6]``."""
@@ -279,5 +307,5 @@ class Shapes3D(GroundTruthDataset):
         maps = self._geometry(geo)  # [n, 4, HW]
         colors = self._palette[torch.as_tensor(f[:, :3])]  # [n, 3 regions, 3 rgb]
         # [n, rgb, HW] = sum over regions of colour x weight, plus the white highlight
-        img = torch.bmm(colors.transpose(1, 2), maps[:, :3]) + maps[:, 3:4]
+        img = torch.bmm(colors.transpose(1, 2), maps[:, :3]) + maps[:, 3:4] + self._sky[None, :, None] * maps[:, 4:5]
         return img.clamp_(0.0, 1.0).view(-1, 3, IMAGE_SIZE, IMAGE_SIZE)
