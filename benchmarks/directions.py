@@ -34,9 +34,9 @@ from untwine.train.run import is_run_dir, open_run
 
 #: (label, model, steps, hyper-parameters)
 GENERATORS = [
-    ("vae", "vae", 1500, {"learning_rate": 5e-4}),
-    ("beta_tcvae_b6", "beta_tcvae", 1500, {"learning_rate": 5e-4, "beta": 6.0}),
-    ("qlinfowgan_gp", "qlinfowgan_gp", 1000, {}),
+    ("vae", "vae", 1000, {"learning_rate": 5e-4}),
+    ("beta_tcvae_b6", "beta_tcvae", 1000, {"learning_rate": 5e-4, "beta": 6.0}),
+    ("qlinfowgan_gp", "qlinfowgan_gp", 800, {}),
 ]
 
 
