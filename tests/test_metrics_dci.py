@@ -128,6 +128,9 @@ def test_tied_code_groups():
     z = np.column_stack([u[:, 0], u[:, 1], 3 * u[:, 0] + 1, np.tanh(-u[:, 1]), u[:, 0] + 1e-3 * rng.random(50)])
     groups = [g.tolist() for g in tied_code_groups(z)]
     assert groups == [[0, 2], [1, 3], [4]]
+    # within a rank tolerance the near-copy joins its code's group
+    assert [g.tolist() for g in tied_code_groups(z, tolerance=0.1)] == [[0, 2, 4], [1, 3]]
+    assert [g.tolist() for g in tied_code_groups(rng.random((40, 3)), tolerance=0.01)] == [[0], [1], [2]]
 
 
 def test_fast_agrees_with_gbt_on_redundant_codes():

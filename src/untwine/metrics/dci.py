@@ -52,13 +52,15 @@ exactly the same gain.  scikit-learn visits the features in a fresh random order
 every node and keeps the first best split, so such ties go to each of the tied codes
 alike and, in expectation, their importance is shared equally; LightGBM breaks exact
 ties by the lower feature index and gave all of it to the first copy (completeness
-0.99 against 0.62 for two copies of every factor code).  The fast estimator therefore
-groups tied codes first (ranks of the training codes; :func:`tied_code_groups`), fits
-one code per group and shares each group's importance equally among its codes,
-which is scikit-learn's expectation, and fewer codes make it faster.  Near-copies
-(independent noise much smaller than the factor's spread) are not exact ties: both
-estimators then split the importance between the copies by the noise, somewhere
-between even and all-to-one, and differ as two seeds of "gbt" differ.
+0.99 against 0.62 for two copies of every factor code).  The same happens to
+near-copies whose differences are finer than LightGBM's 255 bins (noise of 1e-4 on
+codes spread over 1): on the bins they are ties.  The fast estimator therefore groups
+codes whose training ranks agree up to ``n / max_bin`` (in the same or the reversed
+order; :func:`tied_code_groups`), fits one code per group and shares each group's
+importance equally among its codes, which is scikit-learn's expectation, and fewer
+codes make it faster.  Copies with coarser independent noise are not ties for either
+estimator: both then split the importance between the copies by the noise, somewhere
+between even and all-to-one, and differ about as two seeds of "gbt" differ.
 
 Agreement with "gbt", measured by ``python benchmarks/dci_estimators.py 2000 1000``
 (5 kinds of 10-D codes: aligned, noisy, mixed, partial, random; factors with
@@ -234,19 +236,44 @@ def _fast_factor(x_tr, x_te, y_tr, y_te, seed):
     return imp, float(acc_tr), float(acc_te)
 
 
-def tied_code_groups(codes) -> list[np.ndarray]:
-    """Groups of code columns that order the points identically (equal or exactly reversed ranks).
+def tied_code_groups(codes, tolerance: float = 0.0) -> list[np.ndarray]:
+    """Groups of code columns that order the points alike: equal or exactly reversed ranks,
+    up to ``tolerance`` times the number of points.
 
-    Every tree split on one code of a group is a split on any other with the same gain,
-    so a gradient-boosting fit cannot tell them apart.  Returns index arrays in order of
-    their first column; a code tied to no other is a group of one.
+    With ``tolerance=0`` every tree split on one code of a group is a split on any other
+    with the same gain (copies, monotone transforms), so no gradient-boosting fit can tell
+    them apart.  With ``tolerance=1 / max_bin`` the codes also fall into the same
+    histogram bins up to one bin (near-copies whose differences are finer than LightGBM's
+    bins), where LightGBM sees the same ties.  Returns index arrays in order of their
+    first column; a code tied to no other is a group of one.
     """
-    codes = np.asarray(codes)
-    groups: dict[bytes, list[int]] = {}
-    for j in range(codes.shape[1]):
-        r = scipy.stats.rankdata(codes[:, j], method="dense").astype(np.int64)
-        key = min(r.tobytes(), (r.max(initial=0) + 1 - r).tobytes())
-        groups.setdefault(key, []).append(j)
+    codes = np.asarray(codes, dtype=np.float64)
+    n, d = codes.shape
+    if d < 2 or n == 0:
+        return [np.array([j], dtype=np.int64) for j in range(d)]
+    ranks = scipy.stats.rankdata(codes, axis=0)  # average ranks 1..n, [n, d]
+    limit = float(tolerance) * n + 1e-9
+    parent = list(range(d))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    probe = np.unique(np.linspace(0, n - 1, min(n, 64)).astype(np.int64))
+    for other in (ranks, n + 1.0 - ranks):  # same order, reversed order
+        # screen every pair on a few points, then check the candidates on all of them
+        for j0 in range(0, d, 64):
+            cols = slice(j0, min(d, j0 + 64))
+            gap = np.abs(ranks[probe][:, :, None] - other[probe][:, None, cols]).max(0)  # [d, chunk]
+            for a, b in zip(*np.nonzero(gap <= limit)):
+                b = int(b) + j0
+                if int(a) < b and root(int(a)) != root(b) and np.abs(ranks[:, a] - other[:, b]).max() <= limit:
+                    parent[root(b)] = root(int(a))
+    groups: dict[int, list[int]] = {}
+    for j in range(d):
+        groups.setdefault(root(j), []).append(j)
     return [np.asarray(g, dtype=np.int64) for g in groups.values()]
 
 
@@ -282,7 +309,7 @@ def importance_matrix(
     acc_te = np.zeros(K)
     if estimator == "fast":
         # tied codes (see the module docstring): fit one code per group, share its importance
-        groups = tied_code_groups(ctr)
+        groups = tied_code_groups(ctr, tolerance=1.0 / FAST_SETTINGS["max_bin"])
         reps = np.array([g[0] for g in groups])
         xtr, xte = (ctr, cte) if len(reps) == D else (ctr[:, reps], cte[:, reps])
         # one single-threaded LightGBM fit per factor, ``n_jobs`` factors at a time (LightGBM
