@@ -4,8 +4,9 @@ Inputs: dSprites-like factors (3, 6, 40, 32, 32 classes), 10-D codes of five kin
 aligned (each factor in one code plus tiny noise), noisy (factor codes + noise and
 5 noise codes), mixed (random linear mix of all factors), partial (tanh of factors
 through a near-identity mixing + noise), random (independent Gaussian noise); and
-three kinds of redundant codes, several codes carrying one factor: duplicated (every
-factor code twice), redundant (every factor in two codes with independent noise of
+four kinds of redundant codes, several codes carrying one factor: duplicated (every
+factor code twice), near_copies (twice, with independent noise of 1e-4, finer than
+LightGBM's bins), redundant (every factor in two codes with independent noise of
 0.02), redundant_mixed (two factors in three codes each: the code, a monotone
 transform of it and a noisy copy; the other factors once; one noise code).
 Usage: python benchmarks/dci_estimators.py [N_TRAIN N_TEST]  (default 2000 1000;
@@ -28,7 +29,7 @@ from untwine.metrics.dci import FAST_SETTINGS, dci
 SIZES = (3, 6, 40, 32, 32)
 KINDS = ("aligned", "noisy", "mixed", "partial", "random")
 #: several codes carrying the same factor
-REDUNDANT_KINDS = ("duplicated", "redundant", "redundant_mixed")
+REDUNDANT_KINDS = ("duplicated", "near_copies", "redundant", "redundant_mixed")
 
 
 def make(kind: str, n: int, rng: np.random.Generator, d: int = 10):
@@ -45,6 +46,8 @@ def make(kind: str, n: int, rng: np.random.Generator, d: int = 10):
         z = np.tanh(2 * u) @ A + 0.05 * rng.standard_normal((n, d))
     elif kind == "duplicated":  # every factor in two identical codes
         z = np.concatenate([u, u], 1)
+    elif kind == "near_copies":  # every factor in two codes differing by noise finer than LightGBM's bins
+        z = np.concatenate([u + 1e-4 * rng.standard_normal(u.shape), u + 1e-4 * rng.standard_normal(u.shape)], 1)
     elif kind == "redundant":  # every factor in two codes with independent small noise
         z = np.concatenate([u + 0.02 * rng.standard_normal(u.shape), u + 0.02 * rng.standard_normal(u.shape)], 1)
     elif kind == "redundant_mixed":  # two factors in three codes each (one a monotone transform), the others in one
