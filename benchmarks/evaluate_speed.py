@@ -60,9 +60,11 @@ def main() -> None:
     run = Path(args.run)
     env = dict(os.environ, PYTHONPATH=str(SRC), PYTHONWARNINGS="ignore")
     if not (run / "checkpoints").is_dir():
+        # trained by the oldest code given, which every newer version reads
+        train_env = dict(env, PYTHONPATH=args.src[0]) if args.src else env
         subprocess.run([sys.executable, "-m", "untwine", "train", "beta_vae", "--dataset", "dsprites", "--steps",
                         str(args.steps), "--out", str(run), "--set", "learning_rate=5e-4", "--no-progress"],
-                       env=env, check=True, capture_output=True)
+                       env=train_env, check=True, capture_output=True)
     results: dict = {"run": str(run), "cpus": os.cpu_count(), "variants": {}}
     scores = {}
     for variant in args.variants.split(","):

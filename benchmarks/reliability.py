@@ -140,7 +140,8 @@ def _cases(src: Path, work: Path) -> list[dict]:
 
     # -- silently wrong before
     rng = np.random.default_rng(0)
-    np.savez(work / "both.npz", codes=rng.normal(size=(300, 4)), factors=rng.integers(0, 3, size=(300, 2)))
+    # factors first: taking the first array for both files scores the factors against themselves
+    np.savez(work / "both.npz", factors=rng.integers(0, 3, size=(300, 2)), codes=rng.normal(size=(300, 4)))
     case("score: .npz of two arrays without --key", ["score", str(work / "both.npz"), str(work / "both.npz")])
     np.save(work / "c.npy", rng.normal(size=(30, 40)))  # 20 train rows for 40 latents
     np.save(work / "f.npy", np.stack([np.arange(30) % 2, np.arange(30) % 3], axis=1))
