@@ -4,7 +4,7 @@
                       [--lr X] [--seed S] [--device auto] [--set key=value ...] [--resume] [--overwrite]
     untwine sae sweep ACTS --arch topk,batchtopk --latents 256,512 --k 2,4,8 --out DIR [...]
     untwine sae encode DIR ACTS --out codes.npy
-    untwine sae evaluate DIR ACTS [--features TRUE_DIRS.npy] [--true-codes C.npz] [--factors F.npy] [--json OUT]
+    untwine sae evaluate DIR ACTS [--features TRUE_DIRS.npy] [--true-codes C.npz] [--factors F.npy [--no-baselines]] [--json OUT]
     untwine sae synthetic --features 256 --dim 64 --samples 100000 --out DIR [--active 4 ...]
 
 ACTS is a ``.npy`` file (memory-mapped), a ``.safetensors`` file or a directory of shards.
@@ -67,8 +67,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     v.add_argument("acts", metavar="ACTS")
     v.add_argument("--features", metavar="TRUE_DIRS.npy", help="true dictionary [F, d_in] (MMCS, recovered)")
     v.add_argument("--true-codes", metavar="CODES", help="true codes [N, F] (.npz sparse or .npy) for MCC and absorption")
-    v.add_argument("--factors", metavar="F.npy", help="integer factors [N, K]: the untwine score suite on the codes")
-    v.add_argument("--metrics", default="all", help="suite metrics with --factors (as untwine score)")
+    v.add_argument("--factors", metavar="F.npy", help="integer factors [N, K]: the suite, k-sparse probing and the edit test "
+                   "on the codes beside the concept baselines; writes DIR/evaluation.json for untwine report DIR")
+    v.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --factors: also score raw activations, PCA and the supervised dictionary on the same rows (default on)")
+    v.add_argument("--metrics", default="all", help="the SAE's suite metrics with --factors (as untwine score; baselines get all)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--device", default="auto")
     v.add_argument("--json", metavar="OUT", help="write the scores as one flat JSON object")
@@ -173,18 +176,36 @@ def run_encode(args) -> int:
 
 
 def run_evaluate(args) -> int:
+    from pathlib import Path
+
     from untwine.files import write_json
-    from untwine.sae.metrics import evaluate_paths
+    from untwine.sae.metrics import EVALUATION, concept_table, evaluate_concepts_paths, evaluate_paths
 
     scores, notes = evaluate_paths(
-        args.sae, args.acts, features=args.features, true_codes=args.true_codes, factors=args.factors,
-        metrics=args.metrics, seed=args.seed, device=args.device,
+        args.sae, args.acts, features=args.features, true_codes=args.true_codes,
+        seed=args.seed, device=args.device,
     )
+    concepts = None
+    if args.factors is not None:
+        concepts = evaluate_concepts_paths(args.sae, args.acts, args.factors, baselines=args.baselines,
+                                           metrics=args.metrics, seed=args.seed, device=args.device)
+        concepts["reconstruction"] = scores  # on every row; the table's fvu is on the test rows
+        scores = {**concepts["sae"], **scores}
     for n in notes:
         print(n)
     width = max(len(k) for k in scores)
     for k, v in scores.items():
         print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    if concepts is not None:
+        header, rows = concept_table(concepts)
+        print("\n" + "  ".join(f"{h:>12}" if i else f"{h:<26}" for i, h in enumerate(header)))
+        for r in rows:
+            print("  ".join(f"{v:>12.4f}" if i else f"{v:<26}" for i, v in enumerate(r)))
+        path = Path(args.sae) / EVALUATION
+        write_json(path, concepts)
+        print(f"wrote {path} (untwine report {args.sae})")
+        if concepts["baselines"]:
+            scores |= {f"{b}.{k}": v for b, s in concepts["baselines"].items() for k, v in s.items()}
     if args.json:
         write_json(args.json, scores)
         print(f"wrote {args.json}")

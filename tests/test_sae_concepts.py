@@ -1,0 +1,116 @@
+"""An SAE on activations with known concepts: `untwine sae evaluate --factors` beside the
+concept baselines (evaluation.json) and `untwine report SAE_DIR`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from untwine.cli import main as cli_main
+from untwine.lm.shards import ShardWriter
+from untwine.sae import train_sae
+from untwine.sae.metrics import EVALUATION
+
+SIZES = (3, 4, 2)
+NAMES = ["colour", "shape", "size"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def concept_acts(tmp_path_factory):
+    """300 rows of additive factors (one random vector per factor value, rotated, plus noise)
+    written as an `untwine lm activations` directory with sentences, and a small SAE on them."""
+    root = tmp_path_factory.mktemp("concepts")
+    rng = np.random.default_rng(0)
+    n, d = 300, 12
+    f = np.stack([rng.integers(0, s, n) for s in SIZES], axis=1)
+    atoms = [rng.standard_normal((s, d)) for s in SIZES]
+    x = sum(a[f[:, k]] for k, a in enumerate(atoms)) + 0.05 * rng.standard_normal((n, d))
+    x = x.astype(np.float32)
+    w = ShardWriter(root / "acts" / "layer_0", {"model": "toy", "layer": 0})
+    w.append(x[:200], np.arange(200))
+    w.append(x[200:], np.arange(200, n))
+    w.finish()
+    np.save(root / "acts" / "rows.npy", np.arange(n))
+    np.save(root / "acts" / "factors.npy", f)
+    (root / "acts" / "sentences.txt").write_text("".join(f"the {NAMES[0]} {r[0]} {r[1]} {r[2]} thing\n" for r in f))
+    (root / "acts" / "activations.json").write_text(json.dumps({"factor_names": NAMES, "factor_sizes": list(SIZES)}))
+    np.save(root / "acts.npy", x)
+    sae = train_sae(root / "acts.npy", arch="topk", latents=16, k=3, steps=40, batch_size=128, out=root / "sae",
+                    device="cpu", progress=False)
+    return root, sae
+
+
+def test_evaluate_with_factors_writes_the_baselines_beside_the_sae(concept_acts, capsys):
+    root, sae = concept_acts
+    out = root / "flat.json"
+    assert cli_main(["sae", "evaluate", str(sae), str(root / "acts" / "layer_0"), "--factors",
+                     str(root / "acts" / "factors.npy"), "--device", "cpu", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "supervised" in text and str(sae / EVALUATION) in text
+    ev = json.loads((sae / EVALUATION).read_text())
+    assert ev["factor_names"] == NAMES and ev["factor_sizes"] == list(SIZES)
+    base = ev["baselines"]
+    assert set(base) >= {"raw", "pca", "supervised", "supervised_projection", "edit", "probe_accuracy"}
+    # the supervised dictionary is the reference of a perfect concept dictionary
+    assert base["supervised"]["dci_disentanglement"] >= base["raw"]["dci_disentanglement"]
+    assert base["supervised"]["dci_disentanglement"] > 0.9
+    assert base["pca"]["latents"] == 12  # as many components as latents, at most the width
+    sae_scores = ev["sae"]
+    for k in (1, 2, 5):
+        assert 0.0 <= sae_scores[f"sparse_probe_k{k}_mean"] <= 1.0
+    for key in ("edit_flip_mean", "edit_keep_mean", "edit_success_mean", "dci_disentanglement", "fvu"):
+        assert key in sae_scores
+    nmi = np.array(ev["matrices"]["normalized_mi"])
+    assert nmi.shape == (16, 3) and np.isfinite(nmi).all()
+    assert np.array(ev["matrices"]["dci_importance"]).shape == (16, 3)
+    assert ev["shown"] and set(ev["top_sentences"]) == {str(j) for j in ev["shown"]}
+    first = next(iter(ev["top_sentences"].values()))
+    assert first and first[0][1].startswith("the colour")
+    assert len(ev["edit_latents"]) == 3 and all(len(s) == 5 for s in ev["edit_latents"])
+    flat = json.loads(out.read_text())
+    assert "mmcs" not in flat and "l0" in flat and "supervised.dci_disentanglement" in flat
+
+
+def test_report_of_an_sae_directory(concept_acts, capsys):
+    root, sae = concept_acts
+    if not (sae / EVALUATION).is_file():
+        assert cli_main(["sae", "evaluate", str(sae), str(root / "acts" / "layer_0"), "--factors",
+                         str(root / "acts" / "factors.npy"), "--device", "cpu"]) == 0
+    assert cli_main(["report", str(sae)]) == 0
+    page = (sae / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2  # heatmaps and training curves
+    assert "normalised MI" in page and "supervised" in page and "this SAE" in page
+    assert "the colour" in page  # top sentences
+    assert "http://" not in page and "https://" not in page
+    assert "cfg.json" in page
+
+
+def test_report_without_evaluation_says_what_to_run(tmp_path):
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "a.npy", rng.standard_normal((256, 6)).astype(np.float32))
+    sae = train_sae(tmp_path / "a.npy", arch="topk", latents=8, k=2, steps=5, batch_size=64, out=tmp_path / "s",
+                    device="cpu", progress=False)
+    assert cli_main(["report", str(sae)]) == 0
+    page = (sae / "report.html").read_text()
+    assert "untwine sae evaluate" in page and "--factors" in page
+
+
+def test_factors_with_other_rows_are_one_line(concept_acts, tmp_path, capsys):
+    root, sae = concept_acts
+    np.save(tmp_path / "f.npy", np.zeros((299, 3), dtype=np.int64) + np.arange(299)[:, None] % 2)
+    capsys.readouterr()
+    assert cli_main(["sae", "evaluate", str(sae), str(root / "acts.npy"), "--factors", str(tmp_path / "f.npy"),
+                     "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "299" in err[0] and "300" in err[0]
