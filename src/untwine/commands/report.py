@@ -1,10 +1,13 @@
 """``untwine report``: one self-contained HTML page about a trained run.
 
     untwine report RUN_DIR [--out FILE] [--num-samples N] [--seed S]
+    untwine report SAE_DIR [--out FILE]
 
 Writes ``RUN_DIR/report.html`` (see :mod:`untwine.viz.report`): config, metric
 table, traversals, reconstructions, heatmaps, active/passive latents and training
-curves, with every image embedded.
+curves, with every image embedded.  An SAE directory (``cfg.json`` +
+``sae_weights.safetensors``) gets its own page (:mod:`untwine.viz.sae_report`) from the
+``evaluation.json`` that ``untwine sae evaluate DIR ACTS --factors F`` writes.
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from untwine.viz.report import DEFAULT_NUM_SAMPLES
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "report",
-        help="write RUN_DIR/report.html: one self-contained page about a trained run",
+        help="write RUN_DIR/report.html: one self-contained page about a trained run or an SAE",
         description=(
             "Write one HTML page (images embedded, no external resources) with the run's config, metrics, "
             "latent traversals, reconstructions, factor x latent heatmaps, active/passive latents and "
-            "training curves."
+            "training curves; for an SAE directory, its scores beside the concept baselines, factor x latent "
+            "heatmaps, top sentences, config and training curves (from `untwine sae evaluate ... --factors`)."
         ),
     )
-    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory made by `untwine train`")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run directory made by `untwine train`, or an SAE directory")
     p.add_argument("--out", metavar="FILE", help="output file (default RUN_DIR/report.html)")
     p.add_argument("--num-samples", type=int, default=DEFAULT_NUM_SAMPLES,
                    help=f"images drawn for the computations (default {DEFAULT_NUM_SAMPLES})")
