@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from test_sae import one_thread  # noqa: F401 - autouse: one torch thread on a shared machine
 
 from untwine.cli import main as cli_main
 from untwine.lm.shards import ShardWriter
@@ -16,14 +16,6 @@ from untwine.sae.metrics import EVALUATION
 
 SIZES = (3, 4, 2)
 NAMES = ["colour", "shape", "size"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

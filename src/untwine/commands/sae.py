@@ -179,7 +179,12 @@ def run_evaluate(args) -> int:
     from pathlib import Path
 
     from untwine.files import write_json
-    from untwine.sae.metrics import EVALUATION, concept_table, evaluate_concepts_paths, evaluate_paths
+    from untwine.sae.metrics import (
+        EVALUATION,
+        concept_table,
+        evaluate_concepts_paths,
+        evaluate_paths,
+    )
 
     scores, notes = evaluate_paths(
         args.sae, args.acts, features=args.features, true_codes=args.true_codes,

@@ -469,7 +469,7 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
         "edit_latents": [[int(j) for j in s] for s in edit.latents],
         "matrices": {"normalized_mi": nmi.tolist(), "dci_importance": None if imp is None else imp.tolist()},
         "shown": shown, "top_sentences": tops,
-        "settings": {"rows": int(len(x)), "train_rows": int(len(tr)), "test_rows": int(len(te)), "seed": int(seed),
+        "settings": {"rows": len(x), "train_rows": len(tr), "test_rows": len(te), "seed": int(seed),
                      "d_in": int(module.d_in), "d_sae": int(module.d_sae), "edit_latents_per_factor": EDIT_LATENTS},
     }
 

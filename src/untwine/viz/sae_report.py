@@ -21,7 +21,16 @@ import numpy as np
 from untwine.errors import UntwineError
 from untwine.files import atomic_write_text, read_json
 from untwine.viz._images import figure_png_bytes
-from untwine.viz.report import REPORT_FILE, _esc, _flatten, _guard, _img, _section, _table, page_html
+from untwine.viz.report import (
+    REPORT_FILE,
+    _esc,
+    _flatten,
+    _guard,
+    _img,
+    _section,
+    _table,
+    page_html,
+)
 
 
 def _missing(sae_dir) -> str:
