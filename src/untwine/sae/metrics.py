@@ -410,6 +410,7 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
     factors, ``[d_sae, K]``; ``shown``: the :data:`SHOWN_PER_FACTOR` latents of largest
     normalised MI per factor; ``top_sentences``: for those, the ``top_n`` sentences of
     largest code when ``sentences`` (and ``rows``, each activation row's sentence) are given.
+    Every row is read into memory (concept corpora are small).
     """
     from untwine._checks import as_factors
     from untwine.lm.baselines import concept_baselines, score_codes, split_rows
@@ -459,6 +460,8 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
     for k in range(K):
         shown += [int(j) for j in np.argsort(-nmi[:, k], kind="stable")[:SHOWN_PER_FACTOR] if nmi[j, k] > 0 and int(j) not in shown]
     tops = {}
+    if rows is not None and len(rows) != len(x):
+        sentences = None  # rows.npy of another run than these activations: no sentences rather than wrong ones
     if sentences is not None and shown:
         from untwine.lm.top_sentences import top_sentences
 
