@@ -38,6 +38,13 @@ Quasi-orthogonality (Lee et al. 2025)
 Disentanglement (``factors [N, K]`` integer)
     the whole ``untwine score`` suite (:func:`untwine.metrics.suite.evaluate_arrays`) on the
     codes, under the same keys.
+
+Concepts (:func:`evaluate_concepts`, ``untwine sae evaluate --factors``)
+    the SAE's codes beside the concept baselines of :mod:`untwine.lm.baselines` (raw
+    activations, PCA with as many components as latents, the supervised dictionary) on the
+    same train / test rows: test FVU, the suite, k-sparse probing and an edit test on the
+    SAE's latents (:class:`LatentEdit`); the factor x latent matrices and top sentences for
+    the report (``DIR/evaluation.json``, :mod:`untwine.viz.sae_report`).
 """
 
 from __future__ import annotations
