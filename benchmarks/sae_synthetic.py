@@ -64,6 +64,29 @@ def run_saelens(train, steps, batch, latents, k, lr, seed, out):
     return seconds
 
 
+def run_sweep(args, train, held, syn_eval, tmp) -> dict:
+    """The sweep (architectures x k x widths) one after another, then together in one pass."""
+    from untwine.sae import train_sae, train_saes
+    from untwine.sae.train import sweep_specs
+
+    specs = sweep_specs(args.sweep_archs.split(","), [int(v) for v in args.sweep_latents.split(",")],
+                        [int(v) for v in args.sweep_k.split(",")], {}, None)
+    t = time.perf_counter()
+    for s in specs:
+        train_sae(train, arch=s.arch, latents=s.latents, hparams=s.hparams, steps=args.steps, batch_size=args.batch_size,
+                  seed=args.seed, out=tmp / "seq" / s.label(), device="cpu", progress=False, overwrite=True)
+    seq_s = time.perf_counter() - t
+    t = time.perf_counter()
+    dirs = train_saes(train, specs, out=tmp / "together", steps=args.steps, batch_size=args.batch_size,
+                      seed=args.seed, device="cpu", progress=False, overwrite=True)
+    tog_s = time.perf_counter() - t
+    rows = [{"sae": s.label(), **evaluate(d, held, syn_eval)} for s, d in zip(specs, dirs)]
+    sweep = {"saes": len(specs), "one_after_another_s": round(seq_s, 2), "together_s": round(tog_s, 2),
+             "speedup": round(seq_s / tog_s, 2), "quality_together": rows}
+    print(json.dumps({k: v for k, v in sweep.items() if k != "quality_together"}), flush=True)
+    return sweep
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1024)
@@ -76,6 +99,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--archs", default="topk,batchtopk,mp,top_afa,jumprelu,relu")
+    ap.add_argument("--top-afa-k", type=int, default=None, help="cap on top_afa's active latents (default: none, the method as published)")
     ap.add_argument("--saelens-lr", type=float, default=3e-3)
     ap.add_argument("--no-saelens", action="store_true")
     ap.add_argument("--repeats", type=int, default=1, help="SAELens TopK and untwine TopK run alternately this many times (median time)")
@@ -83,14 +107,14 @@ def main() -> int:
     ap.add_argument("--sweep-k", default="2,4,8")
     ap.add_argument("--sweep-latents", default="256,512")
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--sweep-only", action="store_true", help="run only the sweep and replace the sweep entry of --out")
     ap.add_argument("--out", default=str(ROOT / "results" / "sae_synthetic.json"))
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from untwine.sae import train_sae, train_saes
+    from untwine.sae import train_sae
     from untwine.sae.synthetic import make_synthetic
-    from untwine.sae.train import sweep_specs
 
     n_train = args.steps * args.batch_size
     t = time.perf_counter()
@@ -110,9 +134,17 @@ def main() -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
+    if args.sweep_only:
+        result = json.loads(Path(args.out).read_text())
+        result["sweep"] = run_sweep(args, train, held, syn_eval, tmp)
+        result["sweep"]["command"] = "python " + " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return 0
+
     def untwine_one(arch, out):
-        # top_afa picks k per row (its point); the others use --k where they have one
-        k = args.k if arch in ("topk", "batchtopk", "mp") else None
+        # top_afa picks k per row (its point; --top-afa-k caps it); the others use --k where they have one
+        k = args.k if arch in ("topk", "batchtopk", "mp") else args.top_afa_k if arch == "top_afa" else None
         train_sae(train, arch=arch, latents=args.latents, k=k, steps=args.steps, batch_size=args.batch_size,
                   seed=args.seed, out=out, device="cpu", progress=False, overwrite=True)
         info = json.loads((out / "training.json").read_text())
@@ -147,25 +179,7 @@ def main() -> int:
         secs, lr = untwine_one(arch, tmp / f"untwine-{arch}")
         record(f"untwine_{arch}", secs, tmp / f"untwine-{arch}", {"lr": lr})
 
-    sweep = None
-    if not args.no_sweep:
-        specs = sweep_specs(args.sweep_archs.split(","), [int(v) for v in args.sweep_latents.split(",")],
-                            [int(v) for v in args.sweep_k.split(",")], {}, None)
-        t = time.perf_counter()
-        for s in specs:
-            train_sae(train, arch=s.arch, latents=s.latents, hparams=s.hparams, steps=args.steps, batch_size=args.batch_size,
-                      seed=args.seed, out=tmp / "seq" / s.label(), device="cpu", progress=False, overwrite=True)
-        seq_s = time.perf_counter() - t
-        t = time.perf_counter()
-        dirs = train_saes(train, specs, out=tmp / "together", steps=args.steps, batch_size=args.batch_size,
-                          seed=args.seed, device="cpu", progress=False, overwrite=True)
-        tog_s = time.perf_counter() - t
-        sweep_rows = []
-        for s, d in zip(specs, dirs):
-            sweep_rows.append({"sae": s.label(), **evaluate(d, held, syn_eval)})
-        sweep = {"saes": len(specs), "one_after_another_s": round(seq_s, 2), "together_s": round(tog_s, 2),
-                 "speedup": round(seq_s / tog_s, 2), "quality_together": sweep_rows}
-        print(json.dumps({k: v for k, v in sweep.items() if k != "quality_together"}), flush=True)
+    sweep = None if args.no_sweep else run_sweep(args, train, held, syn_eval, tmp)
 
     base = next((r for r in rows if r["sae"] == "saelens_topk"), None)
     if base:

@@ -48,16 +48,17 @@ class BatchTopKSAE(SparseAutoencoder):
             return Encoded(acts * (pre > thr), None, pre)
         M, B, h = acts.shape
         ks = self.member_ints("k")
-        kmax = max(ks) * B
         flat = acts.reshape(M, B * h)
-        vals, idx = flat.topk(min(kmax, B * h), dim=-1, sorted=len(set(ks)) > 1)
-        if len(set(ks)) > 1:
-            keep = torch.arange(vals.shape[1], device=vals.device).view(1, -1) < (
-                torch.tensor(ks, device=vals.device).view(-1, 1) * B
-            )
-            vals = vals * keep
-        codes = torch.zeros_like(flat).scatter(1, idx, vals).view(M, B, h)
-        return Encoded(codes, None, pre)
+        if len(set(ks)) == 1:
+            vals, idx = flat.topk(min(ks[0] * B, B * h), dim=-1, sorted=False)
+            codes = torch.zeros_like(flat).scatter(1, idx, vals)
+        else:  # members with different k: one unsorted selection each (a sorted k_max * B one costs more)
+            rows = []
+            for m, k in enumerate(ks):
+                v, i = flat[m].topk(min(k * B, B * h), sorted=False)
+                rows.append(torch.zeros_like(flat[m]).scatter(0, i, v))
+            codes = torch.stack(rows)
+        return Encoded(codes.view(M, B, h), None, pre)
 
     @torch.no_grad()
     def after_batch(self, enc: Encoded) -> None:
