@@ -263,3 +263,17 @@ def test_two_runners_on_one_study_train_every_run_once(tmp_path):
         log = (out / "runs" / rid / "log.csv").read_text().splitlines()
         steps = [int(line.split(",")[0]) for line in log[1:]]
         assert steps == sorted(set(steps)) and steps[-1] == 6  # no interleaved rows from two trainers
+
+
+def test_a_run_saved_before_a_hyper_parameter_existed_still_resumes(run_dir, tmp_path):
+    """A config written by an older untwine lacks hyper-parameters added since (e.g. ``architecture``):
+    the run was trained with their defaults, so it resumes."""
+    import yaml
+
+    from untwine.train import train
+
+    run = _copy_run(run_dir, tmp_path / "old")
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    assert cfg["hparams"].pop("architecture", None) == "dlib"
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    assert train(out=run, resume=True, steps=5).step == 5

@@ -16,11 +16,8 @@ import sys
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from untwine.directions.base import METHODS
-    from untwine.directions.oracle import DEFAULT_STEPS as ORACLE_STEPS
-    from untwine.directions.scoring import DEFAULT_RANGE, DEFAULT_SEEDS, DEFAULT_STEPS
-
-    names = ", ".join(METHODS)
+    # nothing from untwine.directions is imported here: it needs torch, and the parser must start fast;
+    # the method names and the defaults live in the library (an unknown method lists the valid ones)
     p = subparsers.add_parser(
         "directions",
         help="find directions in a run's generator (SeFa, GANSpace, Voynov, Householder, GradCtrl, potential flows) "
@@ -28,24 +25,25 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description=(
             "Find K directions in the latent space of a trained run's generator with one method (or all) and score "
             "them with the dataset's oracle (a CNN reading the factors of decoded images, trained and cached on "
-            f"first use): effect matrix [directions x factors], DCI-style disentanglement and completeness, a "
-            f"MIG-style gap and the Hungarian alignment. Methods: {names}."
+            "first use): effect matrix [directions x factors], DCI-style disentanglement and completeness, a "
+            "MIG-style gap and the Hungarian alignment. Methods: untwine.directions.METHODS (sefa, pca, voynov, "
+            "householder, gradctrl, potential_flow and the baselines axes and random)."
         ),
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory made by `untwine train`")
-    p.add_argument("--method", default="sefa", metavar="NAME", help=f"one of {names}, or all (default sefa)")
+    p.add_argument("--method", default="sefa", metavar="NAME", help="a method of untwine.directions, or all (default sefa)")
     p.add_argument("--num", type=int, default=None, metavar="K", help="directions to find (default min(10, latents))")
     p.add_argument("--out", metavar="DIR", help="output folder (default RUN_DIR/directions)")
     p.add_argument("--seed", type=int, default=0, help="seed of latents and learnt methods (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    p.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, metavar="N",
-                   help=f"latents traversed per direction when scoring (default {DEFAULT_SEEDS})")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="T",
-                   help=f"points per traversal when scoring (default {DEFAULT_STEPS})")
-    p.add_argument("--range", type=float, default=DEFAULT_RANGE, dest="range_scale", metavar="R",
-                   help=f"traverse +-R times the prior's spread (default {DEFAULT_RANGE})")
-    p.add_argument("--oracle-steps", type=int, default=ORACLE_STEPS, metavar="N",
-                   help=f"training steps of the oracle when it is not cached yet (default {ORACLE_STEPS})")
+    p.add_argument("--seeds", type=int, default=None, metavar="N",
+                   help="latents traversed per direction when scoring (default: untwine.directions.scoring's, 64)")
+    p.add_argument("--steps", type=int, default=None, metavar="T",
+                   help="points per traversal when scoring (default: the scoring's, 9)")
+    p.add_argument("--range", type=float, default=None, dest="range_scale", metavar="R",
+                   help="traverse +-R times the prior's spread (default: the scoring's, 2)")
+    p.add_argument("--oracle-steps", type=int, default=None, metavar="N",
+                   help="training steps of the oracle when it is not cached yet (default: the oracle's, 2000)")
     p.add_argument("--train-steps", type=int, default=None, metavar="N",
                    help="training steps of the learnt methods (voynov, gradctrl, potential_flow, householder)")
     p.set_defaults(func=run)
@@ -58,10 +56,11 @@ def run(args) -> int:
     options = None
     if args.train_steps is not None:
         options = {m: {"steps": args.train_steps} for m in ("voynov", "gradctrl", "potential_flow", "householder")}
+    given = {k: v for k, v in (("num_seeds", args.seeds), ("steps", args.steps), ("range_scale", args.range_scale),
+                               ("oracle_steps", args.oracle_steps)) if v is not None}
     result = find_directions(
-        args.run_dir, args.method, args.num, args.out, seed=args.seed, device=args.device, num_seeds=args.seeds,
-        steps=args.steps, range_scale=args.range_scale, oracle_steps=args.oracle_steps, options=options,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        args.run_dir, args.method, args.num, args.out, seed=args.seed, device=args.device, options=options,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True), **given,
     )
     acc = result["oracle"].get("mean_accuracy")
     print(f"oracle: mean accuracy {acc:.3f} ({result['oracle']['path']})" if acc is not None else "oracle: -")

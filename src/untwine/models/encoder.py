@@ -10,9 +10,11 @@ encode through :class:`ModelEncoder`.  For each input it gives
 * ``mean`` / ``logvar``: the posterior ``model.encode_dist`` (``logvar`` None for
   deterministic encoders), when asked for (``posterior=True``);
 * and, with ``reconstruct=True``, the reconstruction error of decoding ``codes``:
-  the mean per-observation loss under the model's likelihood (summed Bernoulli
-  cross-entropy for binary data, summed squared error otherwise; disentanglement_lib's
-  ``reconstruction_loss``) and the per-element mean squared error.
+  the mean per-observation loss under the model's own likelihood (its resolved
+  ``reconstruction`` hyper-parameter: summed Bernoulli cross-entropy, or summed squared
+  error for ``gaussian``; disentanglement_lib's ``reconstruction_loss``; a model without
+  that setting is scored with Bernoulli on binary data, squared error otherwise) and the
+  per-element mean squared error.
 
 Everything runs under ``torch.no_grad()`` in eval mode, in batches of ``batch_size``
 on ``device`` (default: the model's), and comes back as float64 numpy arrays.
@@ -192,7 +194,8 @@ class ModelEncoder:
         xd = x.to(z.device)
         p = self.model.decode(z).reshape(xd.shape).double()
         xd = xd.double()
-        if binary:
+        kind = (getattr(self.model, "hparams", None) or {}).get("reconstruction")
+        if kind == "bernoulli" or (kind not in ("bernoulli", "gaussian") and binary):
             pc = p.clamp(1e-7, 1 - 1e-7)
             per = -(xd * torch.log(pc) + (1 - xd) * torch.log1p(-pc))
         else:

@@ -15,10 +15,10 @@ rows otherwise), rendered and encoded.  On these codes:
   10000 train / 5000 eval points; ``interventional_train``/``_eval``/``_batch``
   reduce them), sharing one code cache;
 * ``reconstruction``: the mean per-image reconstruction loss on the test sample
-  under the model's likelihood (summed Bernoulli cross-entropy for binary data,
-  summed squared error otherwise - disentanglement_lib's ``reconstruction_loss``),
-  decoding the chosen representation; ``reconstruction_mse`` is the per-pixel
-  mean squared error.
+  under the model's own likelihood (its ``reconstruction`` setting: summed Bernoulli
+  cross-entropy, or summed squared error for ``gaussian`` - disentanglement_lib's
+  ``reconstruction_loss``), decoding the chosen representation;
+  ``reconstruction_mse`` is the per-pixel mean squared error.
 
 ``representation="mean"`` uses the posterior mean (``model.encode``);
 ``"sampled"`` draws ``mean + exp(logvar / 2) * eps`` with a generator seeded by

@@ -254,6 +254,20 @@ def _prepare_dir(out: Path, cfg: RunConfig, *, resume: bool, overwrite: bool) ->
     return False, None, False
 
 
+def _with_new_defaults(saved: RunConfig) -> RunConfig:
+    """``saved`` with the hyper-parameters a newer untwine added (absent from its config) at their
+    defaults: a run saved before a hyper-parameter existed was trained with that default."""
+    from untwine import models
+
+    defaults = models.model_hparams(saved.model)
+    missing = {k: v for k, v in defaults.items() if k not in saved.hparams and v is not None}
+    if not missing:
+        return saved
+    filled = RunConfig.from_dict(saved.to_dict(), source="saved config")
+    filled.hparams = {**missing, **saved.hparams}
+    return filled
+
+
 def _load_dataset(name: str):
     from untwine import data
 
@@ -328,7 +342,7 @@ def _run_training(
     ckpt = None
     if resuming:
         assert saved is not None
-        diffs = diff_identity(saved, cfg)
+        diffs = diff_identity(_with_new_defaults(saved), cfg)
         if diffs:
             raise UntwineError(f"{out} holds a different run; differing settings: {'; '.join(diffs)} (use --overwrite or another --out)")
         check_dataset(open_run(out).info, dataset, out)
