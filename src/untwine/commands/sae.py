@@ -203,9 +203,10 @@ def run_evaluate(args) -> int:
         print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
     if concepts is not None:
         header, rows = concept_table(concepts)
-        print("\n" + "  ".join(f"{h:>12}" if i else f"{h:<26}" for i, h in enumerate(header)))
+        w = max(len(r[0]) for r in rows)
+        print("\n" + "  ".join(f"{h:>12}" if i else f"{h:<{w}}" for i, h in enumerate(header)))
         for r in rows:
-            print("  ".join(f"{v:>12.4f}" if i else f"{v:<26}" for i, v in enumerate(r)))
+            print("  ".join(f"{v:>12.4f}" if i else f"{v:<{w}}" for i, v in enumerate(r)))
         path = Path(args.sae) / EVALUATION
         write_json(path, concepts)
         print(f"wrote {path} (untwine report {args.sae})")
