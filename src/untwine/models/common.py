@@ -120,6 +120,17 @@ def resolve_hparams(cls: type, given: dict) -> dict:
     return {k: h.coerce(k, given.get(k, h.default)) for k, h in spec.items()}
 
 
+def model_arguments(cls, observation_shape, binary, num_factors, hparams: dict, *, check_shape=check_observation_shape):
+    """The checks every model constructor starts with: ``(shape, binary, num_factors, values)``
+    with the observation shape validated by ``check_shape``, ``binary`` and ``num_factors``
+    coerced and the hyper-parameters resolved against ``cls.HPARAMS``."""
+    shape = check_shape(observation_shape)
+    if num_factors is not None:
+        num_factors = HParam(None, int, positive=True, optional=True).coerce("num_factors", num_factors)
+    binary = HParam(False, bool).coerce("binary", binary)
+    return shape, binary, num_factors, resolve_hparams(cls, hparams)
+
+
 class AutoencoderModel(DisentanglingModel):
     """An encoder/decoder pair chosen from the observation shape and ``architecture``, with a reconstruction loss.
 
@@ -134,11 +145,7 @@ class AutoencoderModel(DisentanglingModel):
 
     def __init__(self, observation_shape, *, binary: bool = False, num_factors: int | None = None, **hparams) -> None:
         super().__init__()
-        shape = check_observation_shape(observation_shape)
-        if num_factors is not None:
-            num_factors = HParam(None, int, positive=True, optional=True).coerce("num_factors", num_factors)
-        binary = HParam(False, bool).coerce("binary", binary)
-        values = resolve_hparams(type(self), hparams)
+        shape, binary, num_factors, values = model_arguments(type(self), observation_shape, binary, num_factors, hparams)
         if values["num_latents"] is None:
             values["num_latents"] = self.default_num_latents(num_factors)
         values["reconstruction"] = resolve_reconstruction(

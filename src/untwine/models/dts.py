@@ -71,7 +71,7 @@ import torch
 from untwine.errors import UntwineError
 from untwine.models.base import DisentanglingModel
 from untwine.models.beta_tcvae import BetaTCVAE
-from untwine.models.common import COMMON_HPARAMS, GaussianVAEBase, HParam, resolve_hparams
+from untwine.models.common import COMMON_HPARAMS, GaussianVAEBase, HParam, model_arguments
 from untwine.models.losses import gaussian_log_density, reconstruction_loss, resolve_reconstruction
 from untwine.models.sequence import ARCHITECTURES, check_sequence_shape, make_sequence_decoder, make_sequence_encoder
 from untwine.models.vae import BetaVAE, VAE
@@ -151,11 +151,9 @@ class SequenceModelMixin:
 
     def __init__(self, observation_shape, *, binary: bool = False, num_factors: int | None = None, **hparams) -> None:
         DisentanglingModel.__init__(self)  # type: ignore[arg-type]
-        shape = check_sequence_shape(observation_shape)
-        if num_factors is not None:
-            num_factors = HParam(None, int, positive=True, optional=True).coerce("num_factors", num_factors)
-        binary = HParam(False, bool).coerce("binary", binary)
-        values = resolve_hparams(type(self), hparams)
+        shape, binary, num_factors, values = model_arguments(
+            type(self), observation_shape, binary, num_factors, hparams, check_shape=check_sequence_shape
+        )
         if values["num_latents"] is None:
             values["num_latents"] = self.default_num_latents(num_factors)  # type: ignore[attr-defined]
         values["reconstruction"] = resolve_reconstruction(values["reconstruction"], binary, "sequence")

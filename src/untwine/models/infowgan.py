@@ -47,12 +47,11 @@ import torch
 from torch import nn
 
 from untwine.models.architectures import (
-    check_observation_shape,
     make_decoder,
     make_encoder,
 )
 from untwine.models.base import DisentanglingModel
-from untwine.models.common import HParam, resolve_hparams, terms_to_floats
+from untwine.models.common import HParam, model_arguments, terms_to_floats
 from untwine.models.qlae import quantize
 
 GAN_HPARAMS: dict[str, HParam] = {
@@ -86,11 +85,7 @@ class InfoWGANGP(DisentanglingModel):
 
     def __init__(self, observation_shape, *, binary: bool = False, num_factors: int | None = None, **hparams) -> None:
         super().__init__()
-        shape = check_observation_shape(observation_shape)
-        if num_factors is not None:
-            num_factors = HParam(None, int, positive=True, optional=True).coerce("num_factors", num_factors)
-        binary = HParam(False, bool).coerce("binary", binary)
-        values = resolve_hparams(type(self), hparams)
+        shape, binary, num_factors, values = model_arguments(type(self), observation_shape, binary, num_factors, hparams)
         if values["num_latents"] is None:
             values["num_latents"] = 2 * num_factors if num_factors else 10
         self.hparams = {"name": self.name, "observation_shape": list(shape), "binary": binary,
