@@ -129,3 +129,10 @@ def check_train_test(codes_train, factors_train, codes_test, factors_test):
     if fte.shape[1] != ftr.shape[1]:
         raise UntwineError(f"factors_test has {fte.shape[1]} columns but factors_train has {ftr.shape[1]}; they must match")
     return ctr, ftr, cte, fte
+
+
+def check_seed(seed, name: str = "--seed") -> int:
+    """``seed`` as an int; one :class:`UntwineError` line naming ``name`` unless it is a non-negative integer."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UntwineError(f"{name} must be a non-negative integer, got {seed!r}")
+    return int(seed)

@@ -69,7 +69,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help=f"array metrics of the comparison: all, or some of {registry.help_list()} (default {d.compare_metrics})",
     )
     p.add_argument("--precision", choices=("float32", "bfloat16"), default=d.precision,
-                   help=f"encoder arithmetic: float32 (default, exact) or bfloat16 (opt-in, about 2x faster on CPUs "
+                   help="encoder arithmetic: float32 (default, exact) or bfloat16 (opt-in, about 2x faster on CPUs "
                    "with bfloat16 units; scores differ slightly)")
     p.add_argument(
         "--reference-scores",

@@ -38,6 +38,7 @@ from untwine.directions.scoring import (
     effect_matrix,
     score_effects,
 )
+from untwine._checks import check_seed
 from untwine.errors import UntwineError
 from untwine.files import atomic_write_bytes, write_json
 
@@ -143,8 +144,7 @@ def find_directions(run_dir, method: str = "sefa", num: int | None = None, out=N
     from untwine.train.run import open_run, resolve_device
 
     names = list(METHODS) if method == "all" else [get_method(method).name]
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UntwineError(f"--seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     run = open_run(run_dir)
     run.require_checkpoint()
     dataset = run.dataset(dataset)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from untwine._checks import as_codes, as_factors, discretize_factors, same_rows
+from untwine._checks import as_codes, as_factors, check_seed, discretize_factors, same_rows
 from untwine.errors import UntwineError
 
 #: rows of the generated example scored with ``demo=True`` (split 2:1)
@@ -124,8 +124,7 @@ def score_files(
     from untwine.metrics.suite import evaluate_arrays, split_train_test
 
     names = registry.parse(metrics)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UntwineError(f"--seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     if factor_bins is not None and factor_bins < 2:
         raise UntwineError(f"--factor-bins must be at least 2, got {factor_bins}")
     if demo:

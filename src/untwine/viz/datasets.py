@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from untwine._checks import check_seed
 from untwine.errors import UntwineError
 
 
@@ -102,8 +103,7 @@ def show_dataset(dataset, *, out=None, cols: int = 10, zoom: int = 2, seed: int 
     from untwine.files import atomic_write_bytes, atomic_write_text
     from untwine.viz.series import is_series
 
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UntwineError(f"--seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     ds = data.load(dataset)
     if getattr(ds, "modality", "image") == "text":
         from untwine.data.concepts import example_lines

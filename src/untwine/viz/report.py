@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from untwine._checks import check_seed
 from untwine.errors import UntwineError
 from untwine.files import atomic_write_text
 from untwine.viz._images import figure_png_bytes
@@ -165,8 +166,7 @@ def report_html(
 
     if num_samples < 30:
         raise UntwineError(f"num_samples must be at least 30, got {num_samples}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UntwineError(f"--seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     factors, x = dataset.sample(num_samples, rng)
     factors = np.asarray(factors, dtype=np.int64)
@@ -448,8 +448,7 @@ def build_report(
         from untwine.viz.sae_report import build_sae_report
 
         return build_sae_report(run_dir, out=out)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UntwineError(f"--seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     run = open_run(run_dir)
     model = run.load_model(device)
     dataset = run.dataset(dataset)

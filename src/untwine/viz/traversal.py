@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from untwine._checks import check_seed
 from untwine.errors import UntwineError
 from untwine.models.encoder import ModelEncoder, decode_codes
 from untwine.viz._images import new_figure, save_figure, tile, to_uint8, upscale
@@ -289,8 +290,7 @@ def traverse_run(run_dir, *, out=None, latents=None, value_range=None, steps: in
     from untwine.train.run import open_run
     from untwine.viz.series import is_series, plot_series_traversal
 
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise UntwineError(f"--seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     run = open_run(run_dir)
     run.require_checkpoint()
     out = Path(out) if out is not None else Path(run.path) / "traversal.png"
