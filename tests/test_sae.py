@@ -88,6 +88,40 @@ def test_each_architecture_reduces_its_loss(arch, syn):
         assert torch.allclose(m.W_dec.norm(dim=-1), torch.ones(1, 48), atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "arch,members,dead_every",
+    [("topk", [{"k": 3}, {"k": 5}], 3), ("topk", [{"k": 4}], 10), ("top_afa", [{"k": 6}, {"k": 9}], 3)],
+)
+def test_hand_written_gradients_equal_autograd(arch, members, dead_every):
+    """SelectingSAE.compute_gradients (no autograd) gives autograd's gradients and loss terms,
+    AuxK included (dead latents forced), in double precision."""
+    torch.manual_seed(3)
+    x = torch.randn(12, 16, dtype=torch.float64) * 2 + 0.5  # few rows: some dead latents stay unfired
+    modules = []
+    for _ in range(2):
+        m = _module(arch, members=members).double()
+        torch.manual_seed(4)
+        with torch.no_grad():
+            m.b_dec.normal_()
+            m.b_enc.normal_(std=0.3)
+            m.rows_since_fired[:, ::dead_every] = 10**6  # more or fewer dead latents than k_aux (8)
+        modules.append(m)
+    hand, auto = modules
+    assert hand.hand_gradients()
+    t_hand = hand.compute_gradients(x, progress=0.5, dead_rows=1000)
+    loss, t_auto = auto.training_loss(x, progress=0.5, dead_rows=1000)
+    loss.backward()
+    assert set(t_hand) == set(t_auto) and "auxk" in t_hand
+    for k in t_auto:
+        assert torch.allclose(t_hand[k], t_auto[k], rtol=1e-10, atol=1e-12), k
+    for name, p in auto.named_parameters():
+        q = dict(hand.named_parameters())[name]
+        assert q.grad is not None and q.grad.shape == p.shape, name
+        assert q.grad.stride() == q.stride(), name  # fused Adam assumes the parameter's layout
+        assert torch.allclose(q.grad, p.grad, rtol=1e-9, atol=1e-12), (name, (q.grad - p.grad).abs().max())
+    assert torch.equal(hand.rows_since_fired, auto.rows_since_fired)
+
+
 def test_training_loop_logs_falling_reconstruction_error(syn, tmp_path):
     d = train_sae(syn.acts, arch="topk", latents=48, k=3, steps=40, batch_size=256, out=tmp_path / "t", progress=False)
     log = json.loads((d / "training.json").read_text())["log"]

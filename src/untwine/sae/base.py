@@ -69,9 +69,10 @@ class Encoded:
         if self.indices is None:
             return (self.values != 0).any(dim=1)
         M = self.values.shape[0]
-        hits = torch.zeros(M, d_sae, dtype=torch.int32, device=self.values.device)
-        hits.scatter_add_(1, self.indices.reshape(M, -1), (self.values != 0).reshape(M, -1).to(torch.int32))
-        return hits > 0
+        out = torch.zeros(M * d_sae, dtype=torch.bool, device=self.values.device)
+        offs = (torch.arange(M, device=self.indices.device) * d_sae).view(M, 1, 1)
+        out[(self.indices + offs)[self.values != 0]] = True
+        return out.view(M, d_sae)
 
 
 class SparseAutoencoder(nn.Module):
@@ -233,43 +234,70 @@ class SparseAutoencoder(nn.Module):
         if pen is not None:
             total = total + pen
             terms["penalty"] = pen.detach()
-        fired = enc.fired(self.d_sae)
-        with torch.no_grad():
-            self.rows_since_fired.add_(xn.shape[0])
-            self.rows_since_fired.masked_fill_(fired, 0)
-        if self.uses_auxk and enc.pre is not None:
-            dead = self.rows_since_fired >= dead_rows
-            if bool(dead.any()):
-                aux = self.auxk_loss(self.centered(xn) if enc.xc is None else enc.xc, err.detach(), dead)
-                total = total + self.aux_coefficient * aux
-                terms["auxk"] = aux.detach()
+        dead = self.track_dead(enc.fired(self.d_sae), xn.shape[0], dead_rows)
+        if self.uses_auxk and bool(dead.any()):
+            aux = self.auxk_loss(self.centered(xn) if enc.xc is None else enc.xc, err.detach(), dead)
+            total = total + self.aux_coefficient * aux
+            terms["auxk"] = aux.detach()
         self.after_batch(enc)
         terms["l0"] = (enc.values != 0).sum(-1).float().mean(-1).detach()
         return total.sum(), terms
 
+    @torch.no_grad()
+    def track_dead(self, fired: Tensor, rows: int, dead_rows: int) -> Tensor:
+        """Count ``rows`` more rows since each latent fired (``fired [M, d_sae]`` resets);
+        returns ``[M, d_sae]`` bool: dead (``dead_rows`` rows or more without firing)."""
+        self.rows_since_fired.add_(rows)
+        self.rows_since_fired.masked_fill_(fired, 0)
+        return self.rows_since_fired >= dead_rows
+
+    def compute_gradients(self, xn: Tensor, *, progress: float, dead_rows: int) -> dict[str, Tensor]:
+        """Set every parameter's ``.grad`` to the gradient of :meth:`training_loss` on ``xn``;
+        returns its terms.  Autograd here; :class:`~untwine.sae.selecting.SelectingSAE`
+        writes the gradient out by hand."""
+        loss, terms = self.training_loss(xn, progress=progress, dead_rows=dead_rows)
+        for p in self.parameters():
+            p.grad = None
+        loss.backward()
+        return terms
+
     def auxk_loss(self, xc: Tensor, residual: Tensor, dead: Tensor) -> Tensor:
         """``[M]`` AuxK loss: dead latents' top ``k_aux`` activations reconstruct ``residual``.
 
-        Only the dead latents' columns are computed (a dense product over that subset).
+        Computed densely over the dead latents' columns only (a few percent of the width
+        once training settles), which beats gathering ``k_aux`` rows per input.
         """
-        k_aux = max(1, self.d_in // 2)
-        n_dead = dead.sum(-1)
-        cols = dead.any(0).nonzero().squeeze(1)
-        k_eff = min(k_aux, int(cols.numel()))
+        k_aux, n_dead, cols = self.auxk_columns(dead)
         pre = torch.baddbmm(self.b_enc[:, cols].unsqueeze(1), xc, self.W_enc[:, :, cols])
-        pre = pre.masked_fill(~dead[:, cols].unsqueeze(1), float("-inf"))
-        top, idx = pre.topk(k_eff, dim=-1, sorted=False)
-        vals = torch.where(torch.isfinite(top), top.relu(), torch.zeros_like(top))
-        M = self.members
-        sub = self.W_dec[:, cols]  # [M, n, d_in]
-        n = cols.numel()
-        offs = (torch.arange(M, device=idx.device) * n).view(M, 1, 1)
-        e_hat = F.embedding_bag(
-            (idx + offs).reshape(-1, k_eff), sub.reshape(M * n, self.d_in), per_sample_weights=vals.reshape(-1, k_eff), mode="sum"
-        ).view(M, -1, self.d_in)
+        keep = self.auxk_keep(pre.detach(), dead[:, cols], k_aux)
+        e_hat = torch.bmm(pre.relu() * keep, self.W_dec[:, cols])
         var = (residual - residual.mean(1, keepdim=True)).pow(2).sum((1, 2)).clamp_min(1e-12)
         scale = (n_dead.float() / k_aux).clamp(max=1.0)
         return scale * (e_hat - residual).pow(2).sum((1, 2)) / var
+
+    def auxk_columns(self, dead: Tensor) -> tuple[int, Tensor, Tensor]:
+        """``(k_aux, dead count per member [M], columns dead for some member [n])``."""
+        return max(1, self.d_in // 2), dead.sum(-1), dead.any(0).nonzero().squeeze(1)
+
+    @staticmethod
+    @torch.no_grad()
+    def auxk_keep(pre: Tensor, dead: Tensor, k_aux: int) -> Tensor:
+        """``[M, B, n]`` 0/1: per row, the ``k_aux`` largest pre-activations ``pre [M, B, n]``
+        among the latents dead for that member (``dead [M, n]``), as far as they are positive
+        (the others add nothing after the ReLU, so they may be marked or not)."""
+        own = dead.unsqueeze(1).expand_as(pre)
+        if pre.shape[-1] <= k_aux:  # every dead latent is among the top k_aux
+            return own.to(pre.dtype)
+        # rows with at most k_aux positive dead pre-activations keep them all: only the
+        # others need a top-k (dead latents rarely fire, so these are few)
+        pos = own & (pre > 0)
+        rows = (pos.sum(-1) > k_aux).nonzero(as_tuple=True)
+        keep = pos.to(pre.dtype)
+        if rows[0].numel():
+            sub = pre[rows].masked_fill(~own[rows], float("-inf"))
+            top, idx = sub.topk(k_aux, dim=-1, sorted=False)
+            keep[rows] = torch.zeros_like(sub).scatter_(-1, idx, (top > 0).to(pre.dtype))
+        return keep
 
     def optim_groups(self) -> list[dict[str, Any]]:
         """Adam parameter groups; ``lr_scale`` multiplies the run's learning rate for a group."""

@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from untwine.errors import UntwineError
-from untwine.sae.base import Encoded, SparseAutoencoder
+from untwine.sae.base import Encoded
+from untwine.sae.selecting import SelectingSAE, Selection
 
 
 def afa_counts(vals_sorted: Tensor, target_norm: Tensor) -> Tensor:
@@ -29,7 +30,7 @@ def afa_counts(vals_sorted: Tensor, target_norm: Tensor) -> Tensor:
     return (cum - target_norm.unsqueeze(-1)).abs().argmin(-1) + 1
 
 
-class TopAFASAE(SparseAutoencoder):
+class TopAFASAE(SelectingSAE):
     name: ClassVar[str] = "top_afa"
     saelens_architecture: ClassVar[str] = "top_afa"
     hparam_defaults: ClassVar[dict[str, Any]] = {"k": None, "afa_coefficient": 0.0}
@@ -49,22 +50,20 @@ class TopAFASAE(SparseAutoencoder):
         if hp["afa_coefficient"] < 0:
             raise UntwineError(f"afa_coefficient must be >= 0, got {hp['afa_coefficient']}")
 
-    def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
+    def select(self, xn: Tensor) -> Selection:
         ks = self.member_ints("k")
         kmax = max(ks)
         xc = self.centered(xn)
-        with torch.no_grad():
-            pre = self.pre_acts(xn, xc.detach())
-            norms = self.W_dec.norm(dim=-1).unsqueeze(1)  # [M, 1, h]
-            s_sorted, idx = (pre.relu() * norms).topk(kmax, dim=-1, sorted=True)
-            cap = torch.arange(kmax, device=xn.device).view(1, 1, -1) < torch.tensor(ks, device=xn.device).view(-1, 1, 1)
-            s_sorted = s_sorted * cap
-            target = xc.detach().norm(dim=-1)
-            n = afa_counts(s_sorted, target)
-            keep = torch.arange(kmax, device=xn.device).view(1, 1, -1) < n.unsqueeze(-1)
-        a = self.gather_pre(xc, idx).relu() if torch.is_grad_enabled() else pre.gather(-1, idx).relu()
-        vals = a * (keep & cap)
-        return Encoded(vals, idx, pre, xc)
+        pre = self.pre_acts(xn, xc)
+        norms = self.W_dec.norm(dim=-1).unsqueeze(1)  # [M, 1, h]
+        s_sorted, idx = (pre.relu() * norms).topk(kmax, dim=-1, sorted=True)
+        cap = torch.arange(kmax, device=xn.device).view(1, 1, -1) < torch.tensor(ks, device=xn.device).view(-1, 1, 1)
+        n = afa_counts(s_sorted * cap, xc.norm(dim=-1))
+        keep = torch.arange(kmax, device=xn.device).view(1, 1, -1) < n.unsqueeze(-1)
+        return Selection(xc, pre, idx, (keep & cap).to(pre.dtype))
+
+    def hand_gradients(self) -> bool:
+        return all(h["afa_coefficient"] == 0 for h in self.hparams)
 
     def penalty(self, enc: Encoded, xn: Tensor, progress: float):
         coef = self.member_tensor("afa_coefficient")

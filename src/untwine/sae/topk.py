@@ -3,8 +3,9 @@ evaluating sparse autoencoders"; Makhzani & Frey 2013).
 
 ``f = ReLU(TopK_k((x - b_dec) W_enc + b_enc))``, loss ``||x - x_hat||^2`` plus AuxK on dead
 latents.  Decoding gathers the ``k`` selected decoder rows (``embedding_bag``) instead of a
-dense ``[B, d_sae] @ [d_sae, d_in]`` product.  Members of one module may use different
-``k``.  SAELens: ``topk``.
+dense ``[B, d_sae] @ [d_sae, d_in]`` product, and training writes the sparse gradient out
+by hand (:mod:`untwine.sae.selecting`).  Members of one module may use different ``k``.
+SAELens: ``topk``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from untwine.sae.base import Encoded, SparseAutoencoder
+from untwine.sae.selecting import SelectingSAE, Selection
 
 
 def topk_mask(ks: list[int], device) -> Tensor | None:
@@ -25,7 +26,7 @@ def topk_mask(ks: list[int], device) -> Tensor | None:
     return torch.arange(kmax, device=device).view(1, 1, -1) < torch.tensor(ks, device=device).view(-1, 1, 1)
 
 
-class TopKSAE(SparseAutoencoder):
+class TopKSAE(SelectingSAE):
     name: ClassVar[str] = "topk"
     saelens_architecture: ClassVar[str] = "topk"
     hparam_defaults: ClassVar[dict[str, Any]] = {"k": None}
@@ -33,18 +34,14 @@ class TopKSAE(SparseAutoencoder):
     required_hparams = ("k",)
     uses_auxk = True
 
-    def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
+    def select(self, xn: Tensor) -> Selection:
         ks = self.member_ints("k")
         mask = topk_mask(ks, xn.device)
         xc = self.centered(xn)
-        with torch.no_grad():
-            pre = self.pre_acts(xn, xc.detach())
-            top, idx = pre.topk(max(ks), dim=-1, sorted=mask is not None)
-        # differentiable values of the selected latents only (see SparseAutoencoder.gather_pre)
-        vals = self.gather_pre(xc, idx).relu() if torch.is_grad_enabled() else top.relu()
-        if mask is not None:
-            vals = vals * mask
-        return Encoded(vals, idx, pre, xc)
+        pre = self.pre_acts(xn, xc)
+        # sorted only when members differ in k (slot j is used by members with k > j)
+        _, idx = pre.topk(max(ks), dim=-1, sorted=mask is not None)
+        return Selection(xc, pre, idx, mask)
 
     def saelens_config(self, m, scale):
         return {"k": int(self.hparams[m]["k"]), "rescale_acts_by_decoder_norm": False}

@@ -354,9 +354,7 @@ def train_saes(
                 for g in groups:
                     for pg in g.opt.param_groups:
                         pg["lr"] = g.lr * mult * pg["lr_scale"]
-                    loss, terms = g.module.training_loss(xn, progress=frac, dead_rows=dead_rows)
-                    g.opt.zero_grad(set_to_none=True)
-                    loss.backward()
+                    terms = g.module.compute_gradients(xn, progress=frac, dead_rows=dead_rows)
                     g.module.remove_parallel_grad()
                     g.opt.step()
                     g.module.renorm_decoder()

@@ -1,0 +1,126 @@
+"""Architectures that *select* their active latents, and their hand-written gradients.
+
+TopK and Top-AFA choose, per row, a set of latents from the dense pre-activations (a
+no-grad choice); the codes are then ``ReLU(pre)`` at the chosen latents, times a constant
+slot weight (0 for unused slots).  Subclasses implement :meth:`SelectingSAE.select`.
+
+Training such an SAE through autograd pays for generic machinery (the sorts of
+``embedding`` backward passes, the engine's bookkeeping) on a computation whose gradient is
+short and sparse.  :meth:`SelectingSAE.compute_gradients` writes it out instead: with ``x_hat =
+sum_k v_k W_dec[j_k] + b_dec``, ``e = x - x_hat`` and the loss ``mean_rows ||e||^2`` (plus
+AuxK), every product touches only the ``K`` selected latents of a row (``B * K * d_in``
+operations; AuxK: the dead latents' columns), and the dense pre-activations computed for
+the selection are reused by AuxK.  ``tests/test_sae.py`` checks that the gradients and loss
+terms equal autograd's on :meth:`~untwine.sae.base.SparseAutoencoder.training_loss` (double
+precision), with several members of different ``k`` and dead latents.  An architecture
+with a differentiable penalty (Top-AFA's norm-matching loss) falls back to autograd.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from untwine.sae.base import Encoded, SparseAutoencoder
+
+
+class Selection(NamedTuple):
+    """A no-grad choice of latents for a batch (every tensor per member)."""
+
+    #: centred inputs ``[M, B, d_in]``
+    xc: Tensor
+    #: dense pre-activations ``[M, B, d_sae]``
+    pre: Tensor
+    #: chosen latents ``[M, B, K]``
+    indices: Tensor
+    #: slot weights broadcastable to ``[M, B, K]`` (None: all ones)
+    weight: Tensor | None
+
+
+class SelectingSAE(SparseAutoencoder):
+    """Base of the selecting architectures (see the module docstring)."""
+
+    def select(self, xn: Tensor) -> Selection:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def hand_gradients(self) -> bool:
+        """Whether :meth:`compute_gradients` may skip autograd (no differentiable penalty)."""
+        return True
+
+    def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
+        xc = self.centered(xn)
+        with torch.no_grad():
+            sel = self.select(xn)
+        # differentiable values of the selected latents only (see SparseAutoencoder.gather_pre)
+        pre = self.gather_pre(xc, sel.indices) if torch.is_grad_enabled() else sel.pre.gather(-1, sel.indices)
+        vals = pre.relu()
+        if sel.weight is not None:
+            vals = vals * sel.weight
+        return Encoded(vals, sel.indices, sel.pre, xc)
+
+    def compute_gradients(self, xn: Tensor, *, progress: float, dead_rows: int) -> dict[str, Tensor]:
+        if not self.hand_gradients():
+            return super().compute_gradients(xn, progress=progress, dead_rows=dead_rows)
+        with torch.no_grad():
+            return self._hand_gradients(xn, dead_rows)
+
+    def _hand_gradients(self, xn: Tensor, dead_rows: int) -> dict[str, Tensor]:
+        M, h, d = self.members, self.d_sae, self.d_in
+        B = xn.shape[0]
+        xc, pre, idx, weight = self.select(xn)
+        K = idx.shape[-1]
+        flat = (idx + (torch.arange(M, device=idx.device) * h).view(M, 1, 1)).reshape(-1)
+        top = pre.gather(-1, idx)
+        gate = (top > 0).to(top.dtype)
+        if weight is not None:
+            gate = gate * weight
+        vals = top * gate  # [M, B, K]
+        wd = self.W_dec.reshape(M * h, d).index_select(0, flat).view(M * B, K, d)
+        # (products of a [B*K, d] gather and a sum over K: faster here than B tiny bmm's)
+        err = xn.unsqueeze(0) - (vals.view(M * B, K, 1) * wd).sum(1).view(M, B, d) - self.b_dec.unsqueeze(1)
+        recon = err.pow(2).sum(-1).mean(-1)
+        g_x = err * (-2.0 / B)  # d loss / d x_hat
+        g_vals = (wd * g_x.view(M * B, 1, d)).sum(-1) * gate.view(M * B, K)  # d loss / d pre
+        g_dec = torch.zeros(M * h, d, dtype=xn.dtype, device=xn.device)
+        g_dec.index_add_(0, flat, (vals.view(M * B, K, 1) * g_x.view(M * B, 1, d)).view(-1, d))
+        g_enc_t = torch.zeros_like(g_dec).index_add_(0, flat, (g_vals.view(M * B, K, 1) * xc.reshape(M * B, 1, d)).view(-1, d))
+        g_benc = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, flat, g_vals.view(-1))
+        we = self.W_enc.transpose(1, 2).reshape(M * h, d).index_select(0, flat).view(M * B, K, d)
+        g_xc = (g_vals.view(M * B, K, 1) * we).sum(1).view(M, B, d)
+        g_dec, g_enc_t, g_benc = g_dec.view(M, h, d), g_enc_t.view(M, h, d), g_benc.view(M, h)
+
+        enc = Encoded(vals, idx, pre, xc)
+        terms = {"mse": recon}
+        dead = self.track_dead(enc.fired(h), B, dead_rows)
+        if self.uses_auxk and bool(dead.any()):
+            terms["auxk"] = self._auxk_gradients(xc, pre, err, dead, g_dec, g_enc_t, g_benc, g_xc)
+        g_bdec = g_x.sum(1) - g_xc.sum(1) if self.center_input else g_x.sum(1)
+        for param, grad in ((self.W_dec, g_dec), (self.W_enc, g_enc_t.transpose(1, 2)), (self.b_enc, g_benc), (self.b_dec, g_bdec)):
+            # the parameter's own memory layout (fused Adam walks grads and parameters alike)
+            param.grad = grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)
+        self.after_batch(enc)
+        terms["l0"] = (vals != 0).sum(-1).float().mean(-1)
+        return terms
+
+    def _auxk_gradients(self, xc, pre, residual, dead, g_dec, g_enc_t, g_benc, g_xc) -> Tensor:
+        """AuxK (as :meth:`~untwine.sae.base.SparseAutoencoder.auxk_loss`) on the dead
+        latents' columns of ``pre``; adds its gradients in place and returns the loss ``[M]``."""
+        M = self.members
+        k_aux, n_dead, cols = self.auxk_columns(dead)
+        pd = pre[:, :, cols]
+        keep = self.auxk_keep(pd, dead[:, cols], k_aux)
+        gate = (pd > 0).to(pd.dtype) * keep
+        a = pd * gate
+        wd = self.W_dec[:, cols]  # [M, n, d]
+        diff = torch.bmm(a, wd) - residual
+        var = (residual - residual.mean(1, keepdim=True)).pow(2).sum((1, 2)).clamp_min(1e-12)
+        scale = (n_dead.to(pd.dtype) / k_aux).clamp(max=1.0)
+        g_e = diff * (2.0 * self.aux_coefficient * scale / var).view(M, 1, 1)
+        g_dec[:, cols] += torch.bmm(a.transpose(1, 2), g_e)
+        g_a = torch.bmm(g_e, wd.transpose(1, 2)) * gate
+        g_enc_t[:, cols] += torch.bmm(g_a.transpose(1, 2), xc)
+        g_benc[:, cols] += g_a.sum(1)
+        g_xc += torch.bmm(g_a, self.W_enc[:, :, cols].transpose(1, 2))
+        return scale * diff.pow(2).sum((1, 2)) / var
