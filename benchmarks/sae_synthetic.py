@@ -71,18 +71,22 @@ def run_sweep(args, train, held, syn_eval, tmp) -> dict:
 
     specs = sweep_specs(args.sweep_archs.split(","), [int(v) for v in args.sweep_latents.split(",")],
                         [int(v) for v in args.sweep_k.split(",")], {}, None)
-    t = time.perf_counter()
-    for s in specs:
-        train_sae(train, arch=s.arch, latents=s.latents, hparams=s.hparams, steps=args.steps, batch_size=args.batch_size,
-                  seed=args.seed, out=tmp / "seq" / s.label(), device="cpu", progress=False, overwrite=True)
-    seq_s = time.perf_counter() - t
-    t = time.perf_counter()
-    dirs = train_saes(train, specs, out=tmp / "together", steps=args.steps, batch_size=args.batch_size,
-                      seed=args.seed, device="cpu", progress=False, overwrite=True)
-    tog_s = time.perf_counter() - t
+    seq, tog = [], []
+    for _ in range(max(1, args.repeats)):  # alternate, so that a change in the machine's load hits both alike
+        t = time.perf_counter()
+        for s in specs:
+            train_sae(train, arch=s.arch, latents=s.latents, hparams=s.hparams, steps=args.steps, batch_size=args.batch_size,
+                      seed=args.seed, out=tmp / "seq" / s.label(), device="cpu", progress=False, overwrite=True)
+        seq.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        dirs = train_saes(train, specs, out=tmp / "together", steps=args.steps, batch_size=args.batch_size,
+                          seed=args.seed, device="cpu", progress=False, overwrite=True)
+        tog.append(time.perf_counter() - t)
+    seq_s, tog_s = float(np.median(seq)), float(np.median(tog))
     rows = [{"sae": s.label(), **evaluate(d, held, syn_eval)} for s, d in zip(specs, dirs)]
     sweep = {"saes": len(specs), "one_after_another_s": round(seq_s, 2), "together_s": round(tog_s, 2),
-             "speedup": round(seq_s / tog_s, 2), "quality_together": rows}
+             "speedup": round(seq_s / tog_s, 2), "runs_one_after_another_s": [round(v, 2) for v in seq],
+             "runs_together_s": [round(v, 2) for v in tog], "quality_together": rows}
     print(json.dumps({k: v for k, v in sweep.items() if k != "quality_together"}), flush=True)
     return sweep
 
@@ -102,7 +106,7 @@ def main() -> int:
     ap.add_argument("--top-afa-k", type=int, default=None, help="cap on top_afa's active latents (default: none, the method as published)")
     ap.add_argument("--saelens-lr", type=float, default=3e-3)
     ap.add_argument("--no-saelens", action="store_true")
-    ap.add_argument("--repeats", type=int, default=1, help="SAELens TopK and untwine TopK run alternately this many times (median time)")
+    ap.add_argument("--repeats", type=int, default=1, help="SAELens TopK and untwine TopK, and the sweep one after another and together, run alternately this many times (median time)")
     ap.add_argument("--sweep-archs", default="topk,batchtopk")
     ap.add_argument("--sweep-k", default="2,4,8")
     ap.add_argument("--sweep-latents", default="256,512")
