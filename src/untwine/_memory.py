@@ -10,6 +10,10 @@ threshold to its largest allowed value (32 MiB on 64-bit glibc) and the trim thr
 to 1 GiB (``mallopt``), so blocks below 32 MiB are recycled from the heap; the encoders
 then use batches whose largest activation stays below that size.  It is a no-op where
 the C library is not glibc.
+
+Training does the same step after step: a VAE on dSprites spent a fifth of its CPU time in
+the kernel (1.4 million minor faults in 150 steps; 86 thousand with this setting), so the
+trainers (:mod:`untwine.train.trainer`, :mod:`untwine.sae.train`) call it too.
 """
 
 from __future__ import annotations

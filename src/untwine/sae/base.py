@@ -289,7 +289,7 @@ class SparseAutoencoder(nn.Module):
         if pre.shape[-1] <= k_aux:  # every dead latent is among the top k_aux
             return own.to(pre.dtype)
         # rows with at most k_aux positive dead pre-activations keep them all: only the
-        # others need a top-k (dead latents rarely fire, so these are few)
+        # others need a top-k (few rows, as dead latents lose the main top-k)
         pos = own & (pre > 0)
         rows = (pos.sum(-1) > k_aux).nonzero(as_tuple=True)
         keep = pos.to(pre.dtype)

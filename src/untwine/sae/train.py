@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from untwine._memory import reuse_freed_memory
 from untwine.errors import UntwineError
 from untwine.files import atomic_write_bytes, write_json
 from untwine.sae.base import SparseAutoencoder, geometric_median
@@ -283,6 +284,7 @@ def train_saes(
     if b_dec_init not in ("geometric_median", "mean", "zeros"):
         raise UntwineError(f"b_dec_init must be geometric_median, mean or zeros, got {b_dec_init!r}")
     source: ActivationSource = open_activations(acts, key)
+    reuse_freed_memory()
     if source.rows < batch_size:
         raise UntwineError(f"{source.name}: {source.rows} rows are fewer than one batch ({batch_size})")
     dev = resolve_device(device)

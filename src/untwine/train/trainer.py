@@ -313,9 +313,12 @@ def _run_training(
     verbose: bool = False,
     callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Run:
+    from untwine._memory import reuse_freed_memory
+
     if dataset is not None and not cfg.dataset:
         cfg.dataset = str(getattr(dataset, "name", "dataset"))
     cfg.validate()
+    reuse_freed_memory()  # the same activation buffers step after step: no page-fault storm
     if cfg.tensorboard:
         try:
             from torch.utils.tensorboard import SummaryWriter
