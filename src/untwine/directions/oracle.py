@@ -62,12 +62,12 @@ class OracleNet(nn.Module):
         super().__init__()
         self.factor_sizes = [int(s) for s in factor_sizes]
         self.net = nn.Sequential(
-            nn.Conv2d(channels, 32, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
-            nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(channels, 32, 4, 2, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(inplace=True),
+            nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(4), nn.Flatten(),
-            nn.Linear(64 * 16, 256), nn.ReLU(),
+            nn.Linear(64 * 16, 256), nn.ReLU(inplace=True),
             nn.Linear(256, sum(self.factor_sizes)),
         )
 

@@ -20,15 +20,15 @@ class PairReconstructor(nn.Module):
         shape = tuple(int(s) for s in observation_shape)
         if len(shape) == 3:
             self.trunk = nn.Sequential(
-                nn.Conv2d(2 * shape[0], 32, 4, 2, 1), nn.ReLU(),
-                nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(),
-                nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
-                nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(),
-                nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64 * 16, 256), nn.ReLU(),
+                nn.Conv2d(2 * shape[0], 32, 4, 2, 1), nn.ReLU(inplace=True),
+                nn.Conv2d(32, 32, 4, 2, 1), nn.ReLU(inplace=True),
+                nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(inplace=True),
+                nn.Conv2d(64, 64, 4, 2, 1), nn.ReLU(inplace=True),
+                nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64 * 16, 256), nn.ReLU(inplace=True),
             )
         else:
-            self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(2 * math.prod(shape), 256), nn.ReLU(),
-                                       nn.Linear(256, 256), nn.ReLU())
+            self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(2 * math.prod(shape), 256), nn.ReLU(inplace=True),
+                                       nn.Linear(256, 256), nn.ReLU(inplace=True))
         self.which = nn.Linear(256, num_directions)
         self.shift = nn.Linear(256, 1)
 

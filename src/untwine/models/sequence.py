@@ -70,12 +70,12 @@ class Conv1dEncoder(nn.Module):
         self._pad = max(0, 16 - t)  # very short series are right-padded with zeros to 16 steps
         length = _conv_length(t + self._pad)
         self.features = nn.Sequential(
-            nn.Conv1d(c, 32, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv1d(32, 32, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv1d(32, 64, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv1d(64, 64, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv1d(c, 32, 4, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv1d(32, 32, 4, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv1d(32, 64, 4, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.Conv1d(64, 64, 4, stride=2, padding=1), nn.ReLU(inplace=True),
             nn.Flatten(),
-            nn.Linear(64 * length, 256), nn.ReLU(),
+            nn.Linear(64 * length, 256), nn.ReLU(inplace=True),
         )
         self.heads = GaussianHeads(256, num_latents, gaussian)
         _init(self)
@@ -94,11 +94,11 @@ class Conv1dDecoder(nn.Module):
         c, t = check_sequence_shape(observation_shape)
         self._t = t
         self._l0 = math.ceil(t / 16)
-        self.fc = nn.Sequential(nn.Linear(num_latents, 256), nn.ReLU(), nn.Linear(256, 64 * self._l0), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(num_latents, 256), nn.ReLU(inplace=True), nn.Linear(256, 64 * self._l0), nn.ReLU(inplace=True))
         self.deconv = nn.Sequential(
-            nn.ConvTranspose1d(64, 64, 4, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose1d(64, 32, 4, stride=2, padding=1), nn.ReLU(),
-            nn.ConvTranspose1d(32, 32, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose1d(64, 64, 4, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.ConvTranspose1d(64, 32, 4, stride=2, padding=1), nn.ReLU(inplace=True),
+            nn.ConvTranspose1d(32, 32, 4, stride=2, padding=1), nn.ReLU(inplace=True),
             nn.ConvTranspose1d(32, c, 4, stride=2, padding=1),
         )
         _init(self)
@@ -115,7 +115,7 @@ class GRUEncoder(nn.Module):
         super().__init__()
         c, _ = check_sequence_shape(observation_shape)
         self.gru = nn.GRU(c, hidden, batch_first=True, bidirectional=True)
-        self.fc = nn.Sequential(nn.Linear(2 * hidden, 256), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(2 * hidden, 256), nn.ReLU(inplace=True))
         self.heads = GaussianHeads(256, num_latents, gaussian)
         _init(self)
 
