@@ -8,7 +8,10 @@ penalties), SAELens's TopK SAE trains on the same arrays in the same process (wh
 ``sae-lens`` is installed: ``pip install -e .[sae-bench]``), and a sweep of several SAEs
 (architectures x k x widths) trains once together (one pass over the data) and once one
 after another.  Quality is measured on held-out rows by ``untwine.sae.evaluate_sae``
-(SAELens's SAE is saved in its own format and loaded by untwine).  Writes
+(SAELens's SAE is saved in its own format and loaded by untwine).  untwine's TopK runs
+twice per repeat: with its defaults (a latent is dead after a sixteenth of the run, so AuxK
+works from step 64) and with SAELens's dead-latent window of 1000 steps (so, like SAELens
+here, it never has a dead latent to train with AuxK: the same work per step).  Writes
 ``benchmarks/results/sae_synthetic.json``.
 
     python benchmarks/sae_synthetic.py --threads 2
@@ -29,6 +32,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 QUALITY = ("fvu", "l0", "dead_fraction", "mmcs", "recovered", "mcc")
+#: SAELens's dead-feature window (steps) in the baseline run
+SAELENS_DEAD_WINDOW = 1000
 
 
 def evaluate(d, held, syn_eval):
@@ -54,7 +59,7 @@ def run_saelens(train, steps, batch, latents, k, lr, seed, out):
     tcfg = SAETrainerConfig(
         total_training_samples=steps * batch, train_batch_size_samples=batch, lr=lr, lr_end=lr,
         lr_scheduler_name="constant", device="cpu", logger=LoggingConfig(log_to_wandb=False),
-        dead_feature_window=1000, feature_sampling_window=2000,
+        dead_feature_window=SAELENS_DEAD_WINDOW, feature_sampling_window=2000,
     )
     trainer = SAETrainer(cfg=tcfg, sae=sae, data_provider=provider)
     t0 = time.perf_counter()
@@ -146,11 +151,11 @@ def main() -> int:
         print(f"wrote {args.out}")
         return 0
 
-    def untwine_one(arch, out):
+    def untwine_one(arch, out, **options):
         # top_afa picks k per row (its point; --top-afa-k caps it); the others use --k where they have one
         k = args.k if arch in ("topk", "batchtopk", "mp") else args.top_afa_k if arch == "top_afa" else None
         train_sae(train, arch=arch, latents=args.latents, k=k, steps=args.steps, batch_size=args.batch_size,
-                  seed=args.seed, out=out, device="cpu", progress=False, overwrite=True)
+                  seed=args.seed, out=out, device="cpu", progress=False, overwrite=True, **options)
         info = json.loads((out / "training.json").read_text())
         return info["seconds_this_session"], info["lr"]
 
@@ -162,7 +167,11 @@ def main() -> int:
             have = True
         except ImportError:
             print("sae-lens not installed: skipping the SAELens baseline", flush=True)
-    times = {"saelens_topk": [], "untwine_topk": []}
+    times = {"saelens_topk": [], "untwine_topk": [], "untwine_topk_saelens_dead": []}
+    # SAELens's run counts a latent dead after SAELENS_DEAD_WINDOW steps without firing (its
+    # AuxK loss stays 0 until then); untwine's default is a sixteenth of the run.  The third
+    # contender is untwine's TopK with SAELens's definition: the same work per step.
+    saelens_dead_rows = SAELENS_DEAD_WINDOW * args.batch_size
     for r in range(max(1, args.repeats)):
         # alternate, so that a change in the machine's load hits both alike
         if have:
@@ -173,11 +182,16 @@ def main() -> int:
         secs, topk_lr = untwine_one("topk", tmp / "untwine-topk")
         times["untwine_topk"].append(secs)
         print(f"untwine topk run {r + 1}: {secs:.2f} s", flush=True)
+        secs, _ = untwine_one("topk", tmp / "untwine-topk-saelens-dead", dead_rows=saelens_dead_rows)
+        times["untwine_topk_saelens_dead"].append(secs)
+        print(f"untwine topk (SAELens's dead-latent window) run {r + 1}: {secs:.2f} s", flush=True)
     if have:
         record("saelens_topk", float(np.median(times["saelens_topk"])), tmp / "saelens",
                {"lr": args.saelens_lr, "runs_s": [round(t, 2) for t in times["saelens_topk"]]})
     record("untwine_topk", float(np.median(times["untwine_topk"])), tmp / "untwine-topk",
            {"lr": topk_lr, "runs_s": [round(t, 2) for t in times["untwine_topk"]]})
+    record("untwine_topk_saelens_dead", float(np.median(times["untwine_topk_saelens_dead"])), tmp / "untwine-topk-saelens-dead",
+           {"lr": topk_lr, "dead_rows": saelens_dead_rows, "runs_s": [round(t, 2) for t in times["untwine_topk_saelens_dead"]]})
 
     for arch in [a for a in args.archs.split(",") if a and a != "topk"]:
         secs, lr = untwine_one(arch, tmp / f"untwine-{arch}")

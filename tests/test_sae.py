@@ -351,11 +351,12 @@ def test_shards_safetensors_and_npy_stream_the_same_rows(tmp_path):
         assert np.array_equal(next(skipped), epoch[1700:1800])
 
 
-def test_resume_reaches_the_weights_of_an_uninterrupted_run(syn, tmp_path):
+@pytest.mark.parametrize("stack", [True, False])
+def test_resume_reaches_the_weights_of_an_uninterrupted_run(syn, tmp_path, stack):
     from safetensors.torch import load_file
 
     specs = [SAESpec("topk", 48, {"k": 3}), SAESpec("topk", 48, {"k": 5}), SAESpec("jumprelu", 48, {})]
-    kw = {"steps": 30, "batch_size": 256, "seed": 4, "progress": False, "checkpoint_every": 7}
+    kw = {"steps": 30, "batch_size": 256, "seed": 4, "progress": False, "checkpoint_every": 7, "stack": stack}
     full = train_saes(syn.acts, specs, out=tmp_path / "full", **kw)
     assert train_saes(syn.acts, specs, out=tmp_path / "cut", stop_after=12, **kw) == []
     with pytest.raises(UntwineError, match="--resume"):
@@ -367,11 +368,15 @@ def test_resume_reaches_the_weights_of_an_uninterrupted_run(syn, tmp_path):
             assert torch.equal(ta[name], tb[name]), (a, name)
     with pytest.raises(UntwineError, match="different run"):
         train_saes(syn.acts, specs[:2], out=tmp_path / "cut", resume=True, **kw)
+    # the grouping is part of the run: resuming without saying it keeps the one it started with
+    kw.pop("stack")
+    assert train_saes(syn.acts, specs, out=tmp_path / "cut", resume=True, **kw) == again
 
 
-def test_sweep_trains_members_with_their_own_k(syn, tmp_path):
+@pytest.mark.parametrize("stack", [True, False])
+def test_sweep_trains_members_with_their_own_k(syn, tmp_path, stack):
     specs = [SAESpec("topk", 48, {"k": k}) for k in (2, 4)] + [SAESpec("mp", 32, {"k": 3})]
-    dirs = train_saes(syn.acts, specs, out=tmp_path / "sw", steps=20, batch_size=256, progress=False)
+    dirs = train_saes(syn.acts, specs, out=tmp_path / "sw", steps=20, batch_size=256, progress=False, stack=stack)
     assert [d.name for d in dirs] == [s.label() for s in specs]
     for spec, d in zip(specs, dirs):
         s = evaluate_sae(d, syn.acts[:500])
