@@ -24,7 +24,10 @@ Training tricks shared by the architectures (each switchable by a class attribut
 * ``uses_auxk``: the AuxK loss (Gao et al. 2024): the ``k_aux = d_in / 2`` largest
   pre-activations among *dead* latents reconstruct the residual error ``x - x_hat``; the
   loss is the squared error normalised by the residual's total variance, scaled by
-  ``min(1, dead / k_aux)`` and weighted by ``aux_coefficient`` (1/32).
+  ``min(1, dead / k_aux)`` and weighted by ``aux_coefficient`` (1/32), added to the
+  unnormalised reconstruction loss: dictionary_learning's TopK trainer.  (Gao et al.
+  normalise the main loss too, which weighs AuxK about ``d_in`` times more here; SAELens
+  adds it unnormalised with weight 1.)
 * dead-latent tracking: ``rows_since_fired`` counts the rows seen since each latent last
   fired; a latent is dead after ``dead_rows`` rows without firing.
 """
