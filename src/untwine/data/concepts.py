@@ -136,11 +136,9 @@ class ConceptSentences(GroundTruthDataset):
     )
 
     def __init__(self, seed: int = 0) -> None:
-        from untwine.errors import UntwineError
+        from untwine._checks import check_seed
 
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise UntwineError(f"concepts: seed must be a non-negative integer, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = check_seed(seed, "concepts: seed")
 
     def choices(self, factors) -> np.ndarray:
         """The surface choices of each row, ``[n, 4]``: template, determiner, adjective, object noun."""

@@ -274,9 +274,15 @@ class SparseAutoencoder(nn.Module):
         pre = torch.baddbmm(self.b_enc[:, cols].unsqueeze(1), xc, self.W_enc[:, :, cols])
         keep = self.auxk_keep(pre.detach(), dead[:, cols], k_aux)
         e_hat = torch.bmm(pre.relu() * keep, self.W_dec[:, cols])
+        weight = self.auxk_weight(residual, n_dead, k_aux)
+        return weight * (e_hat - residual).pow(2).sum((1, 2))
+
+    @staticmethod
+    def auxk_weight(residual: Tensor, n_dead: Tensor, k_aux: int) -> Tensor:
+        """``[M]`` factor of AuxK's squared error: ``min(1, dead / k_aux)`` over the residual's
+        total variance (no gradient flows through it: the residual is detached)."""
         var = (residual - residual.mean(1, keepdim=True)).pow(2).sum((1, 2)).clamp_min(1e-12)
-        scale = (n_dead.float() / k_aux).clamp(max=1.0)
-        return scale * (e_hat - residual).pow(2).sum((1, 2)) / var
+        return (n_dead.to(residual.dtype) / k_aux).clamp(max=1.0) / var
 
     def auxk_columns(self, dead: Tensor) -> tuple[int, Tensor, Tensor]:
         """``(k_aux, dead count per member [M], columns dead for some member [n])``."""

@@ -50,11 +50,13 @@ class SelectingSAE(SparseAutoencoder):
         return True
 
     def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
-        xc = self.centered(xn)
         with torch.no_grad():
             sel = self.select(xn)
-        # differentiable values of the selected latents only (see SparseAutoencoder.gather_pre)
-        pre = self.gather_pre(xc, sel.indices) if torch.is_grad_enabled() else sel.pre.gather(-1, sel.indices)
+        if torch.is_grad_enabled():  # differentiable values of the selected latents only (SparseAutoencoder.gather_pre)
+            xc = self.centered(xn)
+            pre = self.gather_pre(xc, sel.indices)
+        else:
+            xc, pre = sel.xc, sel.pre.gather(-1, sel.indices)
         vals = pre.relu()
         if sel.weight is not None:
             vals = vals * sel.weight
@@ -115,12 +117,11 @@ class SelectingSAE(SparseAutoencoder):
         a = pd * gate
         wd = self.W_dec[:, cols]  # [M, n, d]
         diff = torch.bmm(a, wd) - residual
-        var = (residual - residual.mean(1, keepdim=True)).pow(2).sum((1, 2)).clamp_min(1e-12)
-        scale = (n_dead.to(pd.dtype) / k_aux).clamp(max=1.0)
-        g_e = diff * (2.0 * self.aux_coefficient * scale / var).view(M, 1, 1)
+        weight = self.auxk_weight(residual, n_dead, k_aux)
+        g_e = diff * (2.0 * self.aux_coefficient * weight).view(M, 1, 1)
         g_dec[:, cols] += torch.bmm(a.transpose(1, 2), g_e)
         g_a = torch.bmm(g_e, wd.transpose(1, 2)) * gate
         g_enc_t[:, cols] += torch.bmm(g_a.transpose(1, 2), xc)
         g_benc[:, cols] += g_a.sum(1)
         g_xc += torch.bmm(g_a, self.W_enc[:, :, cols].transpose(1, 2))
-        return scale * diff.pow(2).sum((1, 2)) / var
+        return weight * diff.pow(2).sum((1, 2))
