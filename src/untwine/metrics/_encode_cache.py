@@ -136,9 +136,11 @@ class CodeCache:
 
     ``CodeCache(dataset, encoder, encode_batch=ENCODE_BATCH, device="auto", advance=None)``;
     :meth:`codes` returns the codes of any array of flat indices, encoding the
-    indices not seen before in batches of ``encode_batch`` images.  Memory grows
-    with the number of distinct images encoded (at most the grid).
-    ``images_encoded`` counts the images passed through the encoder.
+    indices not seen before in batches of ``encode_batch`` images.  A table of one
+    int32 per grid cell maps a flat index to its row of codes (3 MB for dSprites),
+    so a lookup is one indexing operation; the codes grow with the number of
+    distinct images encoded (at most the grid).  ``images_encoded`` counts the
+    images passed through the encoder.
 
     Pass one cache to both :func:`~untwine.metrics.beta_vae.beta_vae_score`
     and :func:`~untwine.metrics.factor_vae.factor_vae_score` (``cache=``) to
@@ -153,22 +155,18 @@ class CodeCache:
         self.encoder = encoder
         self.encode_batch = check_positive_int(encode_batch, "encode_batch")
         self.device = resolve_device(encoder, device)
-        self._keys = np.zeros(0, dtype=np.int64)  # sorted flat indices
-        self._codes: np.ndarray | None = None  # codes aligned with _keys
+        self._row = np.full(int(dataset.num_samples), -1, dtype=np.int32)  # flat index -> row of _codes
+        self._codes = np.zeros((0, 0))
         self.images_encoded = 0
         self.advance = advance  #: called with the number of images after each encoded batch
 
     def __len__(self) -> int:
-        return int(self._keys.size)
+        return self.images_encoded
 
     def missing(self, indices) -> np.ndarray:
         """Sorted distinct flat indices among ``indices`` not encoded yet."""
-        uniq = np.unique(np.asarray(indices, dtype=np.int64).reshape(-1))
-        if self._keys.size == 0:
-            return uniq
-        pos = np.searchsorted(self._keys, uniq)
-        pos = np.minimum(pos, self._keys.size - 1)
-        return uniq[self._keys[pos] != uniq]
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        return np.unique(idx[self._row[idx] < 0])
 
     def add(self, indices) -> None:
         """Encode the distinct indices among ``indices`` that are not cached."""
@@ -179,25 +177,19 @@ class CodeCache:
             self.dataset, self.encoder, self.dataset.factors_of(new), encode_batch=self.encode_batch, device=self.device,
             advance=self.advance,
         )
-        self.images_encoded += int(new.size)
-        if self._codes is not None and codes.shape[1] != self._codes.shape[1]:
+        if self.images_encoded and codes.shape[1] != self._codes.shape[1]:
             raise UntwineError(
                 f"encoder output changed width from {self._codes.shape[1]} to {codes.shape[1]} columns"
             )
-        if self._codes is None:
-            self._keys, self._codes = new, codes
-            return
-        keys = np.concatenate([self._keys, new])
-        order = np.argsort(keys, kind="stable")
-        self._keys = keys[order]
-        self._codes = np.concatenate([self._codes, codes], axis=0)[order]
+        self._row[new] = np.arange(self.images_encoded, self.images_encoded + new.size, dtype=np.int32)
+        self._codes = codes if not self.images_encoded else np.concatenate([self._codes, codes], axis=0)
+        self.images_encoded += int(new.size)
 
     def codes(self, indices) -> np.ndarray:
         """Codes ``[*indices.shape, D]`` (float64) of the given flat indices."""
         idx = np.asarray(indices, dtype=np.int64)
         self.add(idx)
-        pos = np.searchsorted(self._keys, idx.reshape(-1))
-        return self._codes[pos].reshape(*idx.shape, self._codes.shape[1])
+        return self._codes[self._row[idx.reshape(-1)]].reshape(*idx.shape, self._codes.shape[1])
 
 
 class CodeSource:
