@@ -49,6 +49,13 @@ def timed(cmd: list[str], env: dict) -> dict:
     }
 
 
+def evaluate_cmd(target: Path, precision: str) -> list[str]:
+    # --compare-representations: the work the command did by default before it became opt-in;
+    # the same command for every checkout, so the times compare like for like
+    return [sys.executable, "-m", "untwine", "evaluate", str(target), "--precision", precision, "--no-reference-scores",
+            "--compare-representations"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", default="/tmp/untwine-evalspeed/run")
@@ -71,10 +78,7 @@ def main() -> None:
         target = run.with_name(f"{run.name}-{variant}")
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(run, target, ignore=shutil.ignore_patterns("metrics.json", "evaluation.json"))
-        # --compare-representations: the work the command did by default before it became opt-in
-        cmd = [sys.executable, "-m", "untwine", "evaluate", str(target), "--precision", variant, "--no-reference-scores",
-               "--compare-representations"]
-        res = timed(cmd, env)
+        res = timed(evaluate_cmd(target, variant), env)
         ev = json.loads((target / "evaluation.json").read_text())
         res["phases_s"] = ev.get("seconds")
         scores[variant] = json.loads((target / "metrics.json").read_text())
@@ -90,9 +94,11 @@ def main() -> None:
         target = run.with_name(f"{run.name}-other")
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(run, target, ignore=shutil.ignore_patterns("metrics.json", "evaluation.json"))
-        res = timed([sys.executable, "-m", "untwine", "evaluate", str(target)], dict(env, PYTHONPATH=other))
+        res = timed(evaluate_cmd(target, "float32"), dict(env, PYTHONPATH=other))
         other_scores = json.loads((target / "metrics.json").read_text())
         same = {k: other_scores[k] == scores.get("float32", {}).get(k) for k in other_scores}
+        res["commit"] = subprocess.run(["git", "-C", other, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                       text=True).stdout.strip() or None
         res["identical_scores"] = all(same.values())
         res["different_keys"] = [k for k, v in same.items() if not v]
         results.setdefault("other", {})[other] = res
