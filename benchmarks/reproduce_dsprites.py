@@ -57,8 +57,11 @@ ORDERINGS = [
 
 
 def spec_dict(args) -> dict:
+    keep = set(args.only.split(",")) if args.only else None
     models = []
-    for _, name, hp in MODELS:
+    for label, name, hp in MODELS:
+        if keep is not None and label not in keep:
+            continue
         hparams = dict(hp)
         if name != "qlae":
             hparams["learning_rate"] = args.lr
@@ -186,11 +189,7 @@ def main() -> None:
         from untwine.study.runner import run_study
         from untwine.study.spec import parse_spec
 
-        data = spec_dict(args)
-        if args.only:
-            keep = set(args.only.split(","))
-            data["models"] = [m for m, (lab, _, _) in zip(data["models"], MODELS) if lab in keep]
-        run_study(parse_spec(data), out, workers=args.workers, threads=args.threads, progress=True)
+        run_study(parse_spec(spec_dict(args)), out, workers=args.workers, threads=args.threads, progress=True)
     by_label = collect(out)
     result = {
         "settings": spec_dict(args),
