@@ -11,9 +11,10 @@ copies may run on one ``--out`` (each run is trained once).  Afterwards it write
 * ``benchmarks/results/reproduce_dsprites.json``: every run's scores, per model the
   median over seeds, and which of the literature's orderings hold at this budget;
 * per run also ``mig_after_ica``: MIG of the mean codes of 10000 samples after FastICA
-  unmixing of the directions with at least 1% of the largest variance (cached in ``OUT/unmixed_mig.json``).  A code that holds the factors along
-  rotated axes (the failure a whitening penalty alone cannot rule out) scores low MIG
-  but high MIG after unmixing; one that is entangled nonlinearly stays low;
+  unmixing of the directions with at least 1% of the largest variance (cached in
+  ``OUT/unmixed_mig.json``).  A code that holds the factors along rotated axes (the
+  failure a whitening penalty alone cannot rule out) scores low MIG but high MIG after
+  unmixing; one that is entangled nonlinearly stays low;
 * ``benchmarks/results/reproduce_dsprites.png``: box plots of MIG, DCI disentanglement,
   FactorVAE score and InfoM per model (every run a dot), as ``untwine study compare``
   draws them.
@@ -23,7 +24,8 @@ copies may run on one ``--out`` (each run is trained once).  Afterwards it write
 
 The VAE family's learning rate is ``--lr`` (the study's 1e-4 learns little within a CPU
 budget; 5e-4 by default); QLAE keeps its paper's own optimiser settings, on the shared
-network or, with ``--qlae-architecture lq``, on its paper's (slow on a CPU: about 6 s a step on 2 cores).
+network or, with ``--qlae-architecture lq``, on its paper's (slow on a CPU: about 6 s a
+step on 2 cores).
 """
 
 from __future__ import annotations

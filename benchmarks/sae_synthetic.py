@@ -190,8 +190,9 @@ def main() -> int:
                {"lr": args.saelens_lr, "runs_s": [round(t, 2) for t in times["saelens_topk"]]})
     record("untwine_topk", float(np.median(times["untwine_topk"])), tmp / "untwine-topk",
            {"lr": topk_lr, "runs_s": [round(t, 2) for t in times["untwine_topk"]]})
-    record("untwine_topk_saelens_dead", float(np.median(times["untwine_topk_saelens_dead"])), tmp / "untwine-topk-saelens-dead",
-           {"lr": topk_lr, "dead_rows": saelens_dead_rows, "runs_s": [round(t, 2) for t in times["untwine_topk_saelens_dead"]]})
+    dead_times = times["untwine_topk_saelens_dead"]
+    record("untwine_topk_saelens_dead", float(np.median(dead_times)), tmp / "untwine-topk-saelens-dead",
+           {"lr": topk_lr, "dead_rows": saelens_dead_rows, "runs_s": [round(t, 2) for t in dead_times]})
 
     for arch in [a for a in args.archs.split(",") if a and a != "topk"]:
         secs, lr = untwine_one(arch, tmp / f"untwine-{arch}")

@@ -30,8 +30,11 @@ class FactorPredictors(nn.Module):
 
     def __init__(self, dim: int, num_factors: int, hidden: int = 64) -> None:
         super().__init__()
-        self.nets = nn.ModuleList(nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
-                                                nn.Linear(hidden, 1)) for _ in range(num_factors))
+        self.nets = nn.ModuleList(
+            nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
+                          nn.Linear(hidden, 1))
+            for _ in range(num_factors)
+        )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.cat([net(z) for net in self.nets], dim=1)

@@ -163,7 +163,9 @@ class MLPEncoder(nn.Module):
         super().__init__()
         in_features = int(math.prod(int(s) for s in observation_shape))
         self.features = nn.Sequential(
-            nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, hidden), nn.ReLU(inplace=True)
+            nn.Flatten(),
+            nn.Linear(in_features, hidden), nn.ReLU(inplace=True),
+            nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
         )
         self.heads = GaussianHeads(hidden, num_latents, gaussian)
         tf_style_init(self)
@@ -308,7 +310,8 @@ class LQStyleDecoder(nn.Module):
         super().__init__()
         c, h, w = _check_image_shape(observation_shape)
         self.mapping = nn.Sequential(
-            nn.Linear(num_latents, LQ_DENSE), nn.ReLU(inplace=True), nn.Linear(LQ_DENSE, LQ_DENSE), nn.ReLU(inplace=True)
+            nn.Linear(num_latents, LQ_DENSE), nn.ReLU(inplace=True),
+            nn.Linear(LQ_DENSE, LQ_DENSE), nn.ReLU(inplace=True),
         )
         first = LQ_ENCODER_LAYERS[-1][0]  # the encoder's last width: 256 channels at H/16 x W/16
         self.input_map = nn.Parameter(torch.full((first, h // 16, w // 16), 0.1))

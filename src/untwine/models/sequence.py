@@ -94,7 +94,10 @@ class Conv1dDecoder(nn.Module):
         c, t = check_sequence_shape(observation_shape)
         self._t = t
         self._l0 = math.ceil(t / 16)
-        self.fc = nn.Sequential(nn.Linear(num_latents, 256), nn.ReLU(inplace=True), nn.Linear(256, 64 * self._l0), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(
+            nn.Linear(num_latents, 256), nn.ReLU(inplace=True),
+            nn.Linear(256, 64 * self._l0), nn.ReLU(inplace=True),
+        )
         self.deconv = nn.Sequential(
             nn.ConvTranspose1d(64, 64, 4, stride=2, padding=1), nn.ReLU(inplace=True),
             nn.ConvTranspose1d(64, 32, 4, stride=2, padding=1), nn.ReLU(inplace=True),

@@ -206,7 +206,9 @@ class _InterruptGuard:
         return False
 
 
-def _run_config(specs, d_in, batch_size, seed, b_dec_init, normalize, dead_rows, warmup, decay, stack) -> dict[str, Any]:
+def _run_config(
+    specs, d_in, batch_size, seed, b_dec_init, normalize, dead_rows, warmup, decay, stack
+) -> dict[str, Any]:
     return {
         "stack": bool(stack),
         "specs": [{"arch": s.arch, "latents": int(s.latents), "hparams": s.hparams, "lr": s.lr, "name": s.label()} for s in specs],
