@@ -181,3 +181,22 @@ def test_curves(tmp_path):
     assert read_log(tmp_path / "missing") == {}
     with pytest.raises(UntwineError, match="no rows"):
         curves_figure({"step": np.array([])})
+
+
+def test_heatmap_colour_scale_is_fixed_at_one():
+    from untwine.viz.heatmaps import heatmap_figure
+
+    fig = heatmap_figure(np.array([[0.24, 0.0], [0.1, 0.05]]), ["a", "b"])
+    assert fig.axes[0].images[0].get_clim() == (0.0, 1.0)  # 0.24 is drawn as 0.24, not as the top colour
+    fig = heatmap_figure(np.array([[3.0, 0.0], [0.1, 0.05]]), ["a", "b"])
+    assert fig.axes[0].images[0].get_clim() == (0.0, 3.0)
+
+
+def test_smoothed_curve_does_not_lag():
+    from untwine.viz.curves import _moving_average
+
+    ramp = np.arange(100, dtype=float)
+    smooth = _moving_average(ramp, 10)
+    np.testing.assert_allclose(smooth[5:-5], ramp[5:-5])  # a trailing mean would sit 4.5 steps behind
+    noisy = np.tile([0.0, 2.0], 50)
+    np.testing.assert_allclose(_moving_average(noisy, 10)[10:-10], 1.0, atol=0.1)

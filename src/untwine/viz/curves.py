@@ -1,8 +1,8 @@
 """Training curves from a run's ``log.csv`` (``step`` then one column per loss term).
 
-Each loss term gets its own panel (terms live on very different scales); a moving
-average over ``smooth`` logged rows is drawn over the raw values when there are
-enough rows.
+Each loss term gets its own panel (terms live on very different scales); a centred
+moving average over ``smooth`` logged rows (shorter at the ends, so it never lags the
+raw values) is drawn over them when there are enough rows, with a legend.
 """
 
 from __future__ import annotations
@@ -48,10 +48,13 @@ def read_log(path) -> dict[str, np.ndarray]:
 
 
 def _moving_average(y: np.ndarray, k: int) -> np.ndarray:
-    k = max(1, min(k, len(y)))
-    kernel = np.ones(k) / k
-    pad = np.concatenate([np.full(k - 1, y[0]), y])
-    return np.convolve(pad, kernel, mode="valid")
+    """Centred mean over ``k`` rows (``k // 2`` each side; fewer at the ends): no lag behind ``y``."""
+    y = np.asarray(y, dtype=np.float64)
+    half = max(0, min(k, len(y)) // 2)
+    c = np.concatenate([[0.0], np.cumsum(y)])
+    i = np.arange(len(y))
+    lo, hi = np.maximum(i - half, 0), np.minimum(i + half + 1, len(y))
+    return (c[hi] - c[lo]) / (hi - lo)
 
 
 def curves_figure(log: dict[str, np.ndarray], *, smooth: int = 10, columns: int = 3, title: str | None = None):
@@ -77,7 +80,9 @@ def curves_figure(log: dict[str, np.ndarray], *, smooth: int = 10, columns: int 
         ok = np.isfinite(y)
         ax.plot(step[ok], y[ok], color="#9bb7d4", lw=0.8, label="raw")
         if ok.sum() >= 3 * smooth and smooth > 1:
-            ax.plot(step[ok], _moving_average(y[ok], smooth), color="#1f4e79", lw=1.4, label=f"mean of {smooth}")
+            ax.plot(step[ok], _moving_average(y[ok], smooth), color="#1f4e79", lw=1.4,
+                    label=f"centred mean of {smooth} rows")
+            ax.legend(fontsize=6, loc="best", frameon=False)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)

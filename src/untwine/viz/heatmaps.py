@@ -71,7 +71,9 @@ def heatmap_figure(
     """Draw a ``[D, K]`` latent x factor matrix as a heatmap (factors as rows).
 
     ``order`` is the latent (column) order, default :func:`order_latents`; ``vmax``
-    the top of the colour scale (default: the matrix maximum, at least 1e-12);
+    the top of the colour scale (default 1: the shares and importances drawn here lie
+    in [0, 1], and a fixed scale keeps 0.24 looking like 0.24; the matrix maximum when
+    it exceeds 1);
     ``annotate`` writes values in the cells (default when the matrix is small).
     """
     m = np.asarray(matrix, dtype=np.float64)
@@ -83,7 +85,7 @@ def heatmap_figure(
         raise UntwineError(f"heatmap: {len(names)} factor names for {k} factors")
     order = np.asarray(order if order is not None else order_latents(m), dtype=int)
     shown = m[order].T  # [K, D]
-    top = vmax if vmax is not None else max(float(np.nanmax(shown)), 1e-12)
+    top = vmax if vmax is not None else max(float(np.nanmax(shown)), 1.0)
     if annotate is None:
         annotate = d * k <= 200
     fig = new_figure((max(4.0, 0.45 * d + 2.2), max(2.0, 0.42 * k + 1.2)))
