@@ -51,4 +51,6 @@ echo "  checkpoint      $OUT/checkpoints/  (weights: model.safetensors)"
 echo "  metrics         $OUT/metrics.json"
 echo "  report          $REPORT  (open in a browser)"
 echo
+echo "  untwine is installed in .venv: run 'source .venv/bin/activate' to put the untwine command on your PATH"
+echo "  (or call .venv/bin/untwine), e.g. untwine report $OUT"
 echo "  python: import untwine; model = untwine.load('$OUT'); z = model.encode(x)"

@@ -192,7 +192,7 @@ def test_resume_falls_back_keeps_intact_checkpoints_and_finds_steps_without_poin
 def test_resume_of_a_missing_directory_says_it_starts_fresh(tmp_path, capsys):
     assert main(["train", "vae", "--dataset", "dsprites", "--steps", "1", "--batch-size", "4",
                  "--out", str(tmp_path / "new"), "--resume"]) == 0
-    assert "no run in" in capsys.readouterr().err and (tmp_path / "new" / "checkpoints").is_dir()
+    assert "nothing to resume" in capsys.readouterr().err and (tmp_path / "new" / "checkpoints").is_dir()
 
 
 def test_stray_temporaries_of_a_killed_write_are_removed(run_dir, tmp_path):

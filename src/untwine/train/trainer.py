@@ -327,7 +327,7 @@ def _run_training(
     out = Path(out) if out is not None else default_out(cfg)
     resuming, saved, clear = _prepare_dir(out, cfg, resume=resume, overwrite=overwrite)
     if resume and not resuming:
-        _say(f"--resume: no run in {out} yet; starting a fresh run", True)
+        _say(f"new run in {out} (nothing to resume there yet)", True)
 
     if dataset is None:
         dataset = _load_dataset(cfg.dataset)
