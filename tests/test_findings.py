@@ -53,3 +53,15 @@ def test_one_latent_holding_two_factors_is_named():
     nmi = np.array([[0.8, 0.7], [0.1, 0.1]])
     text = describe(factor_findings(nmi, ["x", "y"]))
     assert "z0 holds x and y together" in text
+
+
+def test_concept_paragraph_counts_aligned_latents_and_compares_baselines():
+    from untwine.metrics.findings import describe_concepts
+
+    nmi = np.array([[0.5, 0.0], [0.0, 0.05], [0.12, 0.0], [0.0, 0.0]])
+    text = describe_concepts(nmi, ["colour", "size"], {"mig": 0.4, "sparse_probe_k1": 0.9},
+                             {"raw": {"mig": 0.1, "sparse_probe_k1": 0.6}, "supervised": {"mig": 0.8}})
+    assert text.startswith("2 of 4 latents align with a factor")
+    assert "colour -> latent 0 (0.50)" in text and "size -> latent 1 (0.05, not captured)" in text
+    assert "MIG 0.40 (baselines: raw 0.10, supervised 0.80)." in text
+    assert "1-sparse probing accuracy 0.90 (baselines: raw 0.60)." in text

@@ -139,3 +139,35 @@ def describe(findings: Mapping[str, Any], scores: Mapping[str, Any] | None = Non
     elif d:
         parts.append(f"All {d} latents are active.")
     return " ".join(parts)
+
+
+#: a dictionary latent "aligns" with a factor when it holds at least this share of its information
+ALIGNED_SHARE = 0.1
+#: the scores the concept paragraph compares across code sets, with their names in words
+CONCEPT_SCORES = (("mig", "MIG"), ("sparse_probe_k1", "1-sparse probing accuracy"))
+
+
+def describe_concepts(nmi, factor_names: Sequence[str], codes: Mapping[str, Any] | None = None,
+                      baselines: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The paragraph that opens an SAE report: how many latents align with a factor (hold at least
+    ``ALIGNED_SHARE`` of its information), the best latent per factor, and the headline
+    concept scores of the dictionary's ``codes`` beside the baselines' (``{"raw": {...},
+    "supervised": {...}}``, as ``untwine sae evaluate`` writes them)."""
+    m = np.where(np.isfinite(np.asarray(nmi, dtype=np.float64)), np.asarray(nmi, dtype=np.float64), 0.0)
+    found = factor_findings(m, factor_names)
+    aligned = int(np.sum(m.max(axis=1) >= ALIGNED_SHARE)) if m.size else 0
+    parts = [f"{aligned} of {m.shape[0]} latents align with a factor (hold at least {ALIGNED_SHARE:.2f} of its "
+             "information)."]
+    best = []
+    for r in found["factors"]:
+        tail = "" if r["status"] == "captured" else f", {r['status']}"
+        best.append(f"{r['name']} -> latent {r['latent']} ({r['share']:.2f}{tail})")
+    parts.append("Best latent per factor: " + "; ".join(best) + ".")
+    base = baselines or {}
+    for key, words in CONCEPT_SCORES:
+        if not codes or codes.get(key) is None:
+            continue
+        others = [f"{name} {_num(base[name].get(key))}" for name in ("raw", "pca", "supervised")
+                  if name in base and base[name].get(key) is not None]
+        parts.append(f"{words} {_num(codes[key])}" + (f" (baselines: {', '.join(others)})." if others else "."))
+    return " ".join(parts)

@@ -49,6 +49,7 @@ main{max-width:1200px;margin:0 auto;padding:16px 32px 48px}
 section{background:#fff;border:1px solid #d8dde3;border-radius:6px;margin:18px 0;padding:14px 20px}
 section h2{font-size:17px;margin:0 0 8px;color:#1f4e79}
 p.note{font-size:13px;color:#4a5560;margin:6px 0 10px}
+p.summary{font-size:15px;line-height:1.5;margin:4px 0 8px}
 p.warn{font-size:13px;color:#8a4b00;background:#fff6e5;border:1px solid #f0d9a8;padding:6px 10px;border-radius:4px}
 table{border-collapse:collapse;font-size:13px;margin:6px 0 10px}
 th,td{border:1px solid #dde2e8;padding:3px 9px;text-align:right}

@@ -42,6 +42,16 @@ def _missing(sae_dir) -> str:
     )
 
 
+def _summary_section(ev) -> str:
+    from untwine.metrics.findings import describe_concepts
+
+    nmi = (ev.get("matrices") or {}).get("normalized_mi")
+    if nmi is None:
+        raise UntwineError("evaluation.json holds no normalised-MI matrix")
+    text = describe_concepts(nmi, ev["factor_names"], ev.get("sae"), ev.get("baselines"))
+    return f'<p class="summary" id="summary-text">{_esc(text)}</p>'
+
+
 def _scores_section(ev) -> str:
     from untwine.sae.metrics import concept_table
 
@@ -155,6 +165,7 @@ def sae_report_html(sae_dir, evaluation=None) -> str:
     if evaluation is None:
         add("scores", "Scores against the baselines", lambda: _missing(sae_dir))
     else:
+        add("summary", "In short", lambda: _summary_section(evaluation))
         add("scores", "Scores against the baselines", lambda: _scores_section(evaluation))
         add("factors", "Per factor", lambda: _per_factor_section(evaluation))
         add("reconstruction", "Reconstruction", lambda: _reconstruction_section(evaluation))
