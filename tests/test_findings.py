@@ -36,7 +36,7 @@ def test_rotated_code_is_spread_and_noise_is_not_captured():
     status = {r["name"]: r["status"] for r in out["factors"]}
     assert status == {"a": "spread", "b": "spread", "c": "not captured"}
     text = describe(out)
-    assert "No factor of 3 is captured" in text and "c: not captured by any single latent" in text
+    assert "No factor of 3 is captured" in text and "Not captured by any single latent: c (best z" in text
 
 
 def test_passive_latents_are_never_credited_and_are_named():

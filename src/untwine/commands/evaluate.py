@@ -122,6 +122,10 @@ def run(args) -> int:
         out.print(f"skipped {', '.join(settings['skipped'])}: they do not apply to this dataset "
                   "(the interventional scores need a full factor grid, modularity two factors)")
     out.print(f"wrote {run_.path / METRICS_FILE}")
+    if settings.get("findings"):
+        from untwine.metrics.findings import describe
+
+        out.print("\nIn short: " + describe(settings["findings"], scores, settings.get("reference")), soft_wrap=True)
     return 0
 
 

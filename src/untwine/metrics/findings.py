@@ -117,8 +117,9 @@ def describe(findings: Mapping[str, Any], scores: Mapping[str, Any] | None = Non
         if r["status"] == "spread":
             parts.append(f"{r['name']}: spread over z{r['latent']} ({r['share']:.2f}) and z{r['runner_up']} "
                          f"({r['runner_up_share']:.2f}).")
-        elif r["status"] == "not captured":
-            parts.append(f"{r['name']}: not captured by any single latent (best z{r['latent']}: {r['share']:.2f}).")
+    missed = [f"{r['name']} (best z{r['latent']}: {r['share']:.2f})" for r in rows if r["status"] == "not captured"]
+    if missed:
+        parts.append(f"Not captured by any single latent: {', '.join(missed)}.")
     ref = reference or {}
     rand, fac = ref.get("random_encoder") or {}, ref.get("factors") or {}
     comps = []

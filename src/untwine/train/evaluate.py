@@ -270,6 +270,7 @@ def evaluate_run(
 
     settings = {
         **cfg.to_dict(),
+        "findings": run_findings(train.codes, f_train, dataset, activity),
         "run": str(run.path),
         "step": run.step,
         "model": run.config.model,
@@ -286,6 +287,18 @@ def evaluate_run(
         write_metrics(run.path / METRICS_FILE, scores)
         write_json(run.path / EVALUATION_FILE, settings, indent=1)
     return scores
+
+
+def run_findings(codes, factors, dataset, activity) -> dict[str, Any]:
+    """Which factor lives in which latent (:func:`untwine.metrics.findings.factor_findings`) on the
+    train sample, with the normalised-MI matrix it was read from; passive latents are not credited."""
+    from untwine.metrics.findings import factor_findings, normalized_mi
+
+    names = [str(n) for n in getattr(dataset, "factor_names", ())] or [f"factor {k}" for k in range(factors.shape[1])]
+    nmi = normalized_mi(codes, factors)
+    out = factor_findings(nmi, names, passive_latents=activity["passive_latents"])
+    out["normalized_mi"] = [[round(float(v), 6) for v in row] for row in nmi]
+    return out
 
 
 def write_metrics(path, scores: dict[str, float]) -> None:

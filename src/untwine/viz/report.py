@@ -38,6 +38,8 @@ from untwine.viz._images import figure_png_bytes
 REPORT_FILE = "report.html"
 #: samples drawn from the dataset for the report's computations
 DEFAULT_NUM_SAMPLES = 2000
+#: a traversal row whose pixels move less than this share of their range on average changes nothing visible
+VISIBLE_EFFECT = 0.01
 
 _CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#1d232b}
@@ -96,6 +98,8 @@ def _fmt(v) -> str:
         v = float(v)
         if math.isnan(v):
             return "nan"
+        if 0 < abs(v) < 1e-9:
+            return "0"  # floating-point noise (e.g. 4.47e-30), not a value worth reading
         return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
     return _esc(v)
 
@@ -188,6 +192,8 @@ def report_html(
         sections.append(_section(anchor, heading, _guard(builder)))
 
     if metrics:
+        add("summary", "In short", lambda: _summary_section(
+            model, x, means, logvars, metrics, evaluation, traverse_range, traverse_steps))
         add("headline", "Key scores", lambda: _headline_section(metrics, evaluation))
     add("config", "Configuration", lambda: _config_section(config, model, dataset))
     add("metrics", "Metrics", lambda: _metrics_section(metrics, evaluation))
@@ -202,7 +208,11 @@ def report_html(
 
         add("directions", "Directions in the generator", lambda: directions_section(*directions))
 
-    return page_html(title, subtitle, f"from {num_samples} samples (seed {seed})", nav, sections)
+    source = f"(pictures and heatmaps from {num_samples} samples, seed {seed}"
+    if evaluation and "num_train" in evaluation:
+        source += (f"; scores from untwine evaluate on {evaluation['num_train']} train / "
+                   f"{evaluation.get('num_test')} test samples, seed {evaluation.get('seed')}")
+    return page_html(title, subtitle, source + ")", nav, sections)
 
 
 def page_html(title: str, subtitle: str, source: str, nav: list[str], sections: list[str]) -> str:
@@ -223,7 +233,9 @@ def page_html(title: str, subtitle: str, source: str, nav: list[str], sections: 
 def _config_section(config, model, dataset) -> str:
     rows = []
     if config:
-        rows = [[k, v] for k, v in _flatten(config).items()]
+        flat = _flatten(config)
+        # a top-level field left unset (None) whose resolved value is in hparams is shown once, there
+        rows = [[k, v] for k, v in flat.items() if not (v is None and f"hparams.{k}" in flat)]
     else:
         rows = [["model", getattr(model, "name", type(model).__name__)]]
         rows += [[f"hparams.{k}", v] for k, v in (getattr(model, "hparams", {}) or {}).items()]
@@ -236,6 +248,38 @@ def _config_section(config, model, dataset) -> str:
 
 def _is_number(v) -> bool:
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _summary_section(model, x, means, logvars, metrics, evaluation, value_range, steps) -> str:
+    """The paragraph of :func:`untwine.metrics.findings.describe` (from evaluation.json, as
+    ``untwine evaluate`` printed it), then one traversal strip per captured factor."""
+    from untwine.metrics.findings import describe
+
+    findings = (evaluation or {}).get("findings")
+    if not findings:
+        raise UntwineError("evaluation.json holds no findings: run `untwine evaluate RUN_DIR` again")
+    text = describe(findings, metrics, (evaluation or {}).get("reference"))
+    body = f'<p class="summary" id="summary-text">{_esc(text)}</p>'
+    captured = [r for r in findings["factors"] if r["status"] == "captured"]
+    if not captured:
+        return body
+    names: dict[int, list[str]] = {}
+    for r in captured:
+        names.setdefault(int(r["latent"]), []).append(str(r["name"]))
+    latents = list(names)
+    labels = {j: f"{' / '.join(n)} (z{j})" for j, n in names.items()}
+    sweep = dict(value_range=value_range, steps=steps, gaussian=logvars is not None, codes=means)
+    body += ('<p class="note">Each captured factor\'s latent swept from low to high while the others keep the '
+             "first sampled input's code:</p>")
+    from untwine.viz.series import is_series, plot_series_traversal
+    from untwine.viz.traversal import make_traversal, traversal_figure, traversal_plan
+
+    if is_series(tuple(x.shape)[1:]):
+        lat, values = traversal_plan(model, means.shape[1], latents=latents, **sweep)
+        fig = plot_series_traversal(model, x[0], latents=lat, values=values, labels=[labels[j] for j in lat])
+    else:
+        fig = traversal_figure(make_traversal(model, means[0], latents=latents, labels=labels, **sweep))
+    return body + _img(figure_png_bytes(fig), "traversals of the captured factors")
 
 
 def _headline_section(metrics, evaluation) -> str:
@@ -305,12 +349,19 @@ def _traversal_section(model, x, means, logvars, activity, value_range, steps) -
             "the seed's code.</p>" + _img(figure_png_bytes(fig), "latent traversal curves")
         )
     trav = make_traversal(model, means[0], labels=labels, **sweep)
+    # a latent whose sweep leaves the picture unchanged is labelled so, whatever its KL
+    effect = [float(np.mean(row.max(axis=0).astype(np.int16) - row.min(axis=0))) / 255.0 for row in trav.images]
+    still = [j for j, e in zip(trav.latents, effect) if e < VISIBLE_EFFECT]
+    trav.labels = [f"{lab}  (no visible effect)" if e < VISIBLE_EFFECT else lab for lab, e in zip(trav.labels, effect)]
     grid = figure_png_bytes(traversal_figure(trav))
     gif = _gif_bytes(traversal_gif_frames(trav))
     how = how or f"values {trav.values[0][0]:.3g} .. {trav.values[0][-1]:.3g}"
     body = (
         f'<p class="note">Seed: the first sampled image. One row per latent, {ranked}; '
-        f"each column sets that latent to one of its {how} while the others keep the seed's code.</p>"
+        f"each column sets that latent to one of its {how} while the others keep the seed's code. "
+        f"{len(trav.latents) - len(still)} of {len(trav.latents)} latents change the picture visibly (mean "
+        f"change of a pixel over the sweep at least {VISIBLE_EFFECT:.0%} of its range)"
+        + (f"; no visible effect: {', '.join(f'z{j}' for j in still)}" if still else "") + ".</p>"
     )
     body += _img(grid, "latent traversal grid")
     body += '<p class="note">The same traversals animated, one panel per latent (same order).</p>'
