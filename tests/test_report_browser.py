@@ -88,3 +88,38 @@ def test_screenshot_is_not_blank(report, tmp_path):
     assert arr[:40].mean() < 120
     assert len(np.unique(arr.reshape(-1, 3)[::7], axis=0)) > 200
     assert arr.std() > 20
+
+
+@pytest.fixture(scope="module")
+def disentangled_report(tmp_path_factory):
+    """The page of a model built to be disentangled (BlobVAE: z0 = pos_y, z1 = pos_x, z2 = width,
+    z3 and z4 passive), with the findings `untwine evaluate` records."""
+    from test_viz_toys import BlobVAE
+    from untwine.metrics.activity import latent_activity
+    from untwine.train.evaluate import run_findings
+    from untwine.viz.report import report_html
+    from untwine.viz.traversal import encode_batches
+
+    ds = Blobs()
+    f, x = ds.sample(600, np.random.default_rng(0))
+    mean, logvar = encode_batches(BlobVAE(), x)
+    findings = run_findings(mean, np.asarray(f), ds, latent_activity(mean, logvar))
+    page = report_html(BlobVAE(), ds, metrics={"mig": 0.71, "dci_disentanglement": 0.93},
+                       evaluation={"findings": findings}, num_samples=240)
+    path = tmp_path_factory.mktemp("disentangled") / "report.html"
+    path.write_text(page)
+    return path
+
+
+def test_opening_paragraph_is_visible_at_the_top_and_names_factors(disentangled_report, tmp_path):
+    proc = run_chromium(["--window-size=1280,900", "--virtual-time-budget=10000", "--dump-dom",
+                         disentangled_report.resolve().as_uri()], tmp_path)
+    dom = proc.stdout
+    attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', re.search(r"<body([^>]*)>", dom).group(1)))
+    assert attrs.get("data-report-ready") == "1"
+    # rendered, with height, and inside the first screen of a 900-pixel-high window
+    assert int(attrs["data-summary-height"]) > 0 and int(attrs["data-summary-top"]) < 900
+    assert re.findall(r'<section id="([^"]+)"', dom)[0] == "summary"
+    text = re.search(r'id="summary-text">([^<]*)<', dom).group(1)
+    assert "pos_y -&gt; z0" in text and "pos_x -&gt; z1" in text and "width -&gt; z2" in text
+    assert "2 of 5 latents are passive (carry nothing): z3, z4." in text

@@ -10,7 +10,8 @@ latent table with the scores on the mean, sampled and active-only representation
 training curves.  Every image is embedded as a base64 ``data:`` URI and the
 CSS is inline: the file needs nothing else to render and loads nothing from the
 network.  A small inline script records, once the page has loaded, how many images
-decoded (``data-images-rendered`` / ``data-images-total`` on ``<body>``); the
+decoded (``data-images-rendered`` / ``data-images-total`` on ``<body>``) and where the
+opening paragraph sits (``data-summary-top`` / ``data-summary-height``, pixels); the
 browser test reads them.
 
 :func:`report_html` builds the page from a model and a dataset (pure apart from
@@ -69,6 +70,12 @@ window.addEventListener('load', function () {
   for (var i = 0; i < imgs.length; i++) { if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }
   document.body.setAttribute('data-images-total', String(imgs.length));
   document.body.setAttribute('data-images-rendered', String(ok));
+  var summary = document.getElementById('summary-text');
+  if (summary) {
+    var box = summary.getBoundingClientRect();
+    document.body.setAttribute('data-summary-top', String(Math.round(box.top + window.scrollY)));
+    document.body.setAttribute('data-summary-height', String(Math.round(box.height)));
+  }
   document.body.setAttribute('data-report-ready', '1');
 });
 """
