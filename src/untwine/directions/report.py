@@ -33,7 +33,7 @@ def read_directions(run_dir) -> tuple[Mapping[str, Any], Path] | None:
 
 def directions_section(scores: Mapping[str, Any], folder) -> str:
     """The report's HTML body for a directions ``scores.json`` read from ``folder``."""
-    from untwine.viz.report import _esc, _img, _table
+    from untwine.viz.html import esc as _esc, img as _img, table as _table
 
     methods = scores.get("methods", {})
     rows, best, best_align = [], None, -1.0

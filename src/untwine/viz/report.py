@@ -21,13 +21,9 @@ the computation); :func:`build_report` reads a run directory and writes
 
 from __future__ import annotations
 
-import base64
-import html
 import math
-from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -35,117 +31,13 @@ from untwine._checks import check_seed
 from untwine.errors import UntwineError
 from untwine.files import atomic_write_text
 from untwine.viz._images import figure_png_bytes
+from untwine.viz.html import esc, flatten, guard, img, page, section, table
 
 REPORT_FILE = "report.html"
 #: samples drawn from the dataset for the report's computations
 DEFAULT_NUM_SAMPLES = 2000
 #: a traversal row whose pixels move less than this share of their range on average changes nothing visible
 VISIBLE_EFFECT = 0.01
-
-_CSS = """
-body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#1d232b}
-header{background:#1f4e79;color:#fff;padding:18px 32px}
-header h1{margin:0;font-size:22px} header p{margin:4px 0 0;opacity:.85;font-size:13px}
-nav{background:#fff;border-bottom:1px solid #d8dde3;padding:8px 32px;font-size:13px}
-nav a{margin-right:14px;color:#1f4e79;text-decoration:none}
-main{max-width:1200px;margin:0 auto;padding:16px 32px 48px}
-section{background:#fff;border:1px solid #d8dde3;border-radius:6px;margin:18px 0;padding:14px 20px}
-section h2{font-size:17px;margin:0 0 8px;color:#1f4e79}
-p.note{font-size:13px;color:#4a5560;margin:6px 0 10px}
-p.summary{font-size:15px;line-height:1.5;margin:4px 0 8px}
-p.warn{font-size:13px;color:#8a4b00;background:#fff6e5;border:1px solid #f0d9a8;padding:6px 10px;border-radius:4px}
-table{border-collapse:collapse;font-size:13px;margin:6px 0 10px}
-th,td{border:1px solid #dde2e8;padding:3px 9px;text-align:right}
-th{background:#eef2f6} td.k,th.k{text-align:left;font-family:ui-monospace,Menlo,Consolas,monospace}
-tr.passive td{color:#8a94a0;background:#fafafa}
-img{max-width:100%;height:auto;display:block;margin:6px 0;image-rendering:pixelated}
-img.fig{image-rendering:auto}
-.row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
-pre{background:#f6f8fa;border:1px solid #e1e4e8;padding:8px;font-size:12px;overflow:auto}
-"""
-
-_SCRIPT = """
-window.addEventListener('load', function () {
-  var imgs = document.images, ok = 0;
-  for (var i = 0; i < imgs.length; i++) { if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }
-  document.body.setAttribute('data-images-total', String(imgs.length));
-  document.body.setAttribute('data-images-rendered', String(ok));
-  var summary = document.getElementById('summary-text');
-  if (summary) {
-    var box = summary.getBoundingClientRect();
-    document.body.setAttribute('data-summary-top', String(Math.round(box.top + window.scrollY)));
-    document.body.setAttribute('data-summary-height', String(Math.round(box.height)));
-  }
-  document.body.setAttribute('data-report-ready', '1');
-});
-"""
-
-
-# -- HTML pieces ----------------------------------------------------------------------
-def _esc(x) -> str:
-    return html.escape(str(x), quote=True)
-
-
-def data_uri(data: bytes, mime: str = "image/png") -> str:
-    """``data:`` URI embedding ``data``."""
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def _img(data: bytes, alt: str, *, mime: str = "image/png", cls: str = "fig", width: int | None = None) -> str:
-    w = f' width="{int(width)}"' if width else ""
-    return f'<img class="{cls}" alt="{_esc(alt)}" src="{data_uri(data, mime)}"{w}>'
-
-
-def _fmt(v) -> str:
-    if isinstance(v, bool) or v is None:
-        return _esc(v)
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        v = float(v)
-        if math.isnan(v):
-            return "nan"
-        if 0 < abs(v) < 1e-9:
-            return "0"  # floating-point noise (e.g. 4.47e-30), not a value worth reading
-        return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
-    return _esc(v)
-
-
-def _table(header: list[str], rows: list[list[Any]], *, key_cols: int = 1, row_classes=None) -> str:
-    out = ["<table><tr>"]
-    out += [f'<th class="k">{_esc(h)}</th>' if i < key_cols else f"<th>{_esc(h)}</th>" for i, h in enumerate(header)]
-    out.append("</tr>")
-    for r, row in enumerate(rows):
-        cls = f' class="{row_classes[r]}"' if row_classes and row_classes[r] else ""
-        out.append(f"<tr{cls}>")
-        for i, v in enumerate(row):
-            out.append(f'<td class="k">{_esc(v)}</td>' if i < key_cols else f"<td>{_fmt(v)}</td>")
-        out.append("</tr>")
-    out.append("</table>")
-    return "".join(out)
-
-
-def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def _section(anchor: str, title: str, body: str) -> str:
-    return f'<section id="{anchor}"><h2>{_esc(title)}</h2>{body}</section>'
-
-
-def _guard(fn: Callable[[], str]) -> str:
-    """Run a section builder; bad data for one section becomes a note, not a failed report."""
-    try:
-        return fn()
-    except UntwineError as exc:
-        return f'<p class="warn">Not available: {_esc(exc)}</p>'
 
 
 # -- the page ----------------------------------------------------------------------------
@@ -195,8 +87,8 @@ def report_html(
     nav = []
 
     def add(anchor, heading, builder):
-        nav.append(f'<a href="#{anchor}">{_esc(heading)}</a>')
-        sections.append(_section(anchor, heading, _guard(builder)))
+        nav.append(f'<a href="#{anchor}">{esc(heading)}</a>')
+        sections.append(section(anchor, heading, guard(builder)))
 
     if metrics:
         add("summary", "In short", lambda: _summary_section(
@@ -219,37 +111,22 @@ def report_html(
     if evaluation and "num_train" in evaluation:
         source += (f"; scores from untwine evaluate on {evaluation['num_train']} train / "
                    f"{evaluation.get('num_test')} test samples, seed {evaluation.get('seed')}")
-    return page_html(title, subtitle, source + ")", nav, sections)
-
-
-def page_html(title: str, subtitle: str, source: str, nav: list[str], sections: list[str]) -> str:
-    """The whole page: inline CSS, header (``subtitle``, when, ``source``), navigation, sections, the image-count script."""
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    sub = f"{_esc(subtitle)} &middot; " if subtitle else ""
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{_esc(title)}</title>"
-        f"<style>{_CSS}</style></head>\n<body>"
-        f"<header><h1>{_esc(title)}</h1><p>{sub}generated by untwine on {when} {_esc(source)}</p></header>"
-        f"<nav>{''.join(nav)}</nav><main>\n"
-        + "\n".join(sections)
-        + f"\n</main><script>{_SCRIPT}</script></body></html>\n"
-    )
+    return page(title, subtitle, source + ")", nav, sections)
 
 
 def _config_section(config, model, dataset) -> str:
     rows = []
     if config:
-        flat = _flatten(config)
+        flat = flatten(config)
         # a top-level field left unset (None) whose resolved value is in hparams is shown once, there
         rows = [[k, v] for k, v in flat.items() if not (v is None and f"hparams.{k}" in flat)]
     else:
         rows = [["model", getattr(model, "name", type(model).__name__)]]
         rows += [[f"hparams.{k}", v] for k, v in (getattr(model, "hparams", {}) or {}).items()]
-    body = _table(["key", "value"], [[k, v if isinstance(v, (int, float, bool)) else str(v)] for k, v in rows])
+    body = table(["key", "value"], [[k, v if isinstance(v, (int, float, bool)) else str(v)] for k, v in rows])
     fac = ", ".join(f"{n} ({s})" for n, s in zip(dataset.factor_names, dataset.factor_sizes))
-    body += f'<p class="note">Dataset <b>{_esc(getattr(dataset, "name", "dataset"))}</b>: factors {_esc(fac)}; ' \
-            f"observations {_esc(tuple(dataset.observation_shape))}.</p>"
+    body += f'<p class="note">Dataset <b>{esc(getattr(dataset, "name", "dataset"))}</b>: factors {esc(fac)}; ' \
+            f"observations {esc(tuple(dataset.observation_shape))}.</p>"
     return body
 
 
@@ -266,7 +143,7 @@ def _summary_section(model, x, means, logvars, metrics, evaluation, value_range,
     if not findings:
         raise UntwineError("evaluation.json holds no findings: run `untwine evaluate RUN_DIR` again")
     text = describe(findings, metrics, (evaluation or {}).get("reference"))
-    body = f'<p class="summary" id="summary-text">{_esc(text)}</p>'
+    body = f'<p class="summary" id="summary-text">{esc(text)}</p>'
     captured = [r for r in findings["factors"] if r["status"] == "captured"]
     if not captured:
         return body
@@ -286,7 +163,7 @@ def _summary_section(model, x, means, logvars, metrics, evaluation, value_range,
         fig = plot_series_traversal(model, x[0], latents=lat, values=values, labels=[labels[j] for j in lat])
     else:
         fig = traversal_figure(make_traversal(model, means[0], latents=latents, labels=labels, **sweep))
-    return body + _img(figure_png_bytes(fig), "traversals of the captured factors")
+    return body + img(figure_png_bytes(fig), "traversals of the captured factors")
 
 
 def _headline_section(metrics, evaluation) -> str:
@@ -309,7 +186,7 @@ def _headline_section(metrics, evaluation) -> str:
     else:
         note = ("Run <code>untwine evaluate RUN_DIR</code> (reference scores are on by default) to see each score "
                 "beside a random encoder's and the factors' own.")
-    return f'<p class="note">{note}</p>' + _table(["score", "this run", "random encoder", "factors themselves"], rows)
+    return f'<p class="note">{note}</p>' + table(["score", "this run", "random encoder", "factors themselves"], rows)
 
 
 def _metrics_section(metrics, evaluation) -> str:
@@ -319,7 +196,7 @@ def _metrics_section(metrics, evaluation) -> str:
             "Run <code>untwine evaluate RUN_DIR</code> and then <code>untwine report RUN_DIR</code> again for the "
             "metric table.</p>"
         )
-    flat = _flatten(metrics)
+    flat = flatten(metrics)
     # metrics.json writes NaN as null
     nums = [[k, float("nan") if v is None else v] for k, v in flat.items() if _is_number(v)]
     other = [[k, str(v)] for k, v in flat.items() if not _is_number(v)]
@@ -327,11 +204,11 @@ def _metrics_section(metrics, evaluation) -> str:
     if evaluation:
         parts = [f"{k.replace('_', ' ')} {evaluation[k]}" for k in
                  ("step", "representation", "num_train", "num_test", "seed", "dci_estimator") if k in evaluation]
-        how = f" Settings: {_esc(', '.join(parts))}."
+        how = f" Settings: {esc(', '.join(parts))}."
     body = f'<p class="note">From <code>metrics.json</code> (written by <code>untwine evaluate</code>).{how}</p>'
-    body += _table(["metric", "value"], nums)
+    body += table(["metric", "value"], nums)
     if other:
-        body += "<details><summary>other fields</summary>" + _table(["field", "value"], other) + "</details>"
+        body += "<details><summary>other fields</summary>" + table(["field", "value"], other) + "</details>"
     return body
 
 
@@ -353,7 +230,7 @@ def _traversal_section(model, x, means, logvars, activity, value_range, steps) -
         return (
             f'<p class="note">Seed: the first sampled series (dashed grey). One panel per latent, {ranked}; '
             f"each curve sets that latent to one of its {how} (blue low, red high) while the others keep "
-            "the seed's code.</p>" + _img(figure_png_bytes(fig), "latent traversal curves")
+            "the seed's code.</p>" + img(figure_png_bytes(fig), "latent traversal curves")
         )
     trav = make_traversal(model, means[0], labels=labels, **sweep)
     # a latent whose sweep leaves the picture unchanged is labelled so, whatever its KL
@@ -370,9 +247,9 @@ def _traversal_section(model, x, means, logvars, activity, value_range, steps) -
         f"change of a pixel over the sweep at least {VISIBLE_EFFECT:.0%} of its range)"
         + (f"; no visible effect: {', '.join(f'z{j}' for j in still)}" if still else "") + ".</p>"
     )
-    body += _img(grid, "latent traversal grid")
+    body += img(grid, "latent traversal grid")
     body += '<p class="note">The same traversals animated, one panel per latent (same order).</p>'
-    body += _img(gif, "latent traversal animation", mime="image/gif", cls="anim")
+    body += img(gif, "latent traversal animation", mime="image/gif", cls="anim")
     return body
 
 
@@ -407,7 +284,7 @@ def _reconstruction_section(model, x) -> str:
     return (
         f'<p class="note">{layout} decode(encode(x)) from the mean representation. '
         f"Mean squared error per {unit} over {min(len(x), 500)} samples: {mse:.4g}.</p>"
-        + _img(figure_png_bytes(fig), "reconstructions")
+        + img(figure_png_bytes(fig), "reconstructions")
     )
 
 
@@ -424,8 +301,8 @@ def _heatmap_section(split, names, seed) -> str:
     return (
         '<p class="note">Rows: factors; columns: latents (index shown), grouped by the factor each relates to '
         "most. A disentangled representation shows one bright cell per column and per row.</p>"
-        f'<div class="row">{_img(figure_png_bytes(fig1), "normalised MI heatmap")}'
-        f'{_img(figure_png_bytes(fig2), "DCI importance heatmap")}</div>'
+        f'<div class="row">{img(figure_png_bytes(fig1), "normalised MI heatmap")}'
+        f'{img(figure_png_bytes(fig2), "DCI importance heatmap")}</div>'
     )
 
 
@@ -449,7 +326,7 @@ def _activity_section(activity, means, logvars, metrics) -> str:
     classes = ["" if activity["active"][j] else "passive" for j in activity["order"]]
     n_act = int(np.sum(activity["active"]))
     body = f'<p class="note">{n_act} of {d} latents active. {rule}</p>'
-    body += _table(header, rows, row_classes=classes)
+    body += table(header, rows, row_classes=classes)
     if logvars is None:
         return body + '<p class="note">No sampled representation: the encoder is deterministic.</p>'
     prefix = "mean."
@@ -464,7 +341,7 @@ def _activity_section(activity, means, logvars, metrics) -> str:
         "passive latents removed. Passive latents make the mean representation look more correlated (higher "
         "Gaussian total correlation) than the sampled one; removing them removes that effect.</p>"
     )
-    return body + _table(["metric", "mean", "sampled", "mean, active only"], rows2)
+    return body + table(["metric", "mean", "sampled", "mean, active only"], rows2)
 
 
 def _number(v) -> float:
@@ -476,7 +353,7 @@ def _curves_section(log) -> str:
 
     if not log or "step" not in log or len(log["step"]) == 0:
         return '<p class="note">No training log (log.csv) rows.</p>'
-    return _img(figure_png_bytes(curves_figure(log)), "training curves")
+    return img(figure_png_bytes(curves_figure(log)), "training curves")
 
 
 # -- run directories -----------------------------------------------------------------------

@@ -8,7 +8,7 @@ dictionary and its projection codes), per-factor k-sparse probing and edit test,
 reconstruction metrics, the factor x latent heatmaps (normalised MI, DCI importance) of
 the latents most related to each factor, those latents' top sentences, the SAE's
 ``cfg.json`` and its training curves (``training.json``).  The page layout, CSS and
-helpers are the run report's (:mod:`untwine.viz.report`): images are ``data:`` URIs and
+helpers are :mod:`untwine.viz.html`'s: images are ``data:`` URIs and
 nothing is loaded from the network.
 """
 
@@ -21,22 +21,14 @@ import numpy as np
 from untwine.errors import UntwineError
 from untwine.files import atomic_write_text, read_json
 from untwine.viz._images import figure_png_bytes
-from untwine.viz.report import (
-    REPORT_FILE,
-    _esc,
-    _flatten,
-    _guard,
-    _img,
-    _section,
-    _table,
-    page_html,
-)
+from untwine.viz.html import esc, flatten, guard, img, page, section, table
+from untwine.viz.report import REPORT_FILE
 
 
 def _missing(sae_dir) -> str:
     return (
         '<p class="warn">No evaluation.json: run <code>untwine sae evaluate '
-        f"{_esc(sae_dir)} ACTS --factors FACTORS.npy</code> (ACTS: the activations, e.g. an "
+        f"{esc(sae_dir)} ACTS --factors FACTORS.npy</code> (ACTS: the activations, e.g. an "
         "<code>untwine lm activations</code> layer directory; FACTORS: one row of integer factors per "
         "activation row) and then <code>untwine report</code> again.</p>"
     )
@@ -49,7 +41,7 @@ def _summary_section(ev) -> str:
     if nmi is None:
         raise UntwineError("evaluation.json holds no normalised-MI matrix")
     text = describe_concepts(nmi, ev["factor_names"], ev.get("sae"), ev.get("baselines"))
-    return f'<p class="summary" id="summary-text">{_esc(text)}</p>'
+    return f'<p class="summary" id="summary-text">{esc(text)}</p>'
 
 
 def _scores_section(ev) -> str:
@@ -71,7 +63,7 @@ def _scores_section(ev) -> str:
     )
     if not ev.get("baselines"):
         note += " Baselines were not computed (<code>--no-baselines</code>)."
-    return f'<p class="note">{note}</p>' + _table(header, rows)
+    return f'<p class="note">{note}</p>' + table(header, rows)
 
 
 def _per_factor_section(ev) -> str:
@@ -84,7 +76,7 @@ def _per_factor_section(ev) -> str:
     header = ["factor", "SAE k=1", "SAE k=2", "SAE k=5", "SAE edit flip", "SAE edit keep", "SAE edit success",
               "supervised edit success", "raw probe accuracy"]
     return ('<p class="note">k-sparse probing accuracy of the SAE per factor, the edit test per factor, and the '
-            "test accuracy of the linear probes on raw activations that judge the edits.</p>" + _table(header, rows))
+            "test accuracy of the linear probes on raw activations that judge the edits.</p>" + table(header, rows))
 
 
 def _reconstruction_section(ev) -> str:
@@ -93,7 +85,7 @@ def _reconstruction_section(ev) -> str:
         raise UntwineError("evaluation.json holds no reconstruction metrics")
     return ('<p class="note">From <code>untwine sae evaluate</code> on every row (see '
             "<code>untwine.sae.metrics</code> for each definition).</p>"
-            + _table(["metric", "value"], [[k, float("nan") if v is None else v] for k, v in rec.items()]))
+            + table(["metric", "value"], [[k, float("nan") if v is None else v] for k, v in rec.items()]))
 
 
 def _heatmap_section(ev) -> str:
@@ -111,7 +103,7 @@ def _heatmap_section(ev) -> str:
         order = order_latents(sub)
         fig = heatmap_figure(sub, ev["factor_names"], title=title, order=order)
         fig.axes[0].set_xticklabels([str(int(j)) for j in shown[order]], fontsize=8)  # the SAE's latent indices
-        imgs.append(_img(figure_png_bytes(fig), f"{title} heatmap"))
+        imgs.append(img(figure_png_bytes(fig), f"{title} heatmap"))
     d_sae = len(ev["matrices"]["normalized_mi"])
     return (f'<p class="note">Rows: factors; columns: the {len(shown)} of {d_sae} latents with the largest '
             "normalised MI for some factor (a few per factor), labelled by latent index and grouped by the factor "
@@ -131,15 +123,15 @@ def _sentences_section(ev) -> str:
         k = int(nmi[int(j)].argmax())
         text = " | ".join(f"{v:.3g}: {s}" for v, s in lst) or "(never active)"
         rows.append([f"latent {j}", names[k], float(nmi[int(j), k]), text])
-    body = _table(["latent", "factor (most MI)", "normalised MI", "top sentences (code: sentence)"], rows)
+    body = table(["latent", "factor (most MI)", "normalised MI", "top sentences (code: sentence)"], rows)
     return ('<p class="note">For each latent of the heatmaps, the sentences with its largest codes.</p>'
             + body.replace('<td class="k">', '<td class="k" style="text-align:left">'))
 
 
 def _config_section(sae_dir) -> str:
     cfg = read_json(Path(sae_dir) / "cfg.json", what="SAE config")
-    rows = [[k, v if isinstance(v, (int, float, bool)) else str(v)] for k, v in _flatten(cfg).items()]
-    return '<p class="note">The SAE\'s cfg.json (SAELens layout).</p>' + _table(["key", "value"], rows)
+    rows = [[k, v if isinstance(v, (int, float, bool)) else str(v)] for k, v in flatten(cfg).items()]
+    return '<p class="note">The SAE\'s cfg.json (SAELens layout).</p>' + table(["key", "value"], rows)
 
 
 def _curves_section(sae_dir) -> str:
@@ -151,7 +143,7 @@ def _curves_section(sae_dir) -> str:
     if not log:
         return f'<p class="note">No training log ({TRAINING}).</p>'
     cols = {k: np.array([float(r.get(k, np.nan)) for r in log]) for k in log[0]}
-    return _img(figure_png_bytes(curves_figure(cols)), "training curves")
+    return img(figure_png_bytes(curves_figure(cols)), "training curves")
 
 
 def sae_report_html(sae_dir, evaluation=None) -> str:
@@ -159,8 +151,8 @@ def sae_report_html(sae_dir, evaluation=None) -> str:
     sections, nav = [], []
 
     def add(anchor, heading, builder):
-        nav.append(f'<a href="#{anchor}">{_esc(heading)}</a>')
-        sections.append(_section(anchor, heading, _guard(builder)))
+        nav.append(f'<a href="#{anchor}">{esc(heading)}</a>')
+        sections.append(section(anchor, heading, guard(builder)))
 
     if evaluation is None:
         add("scores", "Scores against the baselines", lambda: _missing(sae_dir))
@@ -178,7 +170,7 @@ def sae_report_html(sae_dir, evaluation=None) -> str:
     title = f"{arch} SAE, {cfg.get('d_sae')} latents on d_in {cfg.get('d_in')}"
     st = (evaluation or {}).get("settings", {})
     source = f"from {st['rows']} activation rows (seed {st.get('seed')})" if "rows" in st else "(not evaluated)"
-    return page_html(title, f"SAE {Path(sae_dir).resolve().name}", source, nav, sections)
+    return page(title, f"SAE {Path(sae_dir).resolve().name}", source, nav, sections)
 
 
 def build_sae_report(sae_dir, *, out=None) -> Path:
