@@ -21,8 +21,6 @@ self-contained HTML page.
 
 from __future__ import annotations
 
-import base64
-import html
 import math
 import re
 
@@ -153,32 +151,26 @@ def health_figures(layers: dict[int, dict] | None = None, groups: dict[str, dict
     return out
 
 
-def _table(title: str, res: dict) -> str:
-    if not res:
-        return ""
-    head = "".join(f"<th>{html.escape(m)}</th>" for m in MEASURES)
-    rows = []
-    for k, rep in res.items():
-        cells = "".join(f"<td>{rep.get(m, float('nan')):.4g}</td>" for m in MEASURES)
-        rows.append(f"<tr><th>{html.escape(str(k))}</th>{cells}<td>{int(rep['rows_sampled'])} of {int(rep['rows'])}</td></tr>")
-    return f"<h2>{html.escape(title)}</h2><table><tr><th></th>{head}<th>rows used (pair measures)</th></tr>{''.join(rows)}</table>"
+def _measures_table(res: dict) -> str:
+    from untwine.viz.html import table
+
+    rows = [[str(k), *(rep.get(m, float("nan")) for m in MEASURES), f"{int(rep['rows_sampled'])} of {int(rep['rows'])}"]
+            for k, rep in res.items()]
+    return table(["", *MEASURES, "rows used (pair measures)"], rows)
 
 
 def health_report_html(layers=None, groups=None, *, title: str = "Representation health", note: str = "") -> str:
-    """A self-contained HTML page: the numbers and one figure per measure."""
+    """A self-contained HTML page (:mod:`untwine.viz.html`): the numbers and one figure per measure."""
+    from untwine.viz.html import esc, img, page, section
+
     figs = health_figures(layers, groups)
-    imgs = "".join(
-        f'<figure><img alt="{html.escape(m)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></figure>'
-        for m, png in figs.items()
-    )
-    style = ("body{font-family:sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse;font-size:13px}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}figure{display:inline-block;margin:6px}")
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head>"
-        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(note)}</p>"
-        f"{_table('Activations by layer', layers or {})}{_table('Input token embeddings by word frequency', groups or {})}"
-        f"<h2>Figures</h2>{imgs}</body></html>\n"
-    )
+    parts = [("layers", "Activations by layer", layers), ("embeddings", "Input token embeddings by word frequency", groups)]
+    sections = [section(a, t, _measures_table(res)) for a, t, res in parts if res]
+    if note:
+        sections.insert(0, section("note", "About", f'<p class="note">{esc(note)}</p>'))
+    sections.append(section("figures", "Figures", "".join(img(png, m) for m, png in figs.items())))
+    nav = [f'<a href="#{a}">{esc(t)}</a>' for a, t, res in parts if res]
+    return page(title, "", "", nav, sections)
 
 
 __all__ = [

@@ -397,7 +397,7 @@ def build_report(
         evaluation = read_settings(run.path)
     except ValueError:
         evaluation = None  # the settings only annotate the table
-    page = report_html(
+    text = report_html(
         model,
         dataset,
         title=f"{cfg.get('model')} on {cfg.get('dataset')}",
@@ -413,5 +413,5 @@ def build_report(
         directions=read_directions(run.path),
     )
     path = Path(out) if out is not None else Path(run.path) / REPORT_FILE
-    atomic_write_text(path, page)
+    atomic_write_text(path, text)
     return path
