@@ -37,7 +37,7 @@ stamp "train $MODEL on built-in dSprites: $STEPS steps, batch 64, device $DEVICE
 stamp "evaluate: metric suite on $NUM_TRAIN/$NUM_TEST fresh samples, BetaVAE/FactorVAE scores on $INTERVENTIONAL_TRAIN/$INTERVENTIONAL_EVAL points"
 "$UNTWINE" evaluate "$OUT" --num-train "$NUM_TRAIN" --num-test "$NUM_TEST" \
     --interventional-train "$INTERVENTIONAL_TRAIN" --interventional-eval "$INTERVENTIONAL_EVAL" --device "$DEVICE" \
-    --compare-representations
+    --compare-representations | tee "$OUT/evaluate.txt"
 
 stamp "report"
 "$UNTWINE" report "$OUT" --device "$DEVICE"
@@ -50,6 +50,9 @@ echo "  training log    $OUT/log.csv  (every loss term)"
 echo "  checkpoint      $OUT/checkpoints/  (weights: model.safetensors)"
 echo "  metrics         $OUT/metrics.json"
 echo "  report          $REPORT  (open in a browser)"
+echo
+# the paragraph `untwine evaluate` ended with: which factor the model put in which latent
+sed -n '/^In short:/,$p' "$OUT/evaluate.txt"
 echo
 echo "  untwine is installed in .venv: run 'source .venv/bin/activate' to put the untwine command on your PATH"
 echo "  (or call .venv/bin/untwine), e.g. untwine report $OUT"
