@@ -65,7 +65,8 @@ def test_untwine_encodes_and_decodes_saelens_files_as_saelens_does(name):
     codes_ref, recons_ref = _expected(name)
     sae = load_sae(FIX / name)
     codes, recons = sae.reconstruct(x)
-    assert torch.equal(codes != 0, codes_ref != 0), f"{name}: support differs on {int((codes != 0).ne(codes_ref != 0).any(1).sum())} rows"
+    differ = int((codes != 0).ne(codes_ref != 0).any(1).sum())
+    assert differ == 0, f"{name}: support differs on {differ} rows"
     assert torch.allclose(codes, codes_ref, rtol=1e-6, atol=2e-6), float((codes - codes_ref).abs().max())
     assert torch.allclose(recons, recons_ref, rtol=1e-6, atol=2e-6), float((recons - recons_ref).abs().max())
     # decoding SAELens's own codes gives SAELens's reconstruction
@@ -85,6 +86,16 @@ def test_matching_pursuit_fixture_exercises_duplicate_support_and_b_dec(tmp_path
     b_dec = sae.b_dec[0].detach()
     assert float(b_dec.norm()) > 1
     assert torch.allclose(recons_ref, codes_ref @ sae.W_dec[0].detach(), atol=2e-6)  # SAELens adds no b_dec here
+
+
+def test_matching_pursuit_may_run_more_steps_than_latents(tmp_path):
+    """max_iterations counts steps (an atom may come back), not latents: 40 > d_sae = 32
+    loads, and as every row of this fixture stops on a repeated support within d_in = 16
+    steps, the codes are SAELens's."""
+    d = _copy("matching_pursuit", tmp_path)
+    _edit_cfg(d, max_iterations=40)
+    codes_ref, _ = _expected("matching_pursuit")
+    assert torch.equal(load_sae(d).encode(_inputs()), codes_ref)
 
 
 @pytest.mark.parametrize("arch", SHARED)
@@ -153,3 +164,18 @@ def test_weights_checksum_catches_a_flipped_bit(tmp_path):
 def test_saelens_files_without_a_checksum_load():
     assert all("untwine" not in json.loads((FIX / n / CFG).read_text()) for n in NAMES)
     load_sae(FIX / "topk")
+
+
+def test_members_of_one_module_may_differ_in_duplicate_support_stopping():
+    mp = ARCHITECTURES["mp"]
+    torch.manual_seed(3)
+    both = mp(16, 32, [{"k": 12, "stop_on_duplicate_support": True}, {"k": 12, "stop_on_duplicate_support": False}]).eval()
+    x = torch.randn(50, 16) * 2
+    codes = both.encode(x)
+    for m, flag in enumerate((True, False)):
+        one = mp(16, 32, [{"k": 12, "stop_on_duplicate_support": flag}]).eval()
+        with torch.no_grad():
+            one.W_dec.copy_(both.W_dec[m : m + 1])
+            one.b_dec.copy_(both.b_dec[m : m + 1])
+        assert torch.equal(one.encode(x), codes[m])
+    assert (codes[0] != 0).sum() < (codes[1] != 0).sum()

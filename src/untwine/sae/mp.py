@@ -40,7 +40,11 @@ class MatchingPursuitSAE(SparseAutoencoder):
 
     @classmethod
     def check_hparams(cls, hp, *, d_in, d_sae):
-        super().check_hparams(hp, d_in=d_in, d_sae=d_sae)
+        # k counts pursuit steps, not latents: an atom may be chosen again, so k may exceed d_sae
+        # (SAELens's max_iterations defaults to d_in whatever d_sae is)
+        k = hp["k"]
+        if int(k) != k or k < 1:
+            raise UntwineError(f"k must be a positive integer, got {k}")
         if hp["residual_threshold"] < 0:
             raise UntwineError(f"residual_threshold must be >= 0, got {hp['residual_threshold']}")
         if not isinstance(hp["stop_on_duplicate_support"], bool):
@@ -60,6 +64,8 @@ class MatchingPursuitSAE(SparseAutoencoder):
         offs = (torch.arange(M, device=r.device) * h).view(M, 1)
         vals, idxs, norms = [], [], []
         dup = self.member_tensor("stop_on_duplicate_support", torch.bool).view(M, 1)
+        has_dup = bool(dup.any())
+        may_stop = has_dup or bool((thr > 0).any())
         done = torch.zeros(r.shape[:2], dtype=torch.bool, device=r.device)
         rn = r.detach().norm(dim=-1)
         if return_residuals:
@@ -74,7 +80,7 @@ class MatchingPursuitSAE(SparseAutoencoder):
             with torch.no_grad():
                 rn = r.detach().norm(dim=-1)
                 done = done | (rn < thr)
-                if bool(dup.any()):
+                if has_dup:
                     # the support grew iff c > 0 at a latent no earlier step gave a positive value
                     seen = torch.zeros_like(done)
                     for v_prev, j_prev in zip(vals, idxs):
@@ -84,6 +90,8 @@ class MatchingPursuitSAE(SparseAutoencoder):
             idxs.append(j)
             if return_residuals:
                 norms.append(rn)
+            elif may_stop and t + 1 < kmax and bool((done | (t + 1 >= kt)).all()):
+                break  # every row has stopped: the remaining steps would add nothing
         enc = Encoded(torch.stack(vals, -1), torch.stack(idxs, -1), None)
         return (enc, torch.stack(norms)) if return_residuals else enc
 
