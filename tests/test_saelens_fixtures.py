@@ -179,3 +179,15 @@ def test_members_of_one_module_may_differ_in_duplicate_support_stopping():
             one.b_dec.copy_(both.b_dec[m : m + 1])
         assert torch.equal(one.encode(x), codes[m])
     assert (codes[0] != 0).sum() < (codes[1] != 0).sum()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_saelens_files_saved_again_by_untwine_encode_the_same(name, tmp_path):
+    """Load SAELens's file, save it with untwine (norms folded, untwine's block added), load
+    that: the codes' support and the reconstructions stay SAELens's."""
+    x = _inputs()
+    codes_ref, recons_ref = _expected(name)
+    save_sae(tmp_path / name, load_sae(FIX / name))
+    codes, recons = load_sae(tmp_path / name).reconstruct(x)
+    assert torch.equal(codes != 0, codes_ref != 0)
+    assert torch.allclose(recons, recons_ref, rtol=1e-5, atol=1e-5), float((recons - recons_ref).abs().max())

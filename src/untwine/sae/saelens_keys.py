@@ -50,9 +50,11 @@ def _nonneg_number(v) -> str | None:
     return None if ok else "must be a number >= 0"
 
 
-def _one_of(*allowed) -> Check:
+def _one_of(*allowed, hint: str = "") -> Check:
+    shown = " or ".join(repr(a) for a in allowed if a is not None and a is not False)
+
     def check(v) -> str | None:
-        return None if v in allowed else f"untwine reads only {' or '.join(repr(a) for a in allowed if a is not None)}"
+        return None if v in allowed else f"untwine reads only {shown}{hint}"
 
     return check
 
@@ -73,8 +75,8 @@ COMMON: dict[str, tuple[Any, Check]] = {
     "apply_b_dec_to_input": (True, _bool),
     # SAELens applies "expected_average_only_in" nowhere at inference (its scale must have been
     # folded in), "layer_norm"/"constant_norm_rescale" per row: untwine implements none of them
-    "normalize_activations": ("none", _one_of("none", None, False)),
-    "reshape_activations": ("none", _one_of("none")),
+    "normalize_activations": ("none", _one_of("none", None, False, hint="; fold the normalisation into the weights first")),
+    "reshape_activations": ("none", _one_of("none", hint="; hook_z SAEs read per-head activations")),
     "metadata": ({}, _mapping),
     "untwine": ({}, _mapping),
 }
