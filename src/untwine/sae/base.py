@@ -14,7 +14,9 @@ Encoding is ``f = act((x * s - b_dec) @ W_enc + b_enc)`` and decoding
 mean norm of ``sqrt(d_in)`` during training (Anthropic's April 2024 update; SAELens's
 ``expected_average_only_in``).  :meth:`SparseAutoencoder.export` folds ``s`` and the
 decoder-row norms into the weights, so a saved SAE works on raw inputs with ``s = 1`` and
-unit-norm decoder rows, the learnt dictionary in the input's units.
+unit-norm decoder rows, the learnt dictionary in the input's units (TopK and matching
+pursuit keep their rows as they are, unit norm when untwine trained them: their choice of
+latents is not invariant to rescaling them).
 
 Training tricks shared by the architectures (each switchable by a class attribute):
 

@@ -14,8 +14,9 @@ A directory holds::
                               b_dec [d_in], and threshold [d_sae] for jumprelu/batchtopk
                               (matching pursuit is tied: W_dec and b_dec only)
 
-Decoder rows are the learnt dictionary at unit norm in the input's units: the input
-normalisation used in training is folded into the weights (:meth:`SparseAutoencoder.export`).
+Decoder rows are the learnt dictionary in the input's units, at unit norm where the
+architecture allows folding the norms: the input normalisation used in training is folded
+into the weights (:meth:`SparseAutoencoder.export`).
 SAELens architectures read: ``standard`` (-> relu), ``topk``, ``jumprelu``, ``batchtopk``
 (its training checkpoint, ``topk_threshold``), ``matching_pursuit`` (-> mp); TopK and
 BatchTopK files saved with ``rescale_acts_by_decoder_norm`` have the decoder norms folded
