@@ -14,7 +14,9 @@ Encoding is ``f = act((x * s - b_dec) @ W_enc + b_enc)`` and decoding
 mean norm of ``sqrt(d_in)`` during training (Anthropic's April 2024 update; SAELens's
 ``expected_average_only_in``).  :meth:`SparseAutoencoder.export` folds ``s`` and the
 decoder-row norms into the weights, so a saved SAE works on raw inputs with ``s = 1`` and
-unit-norm decoder rows, the learnt dictionary in the input's units.
+unit-norm decoder rows, the learnt dictionary in the input's units (TopK and matching
+pursuit keep their rows as they are, unit norm when untwine trained them: their choice of
+latents is not invariant to rescaling them).
 
 Training tricks shared by the architectures (each switchable by a class attribute):
 
@@ -99,6 +101,9 @@ class SparseAutoencoder(nn.Module):
     unit_norm_decoder: ClassVar[bool] = True
     uses_auxk: ClassVar[bool] = False
     has_encoder: ClassVar[bool] = True
+    #: export folds the decoder-row norms into the codes (exact for positively homogeneous
+    #: activations; matching pursuit's choice of atoms is not, it keeps its rows as they are)
+    fold_decoder_norms: ClassVar[bool] = True
     #: initial decoder-row norm (rows are unit norm when ``unit_norm_decoder``)
     decoder_init_norm: ClassVar[float] = 1.0
 
@@ -366,14 +371,14 @@ class SparseAutoencoder(nn.Module):
     def export(self, m: int = 0) -> tuple[dict[str, Tensor], dict[str, Any]]:
         """Member ``m`` as SAELens tensors with ``input_scale`` and decoder norms folded in.
 
-        Codes are rescaled so decoder rows have unit norm and inputs need no
-        normalisation: ``W_dec`` rows -> unit, ``W_enc`` columns times the row norm,
+        Codes are rescaled so decoder rows have unit norm (where :attr:`fold_decoder_norms`)
+        and inputs need no normalisation: ``W_dec`` rows -> unit, ``W_enc`` columns times the row norm,
         ``b_enc``/``threshold`` times ``row_norm / s``, ``b_dec / s``.  Exact for the
         positively homogeneous activations used here.
         """
         s = float(self.input_scale)
         W_dec = self.W_dec[m].detach().float().cpu()
-        norm = W_dec.norm(dim=-1).clamp_min(1e-12)
+        norm = W_dec.norm(dim=-1).clamp_min(1e-12) if self.fold_decoder_norms else torch.ones(self.d_sae)
         out = {"W_dec": (W_dec / norm[:, None]).contiguous(), "b_dec": (self.b_dec[m].detach().float().cpu() / s).contiguous()}
         if self.has_encoder:
             out["W_enc"] = (self.W_enc[m].detach().float().cpu() * norm[None, :]).contiguous()

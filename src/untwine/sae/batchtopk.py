@@ -6,8 +6,10 @@ largest survive, so rows may use more or fewer than ``k`` latents.  A global thr
 ``theta`` is learnt as an exponential moving average (rate ``threshold_rate``, SAELens's
 0.01) of the smallest surviving activation; at inference ``f_i = ReLU(pre_i) * [pre_i >
 theta]``, a per-row rule, so a trained BatchTopK SAE encodes one row at a time and the
-codes of a row do not depend on the batch.  Saved as SAELens ``jumprelu`` with
-``threshold = theta`` for every latent (what SAELens's own BatchTopK saves for inference).
+codes of a row do not depend on the batch (a loaded file whose thresholds differ by
+latent, ``theta * ||d_i||`` after folding decoder norms, keeps them per latent).  Saved as
+SAELens ``jumprelu`` with ``threshold = theta`` for every latent (what SAELens's own
+BatchTopK saves for inference).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class BatchTopKSAE(SparseAutoencoder):
         super().__init__(d_in, d_sae, members, generator=generator)
         # -1: not yet set (the first batch sets it directly)
         self.register_buffer("threshold", torch.full((self.members,), -1.0))
+        #: per-latent thresholds ``[d_sae]`` of a loaded file (SAELens's JumpReLU export has
+        #: ``theta * ||d_i||``, differing by latent); training drops them
+        self.latent_threshold: Tensor | None = None
 
     @classmethod
     def check_hparams(cls, hp, *, d_in, d_sae):
@@ -44,7 +49,10 @@ class BatchTopKSAE(SparseAutoencoder):
         pre = self.pre_acts(xn)
         acts = pre.relu()
         if not train:
-            thr = self.threshold.clamp_min(0).view(-1, 1, 1)
+            if self.latent_threshold is not None:
+                thr = self.latent_threshold.to(pre).clamp_min(0).view(1, 1, -1)
+            else:
+                thr = self.threshold.clamp_min(0).view(-1, 1, 1)
             return Encoded(acts * (pre > thr), None, pre)
         M, B, h = acts.shape
         ks = self.member_ints("k")
@@ -70,14 +78,18 @@ class BatchTopKSAE(SparseAutoencoder):
         rate = self.hparams[0]["threshold_rate"]
         new = torch.where(self.threshold < 0, mins, (1 - rate) * self.threshold + rate * mins)
         self.threshold.copy_(torch.where(ok, new, self.threshold))
+        self.latent_threshold = None
 
     def extra_tensors(self, m, scale, row_norm):
+        if self.latent_threshold is not None:
+            return {"threshold": (self.latent_threshold.float().cpu().clamp_min(0) * row_norm / scale)}
         theta = max(float(self.threshold[m]), 0.0)
         return {"threshold": (theta * row_norm / scale).float()}
 
     def load_extra(self, tensors):
-        thr = tensors["threshold"]
-        self.threshold.fill_(float(thr.reshape(-1)[0]))
+        thr = tensors["threshold"].reshape(-1).float()
+        self.threshold.fill_(float(thr[0]))
+        self.latent_threshold = thr.clone() if bool((thr != thr[0]).any()) else None
 
     def untwine_hparams(self, m, scale):
         out = super().untwine_hparams(m, scale)

@@ -1,13 +1,20 @@
 """``mp``: matching pursuit SAE (Costa et al. 2025, "From Flat to Hierarchical: Extracting
 Sparse Representations with Matching Pursuit").
 
-The encoder is the greedy pursuit itself, unrolled: with unit-norm atoms ``d_j`` (the
-decoder rows) and residual ``r = x - b_dec``, repeat ``j = argmax_j <r, d_j>``,
-``z_j += c = ReLU(<r, d_j>)``, ``r -= c d_j``; stop after ``k`` steps or once ``||r||``
-falls below ``residual_threshold``.  Since ``||r - c d_j||^2 = ||r||^2 - c^2`` the residual
-norm never rises.  ``x_hat = z D + b_dec = x - r``.  Gradients flow through the selected
-coefficients and atoms (the choice ``argmax`` itself is discrete).  There is no separate
-encoder (SAELens's ``matching_pursuit`` is tied the same way) and no AuxK.
+The encoder is the greedy pursuit itself, unrolled: with atoms ``d_j`` (the decoder rows,
+unit norm in training) and residual ``r = x - b_dec`` (``r = x`` when ``center_input`` is
+off, SAELens's ``apply_b_dec_to_input: false``), repeat ``j = argmax_j <r, d_j>``,
+``z_j += c = ReLU(<r, d_j>)``, ``r -= c d_j``.  A row stops, exactly as SAELens's
+``matching_pursuit`` decides it, after ``k`` steps (``max_iterations``), or after a step
+that left ``||r|| < residual_threshold``, or (``stop_on_duplicate_support``) after a step
+that added no new latent to the row's support (``c = 0`` or ``j`` already chosen; that
+step's ``c`` still counts).  The first step always runs.  Since ``||r - c d_j||^2 =
+||r||^2 - c^2`` for unit atoms the residual norm never rises.  ``x_hat = z D + b_dec =
+x - r``; without centring ``x_hat = z D`` (SAELens adds ``b_dec`` back only when it took it
+off).  Gradients flow through the selected coefficients and atoms (the choice ``argmax``
+itself is discrete).  There is no separate encoder (SAELens's ``matching_pursuit`` is tied
+the same way) and no AuxK.  Decoder norms are never folded on export: the pursuit on
+rescaled atoms is another pursuit.
 """
 
 from __future__ import annotations
@@ -25,16 +32,23 @@ from untwine.sae.base import Encoded, SparseAutoencoder
 class MatchingPursuitSAE(SparseAutoencoder):
     name: ClassVar[str] = "mp"
     saelens_architecture: ClassVar[str] = "matching_pursuit"
-    hparam_defaults: ClassVar[dict[str, Any]] = {"k": None, "residual_threshold": 0.0}
-    member_hparams = ("k", "residual_threshold")
+    hparam_defaults: ClassVar[dict[str, Any]] = {"k": None, "residual_threshold": 0.0, "stop_on_duplicate_support": False}
+    member_hparams = ("k", "residual_threshold", "stop_on_duplicate_support")
     required_hparams = ("k",)
     has_encoder = False
+    fold_decoder_norms = False
 
     @classmethod
     def check_hparams(cls, hp, *, d_in, d_sae):
-        super().check_hparams(hp, d_in=d_in, d_sae=d_sae)
+        # k counts pursuit steps, not latents: an atom may be chosen again, so k may exceed d_sae
+        # (SAELens's max_iterations defaults to d_in whatever d_sae is)
+        k = hp["k"]
+        if int(k) != k or k < 1:
+            raise UntwineError(f"k must be a positive integer, got {k}")
         if hp["residual_threshold"] < 0:
             raise UntwineError(f"residual_threshold must be >= 0, got {hp['residual_threshold']}")
+        if not isinstance(hp["stop_on_duplicate_support"], bool):
+            raise UntwineError(f"stop_on_duplicate_support must be true or false, got {hp['stop_on_duplicate_support']!r}")
 
     def pursue(self, xn: Tensor, *, return_residuals: bool = False):
         """Run the pursuit: ``(Encoded, residual norms per step [steps + 1, M, B])``."""
@@ -49,32 +63,54 @@ class MatchingPursuitSAE(SparseAutoencoder):
         flat = W.reshape(M * h, self.d_in)
         offs = (torch.arange(M, device=r.device) * h).view(M, 1)
         vals, idxs, norms = [], [], []
+        dup = self.member_tensor("stop_on_duplicate_support", torch.bool).view(M, 1)
+        has_dup = bool(dup.any())
+        may_stop = has_dup or bool((thr > 0).any())
+        done = torch.zeros(r.shape[:2], dtype=torch.bool, device=r.device)
         rn = r.detach().norm(dim=-1)
         if return_residuals:
             norms.append(rn)
         for t in range(kmax):
             with torch.no_grad():
                 j = torch.bmm(r.detach(), Wt).argmax(-1)  # [M, B]
-                live = (t < kt) & (rn > thr)
+                live = (t < kt) & ~done
             atom = F.embedding(j + offs, flat)  # [M, B, d_in]
             c = (r * atom).sum(-1).relu() * live
             r = r - c.unsqueeze(-1) * atom
+            with torch.no_grad():
+                rn = r.detach().norm(dim=-1)
+                done = done | (rn < thr)
+                if has_dup:
+                    # the support grew iff c > 0 at a latent no earlier step gave a positive value
+                    seen = torch.zeros_like(done)
+                    for v_prev, j_prev in zip(vals, idxs):
+                        seen |= (j_prev == j) & (v_prev.detach() > 0)
+                    done = done | (dup & ~((c.detach() > 0) & ~seen))
             vals.append(c)
             idxs.append(j)
-            rn = r.detach().norm(dim=-1)
             if return_residuals:
                 norms.append(rn)
+            elif may_stop and t + 1 < kmax and bool((done | (t + 1 >= kt)).all()):
+                break  # every row has stopped: the remaining steps would add nothing
         enc = Encoded(torch.stack(vals, -1), torch.stack(idxs, -1), None)
         return (enc, torch.stack(norms)) if return_residuals else enc
 
     def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
         return self.pursue(xn)
 
+    def decode_encoded(self, enc: Encoded) -> Tensor:
+        if self.center_input:
+            return super().decode_encoded(enc)
+        # SAELens adds b_dec back only when it was taken off the input
+        if enc.indices is None:
+            return torch.bmm(enc.values, self.W_dec)
+        return self.sparse_decode(enc.values, enc.indices)
+
     def saelens_config(self, m, scale):
         return {
             "residual_threshold": float(self.hparams[m]["residual_threshold"]) / scale,
             "max_iterations": int(self.hparams[m]["k"]),
-            "stop_on_duplicate_support": False,
+            "stop_on_duplicate_support": bool(self.hparams[m]["stop_on_duplicate_support"]),
         }
 
     def untwine_hparams(self, m, scale):

@@ -33,6 +33,9 @@ class TopKSAE(SelectingSAE):
     member_hparams = ("k",)
     required_hparams = ("k",)
     uses_auxk = True
+    # the top-k choice is not invariant to rescaling latents: export keeps the rows as they are
+    # (unit norm when untwine trained them; a SAELens TopK's own norms otherwise)
+    fold_decoder_norms = False
 
     def select(self, xn: Tensor) -> Selection:
         ks = self.member_ints("k")
