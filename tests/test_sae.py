@@ -302,8 +302,14 @@ def test_evaluate_recovers_ground_truth_for_an_oracle_sae(syn):
 def test_evaluate_with_factors_runs_the_suite(syn, tmp_path):
     d = train_sae(syn.acts, arch="topk", latents=48, k=3, steps=20, batch_size=256, out=tmp_path / "t", progress=False)
     scores = evaluate_sae(d, syn.acts[:1500], factors=syn.factors(3)[:1500], metrics="mig,dci")
+    # the suite on the SAE's codes of those rows, exactly
+    from untwine.metrics.suite import evaluate_arrays
+
+    codes = load_sae(d).encode(torch.from_numpy(syn.acts[:1500])).float().numpy()
+    expected = evaluate_arrays(codes, syn.factors(3)[:1500], metrics="mig,dci", seed=0)
     for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness_test"):
         assert 0.0 <= scores[key] <= 1.0
+        assert scores[key] == pytest.approx(expected[key], abs=1e-9), key
 
 
 # -- files -----------------------------------------------------------------------------------
