@@ -1,8 +1,8 @@
 """Where the runs of a study execute: the caller's process, a process pool or a Ray cluster.
 
 The one scheduling loop (:func:`untwine.study.runner.schedule`) talks to an
-:class:`Executor` only: it :meth:`~Executor.submit`\\ s tasks while fewer than
-:attr:`~Executor.slots` are in flight and :meth:`~Executor.wait`\\ s for the next reports.
+:class:`Executor` only: it submits tasks (:meth:`~Executor.submit`) while fewer than
+:attr:`~Executor.slots` are in flight and waits (:meth:`~Executor.wait`) for the next reports.
 Every executor runs :func:`untwine.study.worker.execute_run`:
 
 * :class:`SerialExecutor` (``workers == 1``): in this process, one run at a time; only

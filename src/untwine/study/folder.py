@@ -7,7 +7,8 @@ A study directory holds ``study.yaml`` (the resolved spec, :data:`SPEC_COPY`),
 A run is *finished* when the results database says ``done`` and its run directory
 holds an evaluation at the study's step count with the study's evaluation settings
 (:func:`evaluation_matches`); :func:`finished_runs` lists them, so a study run again
-skips them.
+skips them.  (This module, the worker and UDR import nothing from
+:mod:`untwine.study.spec`, which imports :mod:`untwine.study.udr`: no import cycle.)
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import yaml
 
 from untwine.files import atomic_write_text, read_yaml
 from untwine.study import results as db
-from untwine.study.spec import RunSpec, StudySpec
 
 RUNS_DIR = "runs"
 SPEC_COPY = "study.yaml"
@@ -29,7 +29,8 @@ def run_dir(out, run_id: str) -> Path:
     return Path(out) / RUNS_DIR / run_id
 
 
-def write_spec_copy(spec: StudySpec, out: Path) -> None:
+def write_spec_copy(spec, out: Path) -> None:
+    """Write the resolved :class:`~untwine.study.spec.StudySpec` ``spec`` into the study directory."""
     text = "# untwine study (resolved); re-run with `untwine study run` on the original file\n"
     atomic_write_text(Path(out) / SPEC_COPY, text + yaml.safe_dump(spec.to_dict(), sort_keys=False))
 
@@ -59,8 +60,9 @@ def evaluation_matches(run_dir, evaluation: dict, steps: int) -> bool:
         return False
 
 
-def finished_runs(out, runs: list[RunSpec]) -> set[str]:
-    """Ids of the runs recorded ``done`` whose run directory holds a matching evaluation."""
+def finished_runs(out, runs: list) -> set[str]:
+    """Ids of the runs (:class:`~untwine.study.spec.RunSpec`) recorded ``done`` whose run directory
+    holds a matching evaluation."""
     p = db.db_path(out)
     if not p.is_file():
         return set()

@@ -54,7 +54,6 @@ from untwine._checks import as_codes
 from untwine.errors import UntwineError
 from untwine.study import results as db
 from untwine.study.folder import run_dir
-from untwine.study.spec import RunSpec, StudySpec
 from untwine.study.worker import one_line
 
 CORRELATIONS = ("spearman", "lasso")
@@ -194,14 +193,17 @@ def representations_for_udr(run_dirs: list[Path], x, *, batch: int = 256) -> tup
 
 
 def compute_study_udr(
-    spec: StudySpec,
-    runs: list[RunSpec],
+    spec,
+    runs: list,
     out,
     *,
     result=None,
     say: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """UDR per run for every configuration with >= 2 finished seeds; stored as metric ``udr``.
+
+    ``spec``: the :class:`~untwine.study.spec.StudySpec`; ``runs``: its
+    :class:`~untwine.study.spec.RunSpec` list (:func:`~untwine.study.spec.expand`).
 
     ``result``: a :class:`~untwine.study.runner.StudyResult` to add the scores
     (``udr``) and the configurations whose UDR failed (``udr_errors``) to.
@@ -215,7 +217,7 @@ def compute_study_udr(
     scores: dict[str, float] = {}
     try:
         rows = db.run_rows(conn)
-        groups: dict[str, list[RunSpec]] = {}
+        groups: dict[str, list] = {}
         for r in runs:
             if rows.get(r.run_id, {}).get("status") == "done":
                 groups.setdefault(r.config_id, []).append(r)

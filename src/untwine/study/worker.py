@@ -24,7 +24,6 @@ from untwine.errors import UntwineError
 from untwine.files import read_scores
 from untwine.study import results as db
 from untwine.study.folder import evaluation_matches, run_dir
-from untwine.study.spec import RunSpec
 
 
 def one_line(exc: BaseException) -> str:
@@ -36,8 +35,9 @@ def one_line(exc: BaseException) -> str:
     return msg[:500]
 
 
-def make_task(run: RunSpec, out: Path, db_file: Path | None, threads: int) -> dict[str, Any]:
-    """The dict :func:`execute_run` takes: ``run``'s :meth:`RunSpec.to_dict` plus ``run_dir``,
+def make_task(run, out: Path, db_file: Path | None, threads: int) -> dict[str, Any]:
+    """The dict :func:`execute_run` takes: the :class:`~untwine.study.spec.RunSpec` ``run``'s
+    :meth:`~untwine.study.spec.RunSpec.to_dict` plus ``run_dir``,
     ``db`` (None: the caller records) and ``threads``."""
     t = run.to_dict()
     t["run_dir"] = str(run_dir(out, run.run_id))
