@@ -221,6 +221,8 @@ def test_find_directions_writes_unit_directions_scores_and_picture(run_dir, orac
     entry = saved["methods"]["sefa"]
     assert saved["num"] == 3 and np.asarray(entry["effects"]).shape == (3, 3)
     assert 0 <= entry["disentanglement"] <= 1 and 0 <= entry["alignment"] <= 1
+    again = score_effects(np.asarray(entry["effects"]))  # the scores are those of the saved effect matrix
+    assert entry["disentanglement"] == pytest.approx(again["disentanglement"]) and entry["alignment"] == pytest.approx(again["alignment"])
     assert saved["oracle"]["accuracy"] == oracle.accuracy
     assert (out / "traversal.png").stat().st_size > 0
     assert result["methods"]["sefa"]["num"] == 3

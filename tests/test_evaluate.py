@@ -58,6 +58,17 @@ def test_metrics_json_has_every_key(run_dir):
     assert set(on_disk) == set(expected)
     for k in ("mig", "dci_disentanglement", "beta_vae_score", "factor_vae_score", "infom", "reconstruction_mse"):
         assert 0.0 <= scores[k] <= 1.0, k
+    # known answer: the array metrics of the run's mean codes of the samples drawn with the seed (train first)
+    from untwine.metrics.suite import evaluate_arrays
+
+    run = open_run(run_dir)
+    ds, rng = run.dataset(), np.random.default_rng(1)
+    i_tr, i_te = ds.sample_indices(200, rng), ds.sample_indices(100, rng)
+    enc = run.encoder("mean", seed=1)
+    expected = evaluate_arrays(enc.encode_indices(ds, i_tr).codes, ds.factors_of(i_tr),
+                               enc.encode_indices(ds, i_te).codes, ds.factors_of(i_te), metrics=["mig", "dci"], seed=1)
+    for k in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness_test"):
+        assert scores[k] == pytest.approx(expected[k], abs=1e-9), k
     # reconstruction is a per-image summed Bernoulli cross-entropy: positive, at most 256 * ln(1e7)
     assert 0 < scores["reconstruction"] < 256 * np.log(1e7)
     settings = json.loads((run_dir / "evaluation.json").read_text())

@@ -182,6 +182,9 @@ def test_torch_module_encoder_and_tuple_output():
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(15, 4))
     out = beta_vae_score(ds, net, 0, **SMALL)
     assert 0.0 <= out["beta_vae_score"] <= 1.0 and isinstance(out["beta_vae_score"], float)
+    # the module is scored as the function it computes
+    with torch.no_grad():
+        assert beta_vae_score(ds, lambda x: net(x), 0, **SMALL) == out
     # an encoder returning (mean, logvar) is scored on the mean
     assert beta_vae_score(ds, lambda x: (oracle(x), torch.zeros(x.shape[0], 3)), 0, **SMALL)["beta_vae_score"] == 1.0
 

@@ -155,7 +155,12 @@ def test_matching_pursuit_stops_at_residual_threshold():
     # after the residual dropped below the threshold no atom is added
     below = norms[:-1, 0] <= 2.0  # [steps, B]: residual before step t is below the threshold
     assert (enc.values[0].T[below] == 0).all()
-    assert steps_used.max() <= 16
+    # an atom at step t exactly while the residual is above the threshold: the step count is known
+    above = norms[:-1, 0] > 2.0
+    assert torch.equal(enc.values[0].T != 0, above)
+    assert torch.equal(steps_used, above.sum(0)) and steps_used.max() <= 16
+    small = x[:4] / x[:4].norm(dim=-1, keepdim=True)  # ||x|| = 1, below the threshold from the start
+    assert (m.pursue(small).values == 0).all()
 
 
 def test_topk_gives_exactly_k_nonzeros_per_row():
@@ -253,13 +258,33 @@ def test_mmcs_is_one_for_the_true_dictionary():
 
 
 def test_evaluate_recovers_ground_truth_for_an_oracle_sae(syn):
-    """An SAE whose decoder is the true dictionary and encoder its pseudo-inverse-free oracle."""
+    """An SAE whose decoder is the true dictionary and whose encoder is the oracle (each row's
+    true codes): MCC is 1, nothing is absorbed, the reconstruction is exact; the same SAE with
+    each parent's latent silenced wherever one of its children fires absorbs every parent."""
     m = _module("topk", d_in=16, d_sae=48, members=[{"k": 48}])
     D = torch.from_numpy(syn.dictionary)
     with torch.no_grad():
         m.W_dec[0] = D
         m.b_dec.zero_()
-    scores = evaluate_sae(m, syn.acts[:1000], features=syn.dictionary, true_codes=syn.codes[:1000], hierarchy=syn.hierarchy)
+    acts, true = syn.acts[:1000], syn.codes[:1000].toarray()
+    row_of: dict[bytes, int] = {}
+    for i, r in enumerate(acts):
+        row_of.setdefault(r.tobytes(), i)  # repeated rows (all zero) have the same codes
+
+    def oracle(x, absorbed=False):
+        c = true[[row_of[r.tobytes()] for r in x.cpu().numpy()]].copy()
+        if absorbed:
+            for p, kids in syn.hierarchy:
+                c[c[:, kids].any(1), p] = 0.0
+        codes = torch.from_numpy(c)
+        return codes, m.decode(codes)
+
+    m.reconstruct = oracle
+    scores = evaluate_sae(m, acts, features=syn.dictionary, true_codes=syn.codes[:1000], hierarchy=syn.hierarchy)
+    assert scores["mcc"] == pytest.approx(1.0, abs=1e-6)
+    assert scores["absorption"] == 0.0
+    assert scores["fvu"] < 1e-10
+    assert scores["l0"] == pytest.approx(syn.codes[:1000].getnnz(1).mean())
     assert scores["mmcs"] == pytest.approx(1.0)
     assert scores["recovered"] == 1.0
     x = syn.acts[:1000].astype(np.float64)
@@ -268,13 +293,23 @@ def test_evaluate_recovers_ground_truth_for_an_oracle_sae(syn):
     assert scores["l0"] == pytest.approx(float((codes != 0).sum(-1).float().mean()))
     for key in ("mse", "cosine", "dead_fraction", "dense_fraction", "shrinkage", "zf_deviation", "coherence_max", "mcc", "absorption"):
         assert np.isfinite(scores[key]), key
+    m.reconstruct = lambda x: oracle(x, absorbed=True)
+    absorbing = evaluate_sae(m, acts, features=syn.dictionary, true_codes=syn.codes[:1000], hierarchy=syn.hierarchy)
+    assert absorbing["absorption"] == 1.0 and absorbing["mcc"] < 0.99
+    assert absorbing["mmcs"] == pytest.approx(1.0)  # the same dictionary
 
 
 def test_evaluate_with_factors_runs_the_suite(syn, tmp_path):
     d = train_sae(syn.acts, arch="topk", latents=48, k=3, steps=20, batch_size=256, out=tmp_path / "t", progress=False)
     scores = evaluate_sae(d, syn.acts[:1500], factors=syn.factors(3)[:1500], metrics="mig,dci")
+    # the suite on the SAE's codes of those rows, exactly
+    from untwine.metrics.suite import evaluate_arrays
+
+    codes = load_sae(d).encode(torch.from_numpy(syn.acts[:1500])).float().numpy()
+    expected = evaluate_arrays(codes, syn.factors(3)[:1500], metrics="mig,dci", seed=0)
     for key in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness_test"):
         assert 0.0 <= scores[key] <= 1.0
+        assert scores[key] == pytest.approx(expected[key], abs=1e-9), key
 
 
 # -- files -----------------------------------------------------------------------------------

@@ -7,11 +7,14 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from test_sae import one_thread  # noqa: F401 - autouse: one torch thread on a shared machine
 
 from untwine.cli import main as cli_main
+from untwine.lm.baselines import split_rows
+from untwine.lm.probing import sparse_probing
 from untwine.lm.shards import ShardWriter
-from untwine.sae import train_sae
+from untwine.sae import load_sae, train_sae
 from untwine.sae.metrics import EVALUATION
 
 SIZES = (3, 4, 2)
@@ -59,8 +62,16 @@ def test_evaluate_with_factors_writes_the_baselines_beside_the_sae(concept_acts,
     assert base["supervised"]["dci_disentanglement"] > 0.9
     assert base["pca"]["latents"] == 12  # as many components as latents, at most the width
     sae_scores = ev["sae"]
+    # known answers: the SAE's codes of every row, the evaluation's train / test split
+    x = np.load(root / "acts.npy")
+    f = np.load(root / "acts" / "factors.npy")
+    codes = load_sae(sae, "cpu").encode(torch.from_numpy(x)).double().numpy()
+    tr, te = split_rows(len(x), 0)
+    probes = sparse_probing(codes[tr], f[tr], codes[te], f[te], factor_names=NAMES, seed=0)
     for k in (1, 2, 5):
         assert 0.0 <= sae_scores[f"sparse_probe_k{k}_mean"] <= 1.0
+        assert sae_scores[f"sparse_probe_k{k}_mean"] == pytest.approx(probes[f"sparse_probe_k{k}_mean"])
+        assert sae_scores[f"sparse_probe_k{k}_mean"] == pytest.approx(np.mean([sae_scores[f"sparse_probe_k{k}_{n}"] for n in NAMES]))
     for key in ("edit_flip_mean", "edit_keep_mean", "edit_success_mean", "dci_disentanglement", "fvu"):
         assert key in sae_scores
     nmi = np.array(ev["matrices"]["normalized_mi"])
@@ -69,6 +80,13 @@ def test_evaluate_with_factors_writes_the_baselines_beside_the_sae(concept_acts,
     assert ev["shown"] and set(ev["top_sentences"]) == {str(j) for j in ev["shown"]}
     first = next(iter(ev["top_sentences"].values()))
     assert first and first[0][1].startswith("the colour")
+    # each shown latent's sentences: those of the rows of its largest positive codes, largest first
+    sentences = (root / "acts" / "sentences.txt").read_text().splitlines()
+    for j, listed in ev["top_sentences"].items():
+        z = codes[:, int(j)]
+        top = [i for i in np.argsort(-z, kind="stable")[:5] if z[i] > 0]
+        assert [s for _, s in listed] == [sentences[i] for i in top], j
+        assert np.allclose([v for v, _ in listed], z[top], rtol=1e-5)
     assert len(ev["edit_latents"]) == 3 and all(len(s) == 5 for s in ev["edit_latents"])
     flat = json.loads(out.read_text())
     assert "mmcs" not in flat and "l0" in flat and "supervised.dci_disentanglement" in flat
@@ -84,6 +102,9 @@ def test_report_of_an_sae_directory(concept_acts, capsys):
     assert page.count("data:image/png;base64,") >= 2  # heatmaps and training curves
     assert "normalised MI" in page and "supervised" in page and "this SAE" in page
     assert "the colour" in page  # top sentences
+    ev = json.loads((sae / EVALUATION).read_text())
+    for j, listed in ev["top_sentences"].items():  # every shown latent with its own top sentences
+        assert f"latent {j}" in page and all(s in page for _, s in listed), j
     assert "http://" not in page and "https://" not in page
     assert "cfg.json" in page
 

@@ -87,7 +87,11 @@ def test_study_runs_in_two_worker_processes_and_records_everything(finished):
         assert m["mig"] == pytest.approx(saved["mig"])
         assert open_run(out / "runs" / r.run_id).step == 6
         assert 0.0 <= m["udr"] <= 1.0
+        assert m["udr"] == pytest.approx(res.udr[r.run_id], abs=1e-12)  # the database holds what the study computed
     assert set(res.udr) == {r.run_id for r in runs}  # both configurations have two seeds
+    for cid in {r.config_id for r in runs}:  # two seeds: each one's UDR is the one symmetric UDR_ab of the pair
+        a, b = [res.udr[r.run_id] for r in runs if r.config_id == cid]
+        assert a == pytest.approx(b, abs=1e-12)
     assert (out / "study.yaml").is_file()
 
 

@@ -96,3 +96,14 @@ def test_cli_train_and_evaluate_dts_on_sines(tmp_path):
     scores = json.loads((run / "metrics.json").read_text())
     for key in ("mig", "dci_disentanglement", "beta_vae_score"):
         assert 0.0 <= scores[key] <= 1.0, key
+    # the command wrote what the library computes with the same settings
+    from untwine.train import evaluate_run
+
+    torch.set_num_threads(1)
+    try:
+        again = evaluate_run(run, metrics="mig,dci,beta_vae", num_train=300, num_test=200, interventional_train=100,
+                             interventional_eval=50, interventional_batch=8, device="cpu", write=False)
+    finally:
+        torch.set_num_threads(threads)
+    for key in ("mig", "dci_disentanglement", "beta_vae_score"):
+        assert scores[key] == pytest.approx(again[key], abs=1e-9), key

@@ -53,7 +53,7 @@ def load_done(study_dir) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     try:
         runs = db.run_rows(conn)
         met: dict[str, dict[str, float]] = {}
-        for rid, name, value in conn.execute("SELECT run_id, name, value FROM metrics"):
+        for rid, name, value in db.metric_values(conn):
             if _finite(value):
                 met.setdefault(rid, {})[name] = float(value)
     finally:

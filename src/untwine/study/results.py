@@ -19,7 +19,7 @@ Concurrency: every process opens its own connection; the file is in WAL mode
 with a busy timeout, writes are short ``BEGIN IMMEDIATE`` transactions retried on
 ``database is locked``, so several worker processes may record runs at once.
 (WAL needs a local file system: on a cluster without one, the study's parent
-process records results, see :mod:`untwine.study.runner`.)
+process records results, see :mod:`untwine.study.executors`.)
 """
 
 from __future__ import annotations
@@ -284,6 +284,11 @@ def finish_run(conn: sqlite3.Connection, run_id: str, scores: Mapping[str, Any],
     write(conn, fn)
 
 
+def count_attempt(conn: sqlite3.Connection, run_id: str) -> None:
+    """Count one more attempt of ``run_id`` (its status unchanged: the worker sets it)."""
+    write(conn, lambda c: c.execute("UPDATE runs SET attempts = attempts + 1 WHERE run_id = ?", (run_id,)))
+
+
 def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return None if row is None else row[0]
@@ -341,6 +346,22 @@ def run_rows(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
         d["hparams"] = json.loads(d["hparams"] or "{}")
         out[d["run_id"]] = d
     return out
+
+
+def metric_values(conn: sqlite3.Connection, *, name: str | None = None,
+                  run_ids: Iterable[str] | None = None) -> list[tuple[str, str, float | None]]:
+    """Stored metrics as ``(run_id, name, value)`` rows (value None where undefined), of every
+    metric or only ``name``, of every run or only ``run_ids``."""
+    where, params = [], []
+    if name is not None:
+        where.append("name = ?")
+        params.append(name)
+    if run_ids is not None:
+        ids = list(run_ids)
+        where.append(f"run_id IN ({','.join('?' * len(ids))})")
+        params += ids
+    sql = "SELECT run_id, name, value FROM metrics" + (f" WHERE {' AND '.join(where)}" if where else "")
+    return [tuple(r) for r in conn.execute(sql, params)]
 
 
 def metric_names(conn: sqlite3.Connection) -> list[str]:

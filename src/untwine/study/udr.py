@@ -34,17 +34,27 @@ both models have the same number of informative latents.  A model with no
 informative latent scores 0 against every other.  Without KL values
 (deterministic encoders) every latent counts as informative; constant latents
 correlate with nothing (R = 0).
+
+In a study (:func:`compute_study_udr`, after the runs): every configuration with at
+least two finished seeds; each run's model encodes the same ``udr.num_points`` inputs
+of its dataset and the per-run score goes into the results database's ``metrics`` table
+as ``udr`` (recomputed only when the runs or the settings changed).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import json
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from scipy.stats import rankdata
 
 from untwine._checks import as_codes
 from untwine.errors import UntwineError
+from untwine.study import results as db
+from untwine.study.folder import run_dir
+from untwine.study.worker import one_line
 
 CORRELATIONS = ("spearman", "lasso")
 KL_THRESHOLD = 0.01
@@ -167,3 +177,88 @@ def udr_scores(
     pair = udr_pairwise(representations, kl, correlation=correlation, kl_threshold=kl_threshold, seed=seed)
     m = pair.shape[0]
     return np.array([float(np.median(np.delete(pair[i], i))) for i in range(m)])
+
+
+# -- UDR over the seeds of each configuration of a study ----------------------------------------
+def representations_for_udr(run_dirs: list[Path], x, *, batch: int = 256) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """Mean representations ``[N, D]`` and average per-latent KL ``[D]`` (None for deterministic encoders) of each run on ``x``."""
+    from untwine.train import open_run
+
+    reps, kls = [], []
+    for d in run_dirs:
+        encoded = open_run(d).encoder(batch_size=batch).encode(x, posterior=True)
+        reps.append(encoded.codes)
+        kls.append(encoded.latent_kl())
+    return reps, kls
+
+
+def compute_study_udr(
+    spec,
+    runs: list,
+    out,
+    *,
+    result=None,
+    say: Callable[[str], None] | None = None,
+) -> dict[str, float]:
+    """UDR per run for every configuration with >= 2 finished seeds; stored as metric ``udr``.
+
+    ``spec``: the :class:`~untwine.study.spec.StudySpec`; ``runs``: its
+    :class:`~untwine.study.spec.RunSpec` list (:func:`~untwine.study.spec.expand`).
+
+    ``result``: a :class:`~untwine.study.runner.StudyResult` to add the scores
+    (``udr``) and the configurations whose UDR failed (``udr_errors``) to.
+    """
+    from untwine import data
+    from untwine.train import open_run
+
+    say = say or (lambda m: None)
+    out = Path(out)
+    conn = db.connect(db.db_path(out))
+    scores: dict[str, float] = {}
+    try:
+        rows = db.run_rows(conn)
+        groups: dict[str, list] = {}
+        for r in runs:
+            if rows.get(r.run_id, {}).get("status") == "done":
+                groups.setdefault(r.config_id, []).append(r)
+        settings = {k: spec.udr[k] for k in ("num_points", "correlation", "kl_threshold", "seed")}
+        datasets: dict[str, Any] = {}
+        for cid, members in groups.items():
+            if len(members) < 2:
+                continue
+            members.sort(key=lambda r: r.seed)
+            dirs = [run_dir(out, r.run_id) for r in members]
+            try:
+                sig = json.dumps({"runs": [[r.run_id, open_run(d).step] for r, d in zip(members, dirs)], **settings}, sort_keys=True)
+                stored = {rid: v for rid, _, v in db.metric_values(conn, name="udr", run_ids=[r.run_id for r in members])
+                          if v is not None}
+                if db.get_meta(conn, f"udr:{cid}") == sig and set(stored) == {r.run_id for r in members}:
+                    scores.update((rid, float(v)) for rid, v in stored.items())
+                    continue
+                ref = members[0].dataset_ref
+                if ref not in datasets:  # the same inputs for every configuration on this dataset
+                    import torch
+
+                    rng = np.random.default_rng(int(settings["seed"]))
+                    _, x = data.load(ref).sample(int(settings["num_points"]), rng)
+                    datasets[ref] = (x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))).float()
+                reps, kls = representations_for_udr(dirs, datasets[ref])
+                kl_arg = kls if all(k is not None for k in kls) else None
+                s = udr_scores(reps, kl_arg, correlation=settings["correlation"], kl_threshold=settings["kl_threshold"], seed=settings["seed"])
+                for r, v in zip(members, s):
+                    db.record_metrics(conn, r.run_id, {"udr": float(v)}, replace=False)
+                    scores[r.run_id] = float(v)
+                db.set_meta(conn, f"udr:{cid}", sig)
+                hp = ", ".join(f"{k}={v}" for k, v in members[0].hparams.items()) or "defaults"
+                say(f"udr {members[0].model} ({hp}) on {members[0].dataset}, seeds {[r.seed for r in members]}: "
+                    + ", ".join(f"{v:.3f}" for v in s))
+            except Exception as exc:  # noqa: BLE001 - UDR must not lose the study's results
+                msg = one_line(exc)
+                if result is not None:
+                    result.udr_errors[cid] = msg
+                say(f"[red]UDR failed for {members[0].run_id} and its seeds: {msg}[/red]")
+    finally:
+        conn.close()
+    if result is not None:
+        result.udr.update(scores)
+    return scores
