@@ -479,6 +479,8 @@ def train_sae(
     """
     hp = dict(hparams or {})
     if k is not None:
+        if hp.get("k", k) != k:
+            raise UntwineError(f"k is given twice (--k {k} and --set k={hp['k']}); give it once")
         hp["k"] = k
     dirs = train_saes(
         acts, [SAESpec(arch, latents, hp, lr)], out=out, steps=steps, batch_size=batch_size, seed=seed,
