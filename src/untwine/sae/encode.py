@@ -16,7 +16,13 @@ from untwine.sae.train import resolve_device
 
 def load_usable_sae(sae_dir, device):
     """:func:`load_sae` refusing weights that are not finite (NaN or inf codes would follow silently)."""
-    sae = load_sae(sae_dir, device)
+    try:
+        sae = load_sae(sae_dir, device)
+    except UntwineError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as exc:  # a cfg.json that lies about shapes
+        why = str(exc).splitlines()[0] if str(exc) else ""
+        raise UntwineError(f"{sae_dir}: not a readable SAE ({type(exc).__name__}: {why})") from None
     bad = [n for n, p in sae.named_parameters() if not bool(torch.isfinite(p).all())]
     if bad:
         raise UntwineError(f"{sae_dir}: the SAE's {bad[0]} holds NaN or infinite values; its codes would be meaningless")
