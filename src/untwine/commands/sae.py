@@ -1,7 +1,7 @@
 """``untwine sae``: sparse autoencoders with ground truth.
 
     untwine sae train ACTS --arch topk --latents 512 --k 4 --steps 1024 --batch-size 1024 --out DIR
-                      [--lr X] [--seed S] [--device auto] [--set key=value ...] [--resume] [--overwrite]
+                      [--lr X] [--seed S] [--device auto] [--set key=value ...] [--checkpoint-every N] [--resume] [--overwrite]
     untwine sae sweep ACTS --arch topk,batchtopk --latents 256,512 --k 2,4,8 --out DIR [...]
     untwine sae encode DIR ACTS --out codes.npy
     untwine sae evaluate DIR ACTS [--features TRUE_DIRS.npy] [--true-codes C.npz] [--factors F.npy [--no-baselines]] [--json OUT]
