@@ -188,13 +188,13 @@ def cases(case, run, src: Path, work: Path) -> None:
     case("sae evaluate: a sweep member that --overwrite replaced", ["sae", "evaluate", str(sweep / "topk-w16-k2"), acts])
 
     # -- two processes on one folder
-    for cmd in ("train", "sweep"):
+    for cmd in ("train", "sweep"):  # the first runs for minutes; the second (short) one must not write beside it
         busy = work / f"busy_{cmd}"
-        extra = ["--arch", "topk", "--latents", "16", "--k", "2", "--steps", "2000", "--batch-size", "64", "--no-progress"]
-        first = _popen(src, ["sae", cmd, acts, *extra, "--out", str(busy)], work)
+        extra = ["--arch", "topk", "--latents", "16", "--k", "2", "--batch-size", "64", "--no-progress", "--out", str(busy)]
+        first = _popen(src, ["sae", cmd, acts, *extra, "--steps", "1000000"], work)
         try:
-            _wait_for(busy / "checkpoint.pt", first, 120)  # the first run's checkpoint at step 500
-            case(f"sae {cmd}: a second process on the same folder", ["sae", cmd, acts, *extra, "--out", str(busy), "--resume"])
+            _wait_for(busy / "checkpoint.pt", first, 120)  # its first checkpoint (step 1000)
+            case(f"sae {cmd}: a second process on the same folder", ["sae", cmd, acts, *extra, "--steps", "50", "--overwrite"])
         finally:
             first.kill()
             first.wait()

@@ -95,7 +95,8 @@ def load_checkpoint(path: Path, data: dict) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch.load raises many types; report any as one line
-        raise UntwineError(f"{path}: cannot read the checkpoint ({exc})") from None
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UntwineError(f"{path}: cannot read the checkpoint ({why})") from None
     if not isinstance(state, dict) or not {"step", "config", "modules", "optims", "log"} <= set(state):
         raise UntwineError(f"{path}: not an SAE training checkpoint")
     if "data" in state:  # checkpoints from before the fingerprint have none
