@@ -101,7 +101,7 @@ LOCK_FILE = ".lock"
 
 
 @contextmanager
-def exclusive_lock(folder, *, what: str = "run") -> Iterator[Path]:
+def exclusive_lock(folder, *, what: str = "a run writes there") -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` (created if missing) for the ``with`` block.
 
     The lock is ``fcntl.flock`` on ``FOLDER/.lock``: a second process asking for it is one
@@ -124,7 +124,7 @@ def exclusive_lock(folder, *, what: str = "run") -> Iterator[Path]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise UntwineError(f"{folder} is in use by another untwine process (a {what} is writing there); "
+            raise UntwineError(f"{folder} is in use by another untwine process ({what}); "
                                "wait for it to finish or choose another output") from None
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())

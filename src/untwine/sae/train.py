@@ -299,7 +299,7 @@ def train_saes(
     if holds_run(out, dirs) and not resume and not overwrite:
         raise UntwineError(f"{out} already holds an SAE run; pass --resume to continue it or --overwrite to replace it")
     data = fingerprint(source)
-    with exclusive_lock(out, what="sae training run"):
+    with exclusive_lock(out, what="an SAE training run writes there"):
         tidy(out, dirs)
         return _train_locked(
             source, specs, labels, dirs, out, data, sample, mean_sq, dev, steps=steps, batch_size=batch_size, seed=seed,
