@@ -18,6 +18,8 @@ import json
 import math
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,43 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:  # pragma: no cover - another user's process
         return True
     return True
+
+
+#: the lock file :func:`exclusive_lock` holds in an output folder
+LOCK_FILE = ".lock"
+
+
+@contextmanager
+def exclusive_lock(folder, *, what: str = "a run writes there") -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` (created if missing) for the ``with`` block.
+
+    The lock is ``fcntl.flock`` on ``FOLDER/.lock``: a second process asking for it is one
+    :class:`~untwine.errors.UntwineError` line instead of a second writer.  The kernel
+    releases it when its holder ends, however it ends (``kill -9`` included), so a lock
+    file left behind is never stale.  Where ``fcntl`` does not exist the block runs unlocked.
+    """
+    folder = Path(folder)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield folder / LOCK_FILE
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise cannot_write(folder, exc, "create") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise UntwineError(f"{folder} is in use by another untwine process ({what}); "
+                               "wait for it to finish or choose another output") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield folder / LOCK_FILE
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def cannot_write(path, exc: OSError, what: str = "write") -> UntwineError:

@@ -1,7 +1,7 @@
 """``untwine sae``: sparse autoencoders with ground truth.
 
     untwine sae train ACTS --arch topk --latents 512 --k 4 --steps 1024 --batch-size 1024 --out DIR
-                      [--lr X] [--seed S] [--device auto] [--set key=value ...] [--resume] [--overwrite]
+                      [--lr X] [--seed S] [--device auto] [--set key=value ...] [--checkpoint-every N] [--resume] [--overwrite]
     untwine sae sweep ACTS --arch topk,batchtopk --latents 256,512 --k 2,4,8 --out DIR [...]
     untwine sae encode DIR ACTS --out codes.npy
     untwine sae evaluate DIR ACTS [--features TRUE_DIRS.npy] [--true-codes C.npz] [--factors F.npy [--no-baselines]] [--json OUT]
@@ -39,6 +39,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="architecture hyper-parameter, e.g. l1_coefficient=3 (repeatable)")
         q.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
         q.add_argument("--overwrite", action="store_true", help="replace an SAE run already in --out")
+        q.add_argument("--checkpoint-every", type=int, metavar="N",
+                       help="write the checkpoint every N steps (default: a quarter of the run, 100 to 1000 steps)")
         q.add_argument("--no-progress", action="store_true", help="no progress output")
 
     t = sub.add_parser("train", help="train one SAE on activations")
@@ -128,6 +130,7 @@ def run_train(args) -> int:
         args.acts, arch=args.arch, latents=args.latents, k=args.k, out=args.out, steps=args.steps,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, device=args.device, resume=args.resume,
         overwrite=args.overwrite, progress=not args.no_progress, hparams=_sets(args.set),
+        checkpoint_every=args.checkpoint_every,
     )
     _print_trained([out])
     return 0
@@ -151,6 +154,7 @@ def run_sweep(args) -> int:
     dirs = train_saes(
         args.acts, specs, out=args.out, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
         device=args.device, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+        checkpoint_every=args.checkpoint_every,
     )
     _print_trained(dirs)
     return 0
@@ -163,7 +167,7 @@ def _print_trained(dirs) -> None:
     for d in dirs:
         info = read_json(d / TRAINING)
         last = info["log"][-1] if info["log"] else {}
-        terms = "  ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step")
+        terms = "  ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in last.items() if k != "step")
         print(f"{d}: {info['steps']} steps, {info['rows_per_second_this_session']:.0f} rows/s  {terms}")
 
 
@@ -178,6 +182,9 @@ def run_encode(args) -> int:
 def run_evaluate(args) -> int:
     from pathlib import Path
 
+    from untwine._checks import check_seed
+
+    check_seed(args.seed)
     from untwine.files import write_json
     from untwine.sae.metrics import (
         EVALUATION,
@@ -196,6 +203,10 @@ def run_evaluate(args) -> int:
                                            metrics=args.metrics, seed=args.seed, device=args.device)
         concepts["reconstruction"] = scores  # on every row; the table's fvu is on the test rows
         scores = {**concepts["sae"], **scores}
+    from untwine.files import UNDEFINED_KEY
+    from untwine.sae.metrics import undefined_scores
+
+    undefined = undefined_scores(scores)
     for n in notes:
         print(n)
     width = max(len(k) for k in scores)
@@ -213,12 +224,15 @@ def run_evaluate(args) -> int:
         if concepts["baselines"]:
             scores |= {f"{b}.{k}": v for b, s in concepts["baselines"].items() for k, v in s.items()}
     if args.json:
-        write_json(args.json, scores)
+        write_json(args.json, {**scores, **({UNDEFINED_KEY: undefined} if undefined else {})})
         print(f"wrote {args.json}")
     return 0
 
 
 def run_synthetic(args) -> int:
+    from untwine._checks import check_seed
+
+    check_seed(args.seed)
     from untwine.sae.synthetic import synthetic_to_dir
 
     paths, info = synthetic_to_dir(

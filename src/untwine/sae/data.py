@@ -133,10 +133,16 @@ def _numpy_part(arr, name: str) -> np.ndarray:
 
 def _open_file(path: Path, key: str | None) -> tuple[object, int, int, str]:
     if path.suffix == ".npy":
+        if path.stat().st_size == 0:
+            raise UntwineError(f"{path}: the file is empty (0 bytes), not a .npy array")
         try:
             arr = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
             raise UntwineError(f"{path}: cannot read as .npy ({exc})") from None
+        if not isinstance(arr, np.ndarray):  # np.load opens a zip (.npz) whatever its name
+            if hasattr(arr, "close"):
+                arr.close()
+            raise UntwineError(f"{path}: is an .npz archive, not a .npy array; save the activations with np.save")
         arr = _numpy_part(arr, str(path))
         return arr, arr.shape[0], arr.shape[1], "numpy"
     if path.suffix == ".safetensors":
@@ -213,6 +219,27 @@ def open_activations(source, key: str | None = None) -> ActivationSource:
         parts.append(_Part(arr, start, rows, kind))
         start += rows
     return ActivationSource(parts, dim, str(source))
+
+
+#: rows hashed by :func:`fingerprint`: this many at the start, the middle and the end
+FINGERPRINT_ROWS = 256
+
+
+def fingerprint(source: ActivationSource) -> dict:
+    """What identifies training data: its name, size on disk, shape and a hash of
+    :data:`FINGERPRINT_ROWS` contiguous rows at its start, middle and end (cheap for any source)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    n, k = source.rows, FINGERPRINT_ROWS
+    for a in sorted({0, max(0, n // 2 - k // 2), max(0, n - k)}):
+        h.update(np.ascontiguousarray(source.read(a, min(n, a + k)), dtype="<f4").tobytes())
+    size = 0
+    for p in source.parts:
+        fn = getattr(p.array, "filename", None)
+        size += Path(fn).stat().st_size if isinstance(fn, str) and Path(fn).is_file() else 0
+    return {"path": source.name, "bytes": int(size), "rows": int(n), "dim": int(source.dim),
+            "sample_sha256": h.hexdigest()[:32]}
 
 
 def sample_rows(source: ActivationSource, n: int, seed: int) -> np.ndarray:

@@ -132,11 +132,11 @@ def evaluate_sae(
     import scipy.sparse as sp
 
     from untwine.sae.data import open_activations
-    from untwine.sae.io import load_sae
+    from untwine.sae.encode import load_usable_sae
     from untwine.sae.train import resolve_device
 
     dev = resolve_device(device)
-    module = sae if isinstance(sae, torch.nn.Module) else load_sae(sae, dev)
+    module = sae if isinstance(sae, torch.nn.Module) else load_usable_sae(sae, dev)
     if module.members != 1:
         raise UntwineError("evaluate one SAE at a time (this module holds several)")
     module = module.to(dev).eval()
@@ -163,12 +163,13 @@ def evaluate_sae(
     if factors is not None:
         from untwine._checks import as_factors
 
-        fac = as_factors(factors, "factors")
+        fac = _nonnegative(as_factors(factors, "factors"))
         if fac.shape[0] != N:
             raise UntwineError(f"factors have {fac.shape[0]} rows but the activations have {N}; give one row of factors per activation row")
 
-    s_x = np.zeros(d)
+    s_x = np.zeros(d)  # sums of x - shift (the first row): exact zero variance for constant rows
     s_xx = 0.0
+    shift = None
     sse = 0.0
     cos_sum = 0.0
     l0_sum = 0.0
@@ -198,8 +199,9 @@ def evaluate_sae(
         c = codes.double().cpu().numpy()
         xh = x_hat.double().cpu().numpy()
         xd = x_np.astype(np.float64)
-        s_x += xd.sum(0)
-        s_xx += float((xd**2).sum())
+        shift = xd[0].copy() if shift is None else shift
+        s_x += (xd - shift).sum(0)
+        s_xx += float(((xd - shift) ** 2).sum())
         sse += float(((xd - xh) ** 2).sum())
         nx = np.linalg.norm(xd, axis=1)
         nh = np.linalg.norm(xh, axis=1)
@@ -236,12 +238,14 @@ def evaluate_sae(
 
     mean = s_x / N
     total_var = s_xx - N * float(mean @ mean)
+    # FVU is undefined without variance around the mean (one row, or every row the same)
+    fvu_value = sse / total_var if total_var > 1e-12 * max(s_xx, 1e-300) and N > 1 else float("nan")
     out: dict[str, Any] = {
         "rows": N,
         "d_in": d,
         "d_sae": h,
-        "fvu": sse / max(total_var, 1e-300),
-        "explained_variance": 1.0 - sse / max(total_var, 1e-300),
+        "fvu": fvu_value,
+        "explained_variance": 1.0 - fvu_value,
         "mse": sse / (N * d),
         "cosine": cos_sum / N,
         "l0": l0_sum / N,
@@ -266,6 +270,27 @@ def evaluate_sae(
 
         out.update(evaluate_arrays(all_codes, fac, metrics=metrics, seed=seed))
     return out
+
+
+def _nonnegative(fac: np.ndarray) -> np.ndarray:
+    if (fac < 0).any():
+        col = int(np.argwhere((fac < 0).any(0))[0][0])
+        raise UntwineError(f"factors: factor {col} has negative values; factors must be class indices 0, 1, 2, ...")
+    return fac
+
+
+def undefined_scores(scores: dict[str, Any]) -> list[str]:
+    """Keys of ``scores`` that are computed but undefined (NaN, infinite or None); warns once naming them."""
+    import math
+    import warnings
+
+    from untwine.errors import UntwineWarning
+
+    bad = [k for k, v in scores.items() if v is None or (isinstance(v, float) and not math.isfinite(v))]
+    if bad:
+        why = " (FVU needs variance across rows: more than one row, not all the same)" if "fvu" in bad else ""
+        warnings.warn(f"undefined on these data, reported as null: {', '.join(bad)}{why}", UntwineWarning, stacklevel=2)
+    return bad
 
 
 def evaluate_paths(
@@ -424,13 +449,13 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
     from untwine.lm.edit import edit_test
     from untwine.lm.probing import LinearProbes
     from untwine.sae.data import open_activations
-    from untwine.sae.io import load_sae
+    from untwine.sae.encode import load_usable_sae
     from untwine.sae.train import resolve_device
     from untwine.viz.heatmaps import dci_importance, normalized_mi
 
-    module = sae if isinstance(sae, torch.nn.Module) else load_sae(sae, resolve_device(device))
+    module = sae if isinstance(sae, torch.nn.Module) else load_usable_sae(sae, resolve_device(device))
     source = open_activations(acts)
-    fac = as_factors(factors, "factors")
+    fac = _nonnegative(as_factors(factors, "factors"))
     if fac.shape[0] != source.rows:
         raise UntwineError(f"factors have {fac.shape[0]} rows but the activations have {source.rows}; give one row of factors per activation row")
     if source.dim != module.d_in:

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import ndtri
 
+from untwine._checks import check_seed
 from untwine.errors import UntwineError
 
 
@@ -44,6 +45,10 @@ class SyntheticActivations:
         """``[N, n]`` int: whether each of the ``n`` most frequent features fires (0/1)."""
         order = np.argsort(-self.probabilities, kind="stable")[:n]
         return (self.codes[:, order].toarray() > 0).astype(np.int64)
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and bool(np.isfinite(v))
 
 
 def _check(name, value, ok, what):
@@ -71,11 +76,17 @@ def make_synthetic(
     chunk: int = 65536,
 ) -> SyntheticActivations:
     """Generate activations with a known dictionary (see the module docstring)."""
-    for name, v in (("features", features), ("dim", dim), ("samples", samples)):
-        _check(name, v, int(v) == v and v >= 1, "a positive integer")
-    _check("active", active, 0 < active <= features, f"in (0, features={features}]")
-    _check("correlation", correlation, 0 <= correlation < 1, "in [0, 1)")
-    _check("child_fire", child_fire, 0 <= child_fire <= 1, "in [0, 1]")
+    for name, v in (("features", features), ("dim", dim), ("samples", samples), ("children", children),
+                    ("corr_groups", corr_groups)):
+        _check(name, v, _finite(v) and int(v) == v and v >= 1, "a positive integer")
+    _check("hierarchy", hierarchy, _finite(hierarchy) and int(hierarchy) == hierarchy, "an integer")
+    check_seed(seed, "seed")
+    _check("active", active, _finite(active) and 0 < active <= features, f"in (0, features={features}]")
+    _check("correlation", correlation, _finite(correlation) and 0 <= correlation < 1, "in [0, 1)")
+    _check("child_fire", child_fire, _finite(child_fire) and 0 <= child_fire <= 1, "in [0, 1]")
+    _check("mag_mean", mag_mean, _finite(mag_mean) and mag_mean > 0, "a finite number > 0")
+    for name, v in (("freq_power", freq_power), ("mag_std", mag_std), ("noise", noise), ("bias", bias)):
+        _check(name, v, _finite(v) and v >= 0, "a finite number >= 0")
     _check("hierarchy", hierarchy, hierarchy >= 0 and hierarchy * (1 + children) <= features, f"such that hierarchy * (1 + children) <= features ({features})")
     rng = np.random.default_rng(seed)
     D = rng.standard_normal((features, dim))
@@ -171,9 +182,7 @@ def write_synthetic(out, data: SyntheticActivations, *, factors: int = 8) -> dic
 
     from untwine.files import atomic_write_bytes, write_json
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UntwineError(f"--out {out} exists and is not a directory")
+    out = _check_out(Path(out))
 
     def npy_bytes(a) -> bytes:
         buf = io.BytesIO()
@@ -205,8 +214,23 @@ def write_synthetic(out, data: SyntheticActivations, *, factors: int = 8) -> dic
     return {k: str(v) for k, v in paths.items()}
 
 
+def _check_out(out):
+    """``out`` unless it is a file or a folder holding files other than a synthetic set's."""
+    from pathlib import Path
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UntwineError(f"--out {out} exists and is not a directory")
+    ours = (ACTS_FILE, FEATURES_FILE, CODES_FILE, FACTORS_FILE, META_FILE)
+    foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in ours) if out.is_dir() else []
+    if foreign:
+        raise UntwineError(f"--out {out} holds other files ({', '.join(foreign[:3])}); choose an empty or new folder")
+    return out
+
+
 def synthetic_to_dir(out, **params) -> tuple[dict[str, str], dict]:
     """:func:`make_synthetic` then :func:`write_synthetic`; returns ``(paths, summary)``."""
+    _check_out(out)
     data = make_synthetic(**params)
     paths = write_synthetic(out, data)
     summary = {

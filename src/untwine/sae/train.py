@@ -27,7 +27,6 @@ uninterrupted run (the batch order depends only on the seed and the step).
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import signal
@@ -42,19 +41,36 @@ import torch
 
 from untwine._memory import reuse_freed_memory
 from untwine.errors import UntwineError
-from untwine.files import atomic_write_bytes, write_json
+from untwine.files import exclusive_lock, write_json
 from untwine.sae.base import SparseAutoencoder, geometric_median
 from untwine.sae.data import (
     ActivationSource,
+    fingerprint,
     iter_batches,
     open_activations,
     sample_rows,
 )
-from untwine.sae.io import CFG, WEIGHTS, save_sae
+from untwine.sae.io import save_sae
 from untwine.sae.registry import get_architecture
+from untwine.sae.runs import (
+    CHECKPOINT,
+    SWEEP,
+    TRAINING,
+    check_out_folder,
+    clear_run,
+    holds_run,
+    load_checkpoint,
+    save_checkpoint,
+    tidy,
+)
+from untwine.sae.train_checks import (
+    DIVERGED,
+    check_diverged,
+    check_run_options,
+    check_spec,
+    check_spread,
+)
 
-CHECKPOINT = "checkpoint.pt"
-TRAINING = "training.json"
 #: default learning rate per architecture (Adam, inputs normalised to norm sqrt(d_in))
 DEFAULT_LR: dict[str, float] = {"jumprelu": 1e-2}
 DEFAULT_LR_OTHER = 3e-3
@@ -126,13 +142,10 @@ def _group_specs(specs: list[SAESpec], d_in: int, stack: bool = True) -> list[_G
     groups: dict[tuple, _Group] = {}
     for i, s in enumerate(specs):
         cls = get_architecture(s.arch)
-        if int(s.latents) < 1:
-            raise UntwineError(f"latents must be a positive integer, got {s.latents}")
+        check_spec(s, cls)
         hp = cls.resolve_hparams(dict(s.hparams), d_in=d_in, d_sae=int(s.latents))
         shared = tuple(sorted((k, repr(v)) for k, v in hp.items() if k not in cls.member_hparams))
         lr = float(s.lr) if s.lr is not None else DEFAULT_LR.get(s.arch, DEFAULT_LR_OTHER)
-        if not lr > 0:
-            raise UntwineError(f"learning rate must be > 0, got {lr}")
         key = (s.arch, int(s.latents), lr, shared) + (() if stack else (i,))
         g = groups.setdefault(key, _Group(key, s.arch, int(s.latents), lr, []))
         g.specs.append(i)
@@ -223,35 +236,6 @@ def _run_config(
     }
 
 
-def _save_checkpoint(path: Path, step: int, config: dict, groups: list[_Group], log: list[dict]) -> None:
-    buf = io.BytesIO()
-    torch.save(
-        {
-            "step": int(step),
-            "config": json.dumps(config, sort_keys=True),
-            "modules": [{k: v.detach().cpu() for k, v in g.module.state_dict().items()} for g in groups],
-            "optims": [g.opt.state_dict() for g in groups],
-            "log": json.dumps(log),
-        },
-        buf,
-    )
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _prepare_out(out: Path, dirs: list[Path], resume: bool, overwrite: bool) -> Path:
-    ckpt = out / CHECKPOINT
-    if out.exists() and not out.is_dir():
-        raise UntwineError(f"--out {out} exists and is not a directory")
-    taken = ckpt.is_file() or any((d / CFG).is_file() or (d / WEIGHTS).is_file() for d in dirs)
-    if taken and not resume and not overwrite:
-        raise UntwineError(f"{out} already holds an SAE run; pass --resume to continue it or --overwrite to replace it")
-    if overwrite:
-        for p in [ckpt] + [d / n for d in dirs for n in (CFG, WEIGHTS, TRAINING)]:
-            if p.is_file():
-                p.unlink()
-    return ckpt
-
-
 def train_saes(
     acts,
     specs: list[SAESpec],
@@ -285,45 +269,65 @@ def train_saes(
     each as its own module (the default on the CPU, where stacking measured no faster:
     the batched tensors outgrow the caches); either way every step reads the data once.
     A run resumes with the ``stack`` it started with.
+
+    Refused in one line: zero-variance activations, a non-finite or absurd learning rate
+    or hyper-parameter, an ``out`` holding anything but an SAE run
+    (:func:`untwine.sae.runs.check_out_folder`), an ``out`` another process is writing
+    (a lock held for the whole run), resuming on other activations (the checkpoint's data
+    fingerprint), and a run that diverges (a non-finite loss or weight, or an error
+    :data:`DIVERGED` times the inputs' mean squared norm): no weights are written then.
     """
     if not specs:
         raise UntwineError("no SAE to train")
-    for name, v in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(v, int) or v < 1:
-            raise UntwineError(f"{name} must be a positive integer, got {v}")
-    if b_dec_init not in ("geometric_median", "mean", "zeros"):
-        raise UntwineError(f"b_dec_init must be geometric_median, mean or zeros, got {b_dec_init!r}")
+    check_run_options(steps, batch_size, checkpoint_every, log_every, seed, lr_warmup, lr_decay, b_dec_init)
+    if resume and overwrite:
+        raise UntwineError("resume and overwrite contradict each other; choose one")
     source: ActivationSource = open_activations(acts, key)
     reuse_freed_memory()
     if source.rows < batch_size:
         raise UntwineError(f"{source.name}: {source.rows} rows are fewer than one batch ({batch_size})")
     dev = resolve_device(device)
-    d_in = source.dim
+    labels = [s.label() for s in specs]
+    if len(set(labels)) != len(labels):
+        raise UntwineError("two SAEs in the sweep have the same name; give them distinct names")
+    _group_specs(specs, source.dim)  # every spec's values checked before anything is written
+    sample = torch.from_numpy(sample_rows(source, 16384, seed)).double()
+    mean_sq = check_spread(sample, source)
     out = Path(out)
-    state = None
-    if resume and not overwrite and (out / CHECKPOINT).is_file():
-        try:
-            state = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch.load raises many types; report any as one line
-            raise UntwineError(f"{out / CHECKPOINT}: cannot read the checkpoint ({exc})") from None
+    check_out_folder(out)
+    dirs = [out] if single else [out / lab for lab in labels]
+    if holds_run(out, dirs) and not resume and not overwrite:
+        raise UntwineError(f"{out} already holds an SAE run; pass --resume to continue it or --overwrite to replace it")
+    data = fingerprint(source)
+    with exclusive_lock(out, what="an SAE training run writes there"):
+        tidy(out, dirs)
+        return _train_locked(
+            source, specs, labels, dirs, out, data, sample, mean_sq, dev, steps=steps, batch_size=batch_size, seed=seed,
+            resume=resume, overwrite=overwrite, progress=progress, checkpoint_every=checkpoint_every,
+            b_dec_init=b_dec_init, normalize=normalize, dead_rows=dead_rows, lr_warmup=lr_warmup, lr_decay=lr_decay,
+            log_every=log_every, stop_after=stop_after, single=single, stack=stack,
+        )
+
+
+def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, *, steps, batch_size, seed, resume,
+                  overwrite, progress, checkpoint_every, b_dec_init, normalize, dead_rows, lr_warmup, lr_decay, log_every,
+                  stop_after, single, stack) -> list[Path]:
+    d_in = source.dim
+    ckpt_path = out / CHECKPOINT
+    state = load_checkpoint(ckpt_path, data) if resume and ckpt_path.is_file() else None
     saved = None if state is None else json.loads(state["config"])
     if saved is not None:
         saved.setdefault("stack", True)  # runs from before the choice were stacked
     if stack is None:
         stack = saved["stack"] if saved is not None else dev.type == "cuda"
     groups = _group_specs(specs, d_in, stack)
-    labels = [s.label() for s in specs]
-    if len(set(labels)) != len(labels):
-        raise UntwineError("two SAEs in the sweep have the same name; give them distinct names")
-    dirs = [out] if single else [out / lab for lab in labels]
     if dead_rows is None:
         dead_rows = int(min(10_000_000, max(batch_size, steps * batch_size // 16)))
     config = _run_config(specs, d_in, batch_size, seed, b_dec_init, normalize, dead_rows, lr_warmup, lr_decay, stack)
-    ckpt_path = _prepare_out(out, dirs, resume, overwrite)
 
     # -- build modules (seeded), normalisation and b_dec from a sample ----------------------
     gen = torch.Generator().manual_seed(int(seed))
-    for gi, g in enumerate(groups):
+    for g in groups:
         cls = get_architecture(g.arch)
         members = [dict(specs[i].hparams) for i in g.specs]
         g.module = cls(d_in, g.latents, members, generator=gen)
@@ -333,12 +337,18 @@ def train_saes(
         if saved != json.loads(json.dumps(config, sort_keys=True)):
             diff = sorted(k for k in config if saved.get(k) != json.loads(json.dumps(config[k])))
             raise UntwineError(f"{out} holds a different run ({', '.join(diff) or 'config'} differ); use --overwrite to replace it")
-        for g, sd in zip(groups, state["modules"], strict=True):
-            g.module.load_state_dict(sd)
+        try:
+            for g, sd in zip(groups, state["modules"], strict=True):
+                g.module.load_state_dict(sd)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise UntwineError(f"{ckpt_path}: does not fit this run ({str(exc).splitlines()[0]})") from None
         start = int(state["step"])
         log = json.loads(state["log"])
+        if start > steps:
+            raise UntwineError(f"{out} is already at step {start}, beyond the requested {steps} steps")
     else:
-        sample = torch.from_numpy(sample_rows(source, 16384, seed)).double()
+        if overwrite:  # only now that the inputs are known to be good
+            clear_run(out)
         scale = math.sqrt(d_in) / float(sample.norm(dim=-1).mean().clamp_min(1e-12)) if normalize else 1.0
         xs = sample * scale
         b0 = {"geometric_median": lambda: geometric_median(xs), "mean": lambda: xs.mean(0), "zeros": lambda: torch.zeros(d_in)}[b_dec_init]()
@@ -355,6 +365,12 @@ def train_saes(
 
     ckpt_every = checkpoint_every or max(1, min(steps, 1000, max(100, steps // 4)))
     scale_t = groups[0].module.input_scale
+    limit = DIVERGED * mean_sq * float(scale_t) ** 2
+
+    def checkpoint(at: int) -> None:
+        check_diverged(at, groups, log[-1] if log else None, limit, specs)
+        save_checkpoint(ckpt_path, at, config, [g.module for g in groups], [g.opt for g in groups], log, data)
+
     title = labels[0] if len(specs) == 1 else f"{len(specs)} SAEs"
     bar = _Progress(progress, steps, start, f"sae {title}")
     batches = iter_batches(source, batch_size, seed=seed, skip_batches=start)
@@ -380,20 +396,21 @@ def train_saes(
                 step += 1
                 if step % log_every == 0 or step == end or step == start + 1:
                     log.append(_log_row(step, groups, row, specs, dead_rows))
+                    check_diverged(step, [], log[-1], limit, specs)
                     bar.update(step, _terms_text(log[-1]) if len(specs) == 1 else "")
                 if step % ckpt_every == 0 and step < steps:
-                    _save_checkpoint(ckpt_path, step, config, groups, log)
+                    checkpoint(step)
                 if guard.hit:
                     raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
-        _save_checkpoint(ckpt_path, step, config, groups, log)
+        checkpoint(step)
         print(f"interrupted at step {step}; checkpoint written, continue with --resume", file=sys.stderr)
         raise
     finally:
         bar.close()
     seconds = time.perf_counter() - t0
-    _save_checkpoint(ckpt_path, step, config, groups, log)
+    checkpoint(step)
     if step < steps:
         return []
     for g in groups:
@@ -408,6 +425,7 @@ def train_saes(
                     "batch_size": batch_size,
                     "lr": g.lr,
                     "seed": seed,
+                    "data": data,
                     "seconds_this_session": seconds,
                     "rows_per_second_this_session": (step - start) * batch_size / max(seconds, 1e-9),
                     "trained_with": len(specs),
@@ -415,7 +433,7 @@ def train_saes(
                 },
             )
     if not single:
-        write_json(out / "sweep.json", {"saes": [{"name": labels[i], "dir": str(dirs[i])} for i in range(len(specs))]})
+        write_json(out / SWEEP, {"saes": [{"name": labels[i], "dir": str(dirs[i])} for i in range(len(specs))]})
     return dirs
 
 
@@ -461,6 +479,8 @@ def train_sae(
     """
     hp = dict(hparams or {})
     if k is not None:
+        if hp.get("k", k) != k:
+            raise UntwineError(f"k is given twice (--k {k} and --set k={hp['k']}); give it once")
         hp["k"] = k
     dirs = train_saes(
         acts, [SAESpec(arch, latents, hp, lr)], out=out, steps=steps, batch_size=batch_size, seed=seed,
