@@ -246,6 +246,9 @@ def read_layer(layer_dir, *, with_rows: bool = False):
     if not acts:
         raise UntwineError(f"{d}: holds no activation rows yet")
     a = np.concatenate(acts)
+    if not m.get("complete", True):
+        warnings.warn(f"{d}: the run that writes it is unfinished ({a.shape[0]} rows so far); "
+                      "run the same `untwine lm activations` command again to complete it", UntwineWarning, stacklevel=2)
     if m.get("rows") != a.shape[0]:
         raise UntwineError(f"{d / MANIFEST}: lists {m.get('rows')} rows but its shards hold {a.shape[0]}; "
                            "run the same `untwine lm activations` command again to repair it")
@@ -255,6 +258,8 @@ def read_layer(layer_dir, *, with_rows: bool = False):
 def read_activations(path, key: str | None = None) -> np.ndarray:
     """Activations ``[N, D]`` from a layer directory, a ``.safetensors`` file or an array file (module docstring)."""
     p = Path(path)
+    if not p.exists():
+        raise UntwineError(f"{p}: no such file or folder")
     if p.is_dir():
         return read_layer(p)
     if p.suffix.lower() == ".safetensors":
