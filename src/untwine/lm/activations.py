@@ -282,15 +282,15 @@ def write_activations(
             rows_arr = np.concatenate(rows)
             for layer in todo:
                 writers[layer].append(np.concatenate(blocks[layer]), rows_arr, sentences=[s, e])
-    # every chunk done: the row tables and the summary
+    # every chunk done: the layers marked complete, then the row tables and the summary
+    for w in writers.values():
+        if not w.complete:
+            w.finish()
     _, sent = read_layer(out / f"layer_{layers[0]}", with_rows=True)
     atomic_write_bytes(out / "rows.npy", _npy_bytes(sent.astype(np.int64)))
     if corp.factors is not None:
         atomic_write_bytes(out / "factors.npy", _npy_bytes(corp.factors[sent]))
     atomic_write_text(out / "sentences.txt", "".join(s.replace("\n", " ") + "\n" for s in corp.sentences))
-    for w in writers.values():
-        if not w.complete:
-            w.finish()
     summary = {
         "model": lm.name, "model_path": str(lm.path), "layers": layers, "num_layers": lm.num_layers,
         "hidden_size": lm.hidden_size, "pool": pool, "corpus": corp.name, "corpus_sha256": fingerprint,
