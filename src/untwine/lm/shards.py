@@ -246,8 +246,9 @@ def read_layer(layer_dir, *, with_rows: bool = False):
     if not acts:
         raise UntwineError(f"{d}: holds no activation rows yet")
     a = np.concatenate(acts)
-    if not m.get("complete", True):
-        warnings.warn(f"{d}: the run that writes it is unfinished ({a.shape[0]} rows so far); "
+    total = (m.get("meta") or {}).get("sentences") if isinstance(m.get("meta"), dict) else None
+    if isinstance(total, int) and _end(shards) < total:
+        warnings.warn(f"{d}: the run that writes it is unfinished ({_end(shards)} of {total} sentences so far); "
                       "run the same `untwine lm activations` command again to complete it", UntwineWarning, stacklevel=2)
     if m.get("rows") != a.shape[0]:
         raise UntwineError(f"{d / MANIFEST}: lists {m.get('rows')} rows but its shards hold {a.shape[0]}; "
