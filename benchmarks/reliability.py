@@ -57,13 +57,16 @@ def run(src: Path, argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 def classify(p: subprocess.CompletedProcess, *, expect: str) -> str:
-    """``expect``: "error" (bad input: must be refused) or "warning" (must succeed and say so)."""
+    """``expect``: "error" (bad input: must be refused), "warning" (must succeed and say so) or
+    "works" (an unusual but valid input: must succeed, classed ``correct``)."""
     err = p.stderr
     if "Traceback" in err:
         return "traceback"
     if p.returncode == 2 and [ln for ln in err.splitlines() if ln.strip()][-1:] and err.strip().splitlines()[-1].startswith("error: "):
         return "clear"
     if p.returncode == 0:
+        if expect == "works":
+            return "correct"
         return "handled" if expect == "warning" and "warning:" in err else "silent"
     return f"exit {p.returncode}"
 
@@ -350,8 +353,12 @@ def _newer_cases(src: Path, work: Path) -> list[dict]:
     (work / "zero.npy").write_bytes(b"")
     np.savez(work / "renamed.npz", a=x)
     shutil.copy(work / "renamed.npz", work / "renamed.npy")
+    np.savez(work / "two.npz", a=x, b=x[:, :2])
+    shutil.copy(work / "two.npz", work / "two.npy")
     h = ["health"]
-    for name, extra in [("0-byte .npy", [str(work / "zero.npy")]), (".npz renamed .npy", [str(work / "renamed.npy")]),
+    case("health .npz of one array renamed .npy (read as that array)", [*h, str(work / "renamed.npy")], expect="works")
+    for name, extra in [("0-byte .npy", [str(work / "zero.npy")]),
+                        (".npz of two arrays renamed .npy", [str(work / "two.npy")]),
                         ("NaN array", [str(work / "nan.npy")]), ("inf array", [str(work / "inf.npy")]),
                         ("1 row", [str(work / "one.npy")]), ("0 rows", [str(work / "none.npy")]),
                         ("3-D array", [str(work / "cube.npy")]), ("strings", [str(work / "text.npy")]),
