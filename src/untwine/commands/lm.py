@@ -7,7 +7,8 @@ Writes ``DIR/layer_L/`` (safetensors shards + manifest.json) for each layer,
 ``DIR/factors.npy`` (the corpus's factors of each activation row), ``DIR/rows.npy``,
 ``DIR/sentences.txt`` and ``DIR/activations.json``.  Running it again resumes where it
 stopped (after the last complete shard of ``--chunk`` sentences; shards are checked against
-the manifest first, and a killed run's temporary files are deleted).  ``--model minilm`` is all-MiniLM-L6-v2 from the ``[lm]`` extra; PATH is any local
+the manifest first, and a killed run's temporary files are deleted).  ``--model minilm`` is
+all-MiniLM-L6-v2 from the ``[lm]`` extra; PATH is any local
 Hugging Face model folder.  Nothing is downloaded.  A corpus FILE is ``.txt`` (one
 sentence per line) or ``.tsv`` / ``.csv`` with a ``text`` column and integer factor columns.
 """

@@ -233,7 +233,13 @@ def write_activations(
     to ``OUT/activations.json`` plus ``seconds`` and ``resumed_sentences`` (sentences found
     done on disk).
     """
-    from untwine.files import atomic_write_bytes, atomic_write_text, check_output_dir, remove_stray_temporaries, write_json
+    from untwine.files import (
+        atomic_write_bytes,
+        atomic_write_text,
+        check_output_dir,
+        remove_stray_temporaries,
+        write_json,
+    )
     from untwine.lm.shards import ShardWriter, read_layer
 
     if pool not in POOLS:

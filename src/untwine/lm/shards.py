@@ -177,7 +177,8 @@ def _load_shard(d: Path, entry, manifest: dict) -> tuple[dict[str, np.ndarray] |
         return None, f"shard {name} listed in the manifest is missing"
     data = p.read_bytes()
     if "bytes" in entry and len(data) != entry["bytes"]:
-        return None, f"shard {name} holds {len(data)} bytes but the manifest lists {entry['bytes']} (truncated or altered)"
+        return None, (f"shard {name} holds {len(data)} bytes but the manifest lists {entry['bytes']} "
+                      "(truncated or altered)")
     if "sha256" in entry and hashlib.sha256(data).hexdigest() != entry["sha256"]:
         return None, f"shard {name} does not match its SHA-256 in the manifest (damaged)"
     try:
@@ -185,7 +186,8 @@ def _load_shard(d: Path, entry, manifest: dict) -> tuple[dict[str, np.ndarray] |
 
         t = load(data)
     except Exception as exc:  # noqa: BLE001 - any decoding failure is a damaged shard
-        return None, f"shard {name} cannot be read as safetensors ({str(exc).splitlines()[0] if str(exc) else 'corrupt'})"
+        why = str(exc).splitlines()[0] if str(exc) else "corrupt"
+        return None, f"shard {name} cannot be read as safetensors ({why})"
     a = t.get(TENSOR)
     if a is None or a.ndim != 2 or a.dtype != np.float32:
         return None, f"shard {name} has no float32 [rows, dim] {TENSOR!r} tensor"
@@ -249,7 +251,8 @@ def read_layer(layer_dir, *, with_rows: bool = False):
     total = (m.get("meta") or {}).get("sentences") if isinstance(m.get("meta"), dict) else None
     if isinstance(total, int) and _end(shards) < total:
         warnings.warn(f"{d}: the run that writes it is unfinished ({_end(shards)} of {total} sentences so far); "
-                      "run the same `untwine lm activations` command again to complete it", UntwineWarning, stacklevel=2)
+                      "run the same `untwine lm activations` command again to complete it",
+                      UntwineWarning, stacklevel=2)
     if m.get("rows") != a.shape[0]:
         raise UntwineError(f"{d / MANIFEST}: lists {m.get('rows')} rows but its shards hold {a.shape[0]}; "
                            "run the same `untwine lm activations` command again to repair it")
