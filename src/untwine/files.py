@@ -134,8 +134,70 @@ def exclusive_lock(folder, *, what: str = "a run writes there") -> Iterator[Path
 
 
 def cannot_write(path, exc: OSError, what: str = "write") -> UntwineError:
-    """The one-line error for an output location that cannot be written."""
+    """The one-line error for an output location that cannot be written: names ``path`` (never a
+    temporary file), and says so when ``path`` is a folder or one of its parents is a file."""
+    path = Path(path)
+    if path.is_dir():
+        return UntwineError(f"{path} is a folder; give a file name")
+    blocker = _file_ancestor(path)
+    if blocker is not None:
+        return UntwineError(f"{path}: cannot {what} ({blocker} is a file, not a folder)")
     return UntwineError(f"{path}: cannot {what} ({exc.strerror or exc})")
+
+
+def _file_ancestor(path: Path) -> Path | None:
+    """The first parent of ``path`` that exists as something other than a folder, or None."""
+    for parent in reversed(Path(path).parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None
+
+
+def _probe_writable(folder: Path, shown: Path) -> None:
+    """Create and delete a temporary file in ``folder`` or its nearest existing parent; an error names ``shown``."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    probe = temp_name(existing / "probe")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        os.unlink(probe)
+    except OSError as exc:
+        raise UntwineError(f"{shown}: cannot write ({exc.strerror or exc})") from None
+
+
+def check_output_file(path, what: str = "--out") -> Path:
+    """Check, before any work, that file ``path`` can be written (created with its folders, or
+    replaced); one :class:`UntwineError` line naming ``what`` when it is a folder or cannot be."""
+    p = Path(path)
+    if p.is_dir():
+        raise UntwineError(f"{what} {p} is a folder; give a file name")
+    blocker = _file_ancestor(p)
+    if blocker is not None:
+        raise UntwineError(f"{what} {p}: {blocker} is a file, not a folder")
+    _probe_writable(p.parent, p)
+    return p
+
+
+def check_output_dir(path, what: str = "--out") -> Path:
+    """Check, before any work, that folder ``path`` can be created (or exists) and written into."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UntwineError(f"{what} {p} is a file; give a folder")
+    blocker = _file_ancestor(p)
+    if blocker is not None:
+        raise UntwineError(f"{what} {p}: {blocker} is a file, not a folder")
+    _probe_writable(p, p)
+    return p
+
+
+def replace_file(tmp, path) -> None:
+    """``os.replace(tmp, path)``; a failure is one error line naming ``path`` (the temporary is deleted)."""
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise cannot_write(path, exc) from None
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
@@ -153,7 +215,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except BaseException as exc:
         try:
             os.unlink(tmp)

@@ -61,7 +61,22 @@ def run(args) -> int:
     from untwine.lm.layer_health import is_activation_run
     from untwine.metrics.health import MEASURES, health_report
 
+    from pathlib import Path
+
+    from untwine._checks import check_seed
+    from untwine.files import check_output_file
+
     t0 = time.perf_counter()
+    check_seed(args.seed)
+    for name, value, low in (("--max-rows", args.max_rows, 2), ("--hubness-k", args.hubness_k, 1),
+                             ("--lid-k", args.lid_k, 1)):
+        if value < low:
+            raise UntwineError(f"{name} must be at least {low}, got {value}")
+    for name, path in (("--json", args.json), ("--html", args.html)):
+        if path is not None:
+            check_output_file(path, name)
+    if args.key is not None and Path(args.acts).is_dir():
+        raise UntwineError("--key names an array inside a .npz or .safetensors file; ACTS is a folder")
     kw = {"hubness_k": args.hubness_k, "lid_k": args.lid_k, "max_rows": args.max_rows, "seed": args.seed}
     if is_activation_run(args.acts):
         from untwine.lm.layer_health import health_report_html, run_health

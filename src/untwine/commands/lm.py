@@ -1,12 +1,14 @@
 """``untwine lm``: activations of a local language model on a corpus.
 
     untwine lm activations --model minilm|PATH --layers 0,3,6 --corpus concepts|FILE
-                           --pool mean|last|tokens [--max-rows N] --out DIR
+                           --pool mean|last|tokens [--max-rows N] [--chunk N] --out DIR
 
 Writes ``DIR/layer_L/`` (safetensors shards + manifest.json) for each layer,
 ``DIR/factors.npy`` (the corpus's factors of each activation row), ``DIR/rows.npy``,
 ``DIR/sentences.txt`` and ``DIR/activations.json``.  Running it again resumes where it
-stopped.  ``--model minilm`` is all-MiniLM-L6-v2 from the ``[lm]`` extra; PATH is any local
+stopped (after the last complete shard of ``--chunk`` sentences; shards are checked against
+the manifest first, and a killed run's temporary files are deleted).  ``--model minilm`` is
+all-MiniLM-L6-v2 from the ``[lm]`` extra; PATH is any local
 Hugging Face model folder.  Nothing is downloaded.  A corpus FILE is ``.txt`` (one
 sentence per line) or ``.tsv`` / ``.csv`` with a ``text`` column and integer factor columns.
 """
@@ -44,6 +46,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     a.add_argument("--max-length", type=int, default=128, help="tokens per sentence before truncation (default 128)")
     a.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (default auto)")
     a.add_argument("--seed", type=int, default=0, help="seed of the --max-rows subset of concepts (default 0)")
+    a.add_argument("--chunk", type=int, default=512, metavar="N",
+                   help="sentences per shard: the unit of resuming after an interruption (default 512)")
     p.set_defaults(func=run)
     return p
 
@@ -58,7 +62,7 @@ def run(args) -> int:
     s = write_activations(
         args.out, model=args.model, layers=args.layers, corpus=args.corpus, pool=args.pool,
         max_rows=args.max_rows, batch_size=args.batch_size, max_length=args.max_length,
-        device=args.device, seed=args.seed, progress=sys.stderr.isatty(),
+        device=args.device, seed=args.seed, chunk=args.chunk, progress=sys.stderr.isatty(),
     )
     if s["resumed_sentences"]:
         print(f"resumed after {s['resumed_sentences']} of {s['sentences']} sentences")

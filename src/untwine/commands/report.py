@@ -16,6 +16,9 @@ import argparse
 
 from untwine.viz.report import DEFAULT_NUM_SAMPLES
 
+#: the fewest images the run report's estimators accept (untwine.viz.report)
+MIN_SAMPLES = 30
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
@@ -38,9 +41,39 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def check_inputs(args) -> None:
+    """Every option checked before any work: seed, sample count, device, a writable ``--out``; an SAE
+    folder's weights must load, and a directions folder is pointed to its run."""
+    from pathlib import Path
+
+    from untwine._checks import check_seed
+    from untwine.errors import UntwineError
+    from untwine.files import check_output_file, read_json
+    from untwine.sae.io import is_sae_dir, load_sae
+    from untwine.train.run import resolve_device
+
+    check_seed(args.seed)
+    if args.num_samples < MIN_SAMPLES:
+        raise UntwineError(f"--num-samples must be at least {MIN_SAMPLES}, got {args.num_samples}")
+    resolve_device(args.device)
+    folder = Path(args.run_dir)
+    if not folder.is_dir():
+        raise UntwineError(f"{folder}: no such folder; give a run directory or an SAE directory")
+    check_output_file(args.out or folder / "report.html", "--out")
+    scores = folder / "scores.json"
+    if not is_sae_dir(folder) and scores.is_file() and not (folder / "run.json").is_file():
+        data = read_json(scores, what="directions scores")
+        if isinstance(data, dict) and "methods" in data:
+            raise UntwineError(f"{folder} holds the output of `untwine directions`; its report is part of the run's: "
+                               f"untwine report {data.get('run') or 'RUN_DIR'}")
+    if is_sae_dir(folder):
+        load_sae(folder)  # damaged weights or config: one error line, not a page about them
+
+
 def run(args) -> int:
     from untwine.viz.report import build_report
 
+    check_inputs(args)
     path = build_report(args.run_dir, out=args.out, num_samples=args.num_samples, seed=args.seed, device=args.device)
     print(f"wrote {path}")
     return 0

@@ -89,6 +89,26 @@ def check_dataset(dataset) -> None:
         raise UntwineError(f"dataset {name!r} has no oracle: it has no factor with two or more values")
 
 
+def check_steps(steps) -> int:
+    """``steps`` as an int; one error line unless it is a positive integer (an untrained oracle reads nothing)."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise UntwineError(f"--oracle-steps must be a positive integer, got {steps!r}")
+    return int(steps)
+
+
+def warn_if_near_chance(oracle: "Oracle") -> None:
+    """A ``warning:`` line naming the factors the oracle reads no better than 1.5 x chance."""
+    import warnings
+
+    from untwine.errors import UntwineWarning
+
+    weak = [name for name, size in zip(oracle.factor_names, oracle.factor_sizes)
+            if size > 1 and name in oracle.accuracy and oracle.accuracy[name] <= 1.5 / size]
+    if weak:
+        warnings.warn(f"the oracle reads {', '.join(weak)} barely above chance (held-out accuracy); the scores of "
+                      "these factors are unreliable: give more --oracle-steps", UntwineWarning, stacklevel=2)
+
+
 def dataset_version(dataset, steps: int) -> str:
     """A short hash of what the oracle learns from (see the module docstring)."""
     h = hashlib.sha256()
@@ -158,6 +178,7 @@ def train_oracle(dataset, *, steps: int = DEFAULT_STEPS, seed: int = 0, device="
                  log=None) -> tuple[Oracle, list[float]]:
     """Train an oracle on observations drawn from ``dataset``; returns it and its per-step losses."""
     check_dataset(dataset)
+    steps = check_steps(steps)
     device = torch.device(device)
     state = torch.get_rng_state()
     torch.manual_seed(seed)
@@ -220,13 +241,17 @@ def load_oracle(path, device="cpu") -> Oracle:
 
 
 def get_oracle(dataset, *, steps: int = DEFAULT_STEPS, device="cpu", retrain: bool = False, log=None) -> Oracle:
-    """The cached oracle of ``dataset`` (trained and cached on first use; see the module docstring)."""
+    """The cached oracle of ``dataset`` (trained and cached on first use; see the module docstring);
+    warns when it reads a factor barely above chance."""
     check_dataset(dataset)
+    steps = check_steps(steps)
     path = oracle_path(dataset, steps)
     if path.is_file() and not retrain:
-        return load_oracle(path, device)
-    if log is not None:
-        log(f"training the oracle for {dataset.name} ({steps} steps; cached in {path})")
-    oracle, _ = train_oracle(dataset, steps=steps, device=device, log=log)
-    save_oracle(oracle, path)
+        oracle = load_oracle(path, device)
+    else:
+        if log is not None:
+            log(f"training the oracle for {dataset.name} ({steps} steps; cached in {path})")
+        oracle, _ = train_oracle(dataset, steps=steps, device=device, log=log)
+        save_oracle(oracle, path)
+    warn_if_near_chance(oracle)
     return oracle

@@ -28,7 +28,27 @@ def read_directions(run_dir) -> tuple[Mapping[str, Any], Path] | None:
     data = read_json(path, what="directions scores")
     if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
         raise UntwineError(f"{path} is not a directions scores file (re-run `untwine directions`)")
+    for name, entry in data["methods"].items():
+        problem = _entry_problem(entry)
+        if problem:
+            raise UntwineError(f"{path}: method {name!r} {problem} (re-run `untwine directions`)")
     return data, path.parent
+
+
+def _entry_problem(entry) -> str | None:
+    """What is malformed in one method's entry of a scores file, or None."""
+    if not isinstance(entry, dict):
+        return "is not an object"
+    if "error" in entry:
+        return None if isinstance(entry["error"], str) else "has a malformed error"
+    for c in COLUMNS:
+        v = entry.get(c)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return f"has a non-numeric {c} ({v!r})"
+    matches = entry.get("matches", [])
+    if not isinstance(matches, list) or not all(m is None or isinstance(m, str) for m in matches):
+        return "has malformed matches"
+    return None
 
 
 def directions_section(scores: Mapping[str, Any], folder) -> str:

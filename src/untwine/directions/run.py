@@ -30,17 +30,18 @@ import torch
 
 from untwine.directions.base import METHODS, Found, Generator, check_num, get_method
 from untwine.directions.oracle import DEFAULT_STEPS as ORACLE_STEPS
-from untwine.directions.oracle import check_dataset, get_oracle
+from untwine.directions.oracle import check_dataset, check_steps, get_oracle
 from untwine.directions.scoring import (
     DEFAULT_RANGE,
     DEFAULT_SEEDS,
     DEFAULT_STEPS,
+    check_scoring,
     effect_matrix,
     score_effects,
 )
 from untwine._checks import check_seed
 from untwine.errors import UntwineError
-from untwine.files import atomic_write_bytes, write_json
+from untwine.files import atomic_write_bytes, check_output_dir, read_json, write_json
 
 DIRECTIONS_DIR = "directions"
 SCORES_FILE = "scores.json"
@@ -68,8 +69,12 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def save_direction_traversal(gen: Generator, directions: np.ndarray, path, *, labels=None, title: str = "",
                              steps: int = 7, range_scale: float = DEFAULT_RANGE) -> Path:
     """A picture of the directions: one row each, sweeping one prior latent over ``+-range_scale * spread``."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     from untwine.viz._images import to_uint8
-    from untwine.viz.traversal import Traversal, save_traversal
+    from untwine.viz.traversal import Traversal, traversal_figure
 
     z = gen.sample(1)[0]
     r = range_scale * gen.spread
@@ -81,14 +86,13 @@ def save_direction_traversal(gen: Generator, directions: np.ndarray, path, *, la
     imgs = imgs.reshape(len(dirs), steps, *imgs.shape[1:])
     labels = labels or [f"d{i}" for i in range(len(dirs))]
     trav = Traversal(images=imgs, latents=list(range(len(dirs))), values=np.tile(t, (len(dirs), 1)), labels=labels)
-    tmp = Path(path)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    # save_traversal writes through matplotlib; write to a temporary name and move it atomically
-    staged = tmp.with_name(f".{tmp.stem}.staging{tmp.suffix}")
-    save_traversal(trav, staged, title=title)
-    atomic_write_bytes(tmp, staged.read_bytes())
-    staged.unlink(missing_ok=True)
-    return tmp
+    # rendered in memory and written atomically: no half-written picture, no staging file after a kill
+    buf = io.BytesIO()
+    fig = traversal_figure(trav, title=title)
+    FigureCanvasAgg(fig)
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
 
 
 def score_directions(gen: Generator, directions, oracle, *, num_seeds: int = DEFAULT_SEEDS, steps: int = DEFAULT_STEPS,
@@ -104,6 +108,40 @@ def score_directions(gen: Generator, directions, oracle, *, num_seeds: int = DEF
     return out
 
 
+def check_method_options(name: str, opts) -> None:
+    """One error line when a method's ``steps`` option (``--train-steps``) is not a positive integer."""
+    steps = (opts or {}).get("steps")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
+        raise UntwineError(f"--train-steps must be a positive integer (untrained directions are not scored), "
+                           f"got {steps!r}")
+
+
+#: what an output folder of `untwine directions` holds (plus one folder per method for --method all)
+OWN_FILES = ("directions.npy", SCORES_FILE, "traversal.png")
+
+
+def check_out(out: Path, subfolders) -> None:
+    """Before any work: ``out`` can be written and holds nothing but an earlier directions output."""
+    check_output_dir(out)
+    if not out.is_dir():
+        return
+    for p in out.iterdir():
+        own = p.name in OWN_FILES or (p.name.startswith(".") and p.name.endswith(".tmp"))
+        own = own or (p.is_dir() and (p.name in METHODS or p.name in subfolders))
+        if not own:
+            raise UntwineError(f"--out {out} holds {p.name}, which `untwine directions` did not write; "
+                               "choose a new or empty folder")
+    old = out / SCORES_FILE
+    if old.is_file():
+        data = read_json(old, what="directions scores")
+        if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
+            raise UntwineError(f"--out {out}: its {SCORES_FILE} is not a directions scores file; "
+                               "choose a new or empty folder")
+        for p in (out / SCORES_FILE, out / "directions.npy", out / "traversal.png"):
+            if p.is_dir():
+                raise UntwineError(f"--out {out}: {p.name} is a folder; choose a new or empty folder")
+
+
 def run_method(name: str, gen: Generator, num: int, oracle, *, score_seed: int, options: dict | None = None,
                scoring: dict | None = None, run_steps: int | None = None) -> tuple[Found, dict[str, Any], Generator]:
     """Run method ``name`` and score its directions; ``(found, entry for scores.json, generator scored)``."""
@@ -112,6 +150,7 @@ def run_method(name: str, gen: Generator, num: int, oracle, *, score_seed: int, 
     num = check_num(gen, num, method, num_factors)
     if method.needs_layer:
         gen.layer()
+    check_method_options(name, options)
     opts = dict(options or {})
     if name == "householder" and run_steps is not None:
         opts.setdefault("run_steps", run_steps)
@@ -145,6 +184,10 @@ def find_directions(run_dir, method: str = "sefa", num: int | None = None, out=N
 
     names = list(METHODS) if method == "all" else [get_method(method).name]
     check_seed(seed)
+    check_scoring(num_seeds, steps, range_scale)
+    check_steps(oracle_steps)
+    for name, opts in (options or {}).items():
+        check_method_options(name, opts)
     run = open_run(run_dir)
     run.require_checkpoint()
     dataset = run.dataset(dataset)
@@ -164,6 +207,7 @@ def find_directions(run_dir, method: str = "sefa", num: int | None = None, out=N
     else:
         check_num(probe, num, METHODS["sefa"])
     out = Path(out) if out is not None else Path(run.path) / DIRECTIONS_DIR
+    check_out(out, names if method == "all" else [])
     oracle = get_oracle(dataset, steps=oracle_steps, device=dev, log=log)
     scoring = {"num_seeds": num_seeds, "steps": steps, "range_scale": range_scale}
     result: dict[str, Any] = {

@@ -25,6 +25,11 @@ matrix ``E`` is ``[directions x factors]``.  Its scores:
   at all (a direction that changes nothing scores 0 here and is ignored by the others).
 
 Factors with a single value carry no information and are left out.
+
+Effects below :data:`NOISE_EFFECT` (1e-4 of a factor's range: floating-point noise, or a
+change no image shows) count as 0.  When no effect is above it (the
+directions change nothing the oracle can see, e.g. a traversal range of 0) the four
+ratios are undefined: ``None``, listed under ``"_undefined"``, with a ``warning:`` line.
 """
 
 from __future__ import annotations
@@ -33,11 +38,33 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from untwine.errors import UntwineError
+import math
+import warnings
+
+from untwine.errors import UntwineError, UntwineWarning
+from untwine.files import UNDEFINED_KEY
 
 DEFAULT_SEEDS = 64
 DEFAULT_STEPS = 9
 DEFAULT_RANGE = 2.0
+#: effects below this (factor values are in [0, 1]) are floating-point noise or invisible changes
+NOISE_EFFECT = 1e-4
+#: the scores that are ratios of effects (undefined when every effect is noise)
+RATIOS = ("disentanglement", "completeness", "gap", "alignment")
+
+
+def check_scoring(num_seeds, steps, range_scale) -> None:
+    """One error line unless ``num_seeds >= 1``, ``steps >= 2`` (integers) and ``range_scale`` is finite and > 0."""
+    for name, v, lo in (("--seeds", num_seeds, 1), ("--steps", steps, 2)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise UntwineError(f"{name} must be an integer >= {lo}, got {v!r}")
+    try:
+        r = float(range_scale)
+    except (TypeError, ValueError):
+        raise UntwineError(f"--range must be a number > 0, got {range_scale!r}") from None
+    if not math.isfinite(r) or r <= 0:
+        raise UntwineError(f"--range must be a finite number > 0 (the traversal's half-width in prior spreads), "
+                           f"got {range_scale!r}")
 
 
 @torch.no_grad()
@@ -57,8 +84,7 @@ def traverse_latents(gen, directions, *, num_seeds: int = DEFAULT_SEEDS, steps: 
 def effect_matrix(gen, directions, oracle, *, num_seeds: int = DEFAULT_SEEDS, steps: int = DEFAULT_STEPS,
                   range_scale: float = DEFAULT_RANGE, batch_size: int = 256) -> np.ndarray:
     """The effect matrix ``[J, K]`` of ``directions`` on the oracle's factors (module docstring)."""
-    if steps < 2 or num_seeds < 1:
-        raise UntwineError("scoring needs at least 2 steps and 1 seed")
+    check_scoring(num_seeds, steps, range_scale)
     lat, _ = traverse_latents(gen, directions, num_seeds=num_seeds, steps=steps, range_scale=range_scale)
     j, s, t, d = lat.shape
     flat = lat.reshape(-1, d)
@@ -82,15 +108,20 @@ def _normalised_entropy(p: np.ndarray, axis: int, base: int) -> np.ndarray:
 
 def score_effects(effects, factor_names=None) -> dict:
     """Scores of an effect matrix ``[J, K]`` (see the module docstring), as a JSON-ready dict."""
-    e = np.clip(np.asarray(effects, dtype=np.float64), 0.0, None)
+    e = np.asarray(effects, dtype=np.float64)
     if e.ndim != 2 or e.size == 0:
         raise UntwineError(f"effect matrix must be [directions, factors], got shape {e.shape}")
+    if not np.isfinite(e).all():
+        raise UntwineError("effect matrix holds NaN or infinite values (the generator's images are not finite)")
+    e = np.where(e < NOISE_EFFECT, 0.0, e)
     j, k = e.shape
     names = list(factor_names) if factor_names is not None else [f"factor {i}" for i in range(k)]
     total = e.sum()
     rows, cols = e.sum(axis=1), e.sum(axis=0)
     if total <= 0:
-        dis = comp = gap = align = 0.0
+        warnings.warn(f"no direction changes any factor by more than {NOISE_EFFECT:g} of its range: "
+                      "disentanglement, completeness, gap and alignment are undefined", UntwineWarning, stacklevel=2)
+        dis = comp = gap = align = float("nan")
         matches = [None] * j
     else:
         dis = float(((1 - _normalised_entropy(e, 1, k)) * rows / total).sum())
@@ -104,7 +135,7 @@ def score_effects(effects, factor_names=None) -> dict:
         matches = [None] * j
         for a, b in zip(r, c):
             matches[a] = names[b]
-    return {
+    out = {
         "disentanglement": dis,
         "completeness": comp,
         "gap": gap,
@@ -112,3 +143,7 @@ def score_effects(effects, factor_names=None) -> dict:
         "mean_effect": float(rows.mean()),
         "matches": matches,
     }
+    undefined = [name for name in RATIOS if not math.isfinite(out[name])]
+    if undefined:
+        out[UNDEFINED_KEY] = undefined
+    return out

@@ -27,8 +27,11 @@ Output directory ``OUT``::
 Sentences are processed in chunks of ``chunk`` sentences; each chunk becomes one shard per
 layer, written atomically and then recorded in the layer's manifest.  Running the same
 command again continues after the last chunk every layer holds (a run over different
-model, layers, pooling or corpus is refused); ``OUT/activations.json``, ``rows.npy``
-and ``factors.npy`` are written when every chunk is done.
+model, layers, pooling, corpus or chunk is refused, and so is a folder holding anything
+else); ``OUT/activations.json``, ``rows.npy`` and ``factors.npy`` are written when every
+chunk is done.  Resuming checks every shard written so far against its manifest (size,
+SHA-256, rows) and recomputes from the first that does not check out, and deletes the
+temporary files a killed run left: the result is bit-identical to an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -126,6 +129,7 @@ class LanguageModel:
         cfg = self.model.config
         self.num_layers = int(getattr(cfg, "num_hidden_layers", 0) or getattr(cfg, "n_layer", 0))
         self.hidden_size = int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "n_embd", 0))
+        self.max_positions = int(getattr(cfg, "max_position_embeddings", 0) or getattr(cfg, "n_positions", 0) or 0)
         self._torch = torch
 
     def check_layers(self, layers) -> list[int]:
@@ -144,6 +148,11 @@ class LanguageModel:
         if len(set(out)) != len(out):
             raise UntwineError(f"--layers: {out} repeats a layer")
         return out
+
+    def check_max_length(self, max_length: int) -> int:
+        if self.max_positions and max_length > self.max_positions:
+            raise UntwineError(f"--max-length {max_length}: {self.name} reads at most {self.max_positions} tokens")
+        return int(max_length)
 
     def hidden_states(self, sentences: list[str], layers: list[int], pool: str, max_length: int = 128):
         """Pooled states ``{layer: float32 [rows, hidden]}`` and the sentence index of each row."""
@@ -224,22 +233,30 @@ def write_activations(
     to ``OUT/activations.json`` plus ``seconds`` and ``resumed_sentences`` (sentences found
     done on disk).
     """
-    from untwine.files import atomic_write_bytes, atomic_write_text, write_json
+    from untwine.files import (
+        atomic_write_bytes,
+        atomic_write_text,
+        check_output_dir,
+        remove_stray_temporaries,
+        write_json,
+    )
     from untwine.lm.shards import ShardWriter, read_layer
 
     if pool not in POOLS:
         raise UntwineError(f"--pool must be one of {', '.join(POOLS)}, got {pool!r}")
-    for name, v, lo in (("--batch-size", batch_size, 1), ("chunk", chunk, 1), ("--max-length", max_length, 2)):
+    for name, v, lo in (("--batch-size", batch_size, 1), ("--chunk", chunk, 1), ("--max-length", max_length, 2)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
             raise UntwineError(f"{name} must be an integer >= {lo}, got {v!r}")
     t0 = time.perf_counter()
+    out = check_output_dir(out)
+    _check_out_folder(out)
     corp: Corpus = read_corpus(corpus, max_rows, seed)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UntwineError(f"--out {out} is a file; give a directory")
     lm = model if isinstance(model, LanguageModel) else LanguageModel(model, device)
     layers = lm.check_layers(list(layers))
+    lm.check_max_length(max_length)
     fingerprint = corp.fingerprint()
+    _check_same_run(out, {"model": lm.name, "pool": pool, "corpus_sha256": fingerprint, "sentences": len(corp)})
+    remove_stray_temporaries(out)
     writers = {}
     for layer in layers:
         meta = {
@@ -271,15 +288,15 @@ def write_activations(
             rows_arr = np.concatenate(rows)
             for layer in todo:
                 writers[layer].append(np.concatenate(blocks[layer]), rows_arr, sentences=[s, e])
-    # every chunk done: the row tables and the summary
+    # every chunk done: the layers marked complete, then the row tables and the summary
+    for w in writers.values():
+        if not w.complete:
+            w.finish()
     _, sent = read_layer(out / f"layer_{layers[0]}", with_rows=True)
     atomic_write_bytes(out / "rows.npy", _npy_bytes(sent.astype(np.int64)))
     if corp.factors is not None:
         atomic_write_bytes(out / "factors.npy", _npy_bytes(corp.factors[sent]))
     atomic_write_text(out / "sentences.txt", "".join(s.replace("\n", " ") + "\n" for s in corp.sentences))
-    for w in writers.values():
-        if not w.complete:
-            w.finish()
     summary = {
         "model": lm.name, "model_path": str(lm.path), "layers": layers, "num_layers": lm.num_layers,
         "hidden_size": lm.hidden_size, "pool": pool, "corpus": corp.name, "corpus_sha256": fingerprint,
@@ -289,6 +306,39 @@ def write_activations(
     }
     write_json(out / "activations.json", summary)
     return {**summary, "seconds": time.perf_counter() - t0, "resumed_sentences": resumed}
+
+
+#: what an `untwine lm activations` folder may hold besides layer_L folders and temporaries
+OWN_FILES = ("activations.json", "rows.npy", "factors.npy", "sentences.txt")
+
+
+def _check_out_folder(out: Path) -> None:
+    """Refuse an existing ``--out`` that holds something other than an activations run."""
+    if not out.is_dir():
+        return
+    for p in out.iterdir():
+        own = p.name in OWN_FILES or (p.name.startswith(".") and p.name.endswith(".tmp"))
+        own = own or (p.is_dir() and p.name.startswith("layer_") and p.name[6:].isdigit())
+        if not own:
+            raise UntwineError(f"--out {out} holds {p.name}, which `untwine lm activations` did not write; "
+                               "choose a new or empty folder")
+
+
+def _check_same_run(out: Path, expect: dict) -> None:
+    """Refuse ``--out`` when its ``activations.json`` describes a different model, pooling or corpus."""
+    from untwine.files import read_json
+
+    p = out / "activations.json"
+    if not p.is_file():
+        return
+    old = read_json(p, what="activations summary")
+    if not isinstance(old, dict):
+        raise UntwineError(f"{p} is not an activations summary; choose a new or empty --out")
+    differ = [k for k, v in expect.items() if old.get(k) != v]
+    if differ:
+        raise UntwineError(f"--out {out} holds activations of a different run ({', '.join(differ)} "
+                           f"{'differs' if len(differ) == 1 else 'differ'}); "
+                           "choose another --out or delete it")
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from untwine._checks import check_seed
 from untwine.errors import UntwineError
 from untwine.files import read_text
 
@@ -97,6 +98,10 @@ def _read_table(p: Path, text: str, delimiter: str) -> Corpus:
 
 def read_corpus(corpus, max_rows: int | None = None, seed: int = 0) -> Corpus:
     """``"concepts"`` or a corpus file (module docstring) as a :class:`Corpus`."""
+    if max_rows is not None and (isinstance(max_rows, bool) or not isinstance(max_rows, (int, np.integer))
+                                 or max_rows < 1):
+        raise UntwineError(f"--max-rows must be a positive integer, got {max_rows!r}")
+    check_seed(seed)
     if isinstance(corpus, Corpus):
         c = corpus
     elif str(corpus).strip().lower() == "concepts":
@@ -115,8 +120,6 @@ def read_corpus(corpus, max_rows: int | None = None, seed: int = 0) -> Corpus:
                 raise UntwineError(f"{p}: the corpus file is empty; give one sentence per line")
             c = Corpus(p.name, lines)
     if max_rows is not None:
-        if max_rows < 1:
-            raise UntwineError(f"--max-rows must be at least 1, got {max_rows}")
         if len(c) > max_rows:
             c = Corpus(c.name, c.sentences[:max_rows], None if c.factors is None else c.factors[:max_rows],
                        c.factor_names, c.factor_sizes)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from untwine.errors import UntwineError
 from untwine.models.architectures import (
     make_decoder,
     make_encoder,
@@ -70,10 +71,20 @@ GAN_HPARAMS: dict[str, HParam] = {
 
 QL_HPARAMS: dict[str, HParam] = {
     **GAN_HPARAMS,
-    "num_values": HParam(10, int, "codebook size per latent dimension", positive=True),
+    "num_values": HParam(10, int, "codebook size per latent dimension (>= 2: one value is a constant code)", low=2),
     "lambda_quantize": HParam(0.01, float, "weight of the quantization (codebook) loss", low=0.0),
     "lambda_commit": HParam(0.01, float, "weight of the commitment loss", low=0.0),
 }
+
+
+def _check_degenerate(values: dict) -> None:
+    """Refuse hyper-parameters that leave nothing to learn (one error line naming the key)."""
+    for key in ("adam_beta1", "adam_beta2"):
+        if not values[key] < 1:
+            raise UntwineError(f"hyper-parameter {key}: must be < 1 (Adam's moment decay), got {values[key]!r}")
+    if values["lambda_value"] <= 0:
+        raise UntwineError("hyper-parameter lambda_value: must be > 0; without the Wasserstein terms the generator "
+                           "is not trained to produce data")
 
 
 class InfoWGANGP(DisentanglingModel):
@@ -88,6 +99,7 @@ class InfoWGANGP(DisentanglingModel):
         shape, binary, num_factors, values = model_arguments(type(self), observation_shape, binary, num_factors, hparams)
         if values["num_latents"] is None:
             values["num_latents"] = 2 * num_factors if num_factors else 10
+        _check_degenerate(values)
         self.hparams = {"name": self.name, "observation_shape": list(shape), "binary": binary,
                         "num_factors": num_factors, **values}
         self.num_latents = int(values["num_latents"])
