@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from untwine.data.base import GroundTruthDataset
+from untwine.data.base import HELD_OUT, EvaluationRows, GroundTruthDataset
 from untwine.errors import UntwineError
 
 _SUFFIXES = (".ts", ".csv", ".tsv", ".txt")
@@ -74,6 +74,10 @@ class SeriesDataset:
     class_names: tuple[str, ...]
     minimum: np.ndarray  #: per-channel train minimum [C] (before scaling)
     maximum: np.ndarray  #: per-channel train maximum [C]
+    #: where the test split comes from (said in evaluation notes)
+    split_source: str = "the data set's own test split"
+    #: True when the target was real-valued and discretised into bins (see the module docstring)
+    regression: bool = False
 
     @property
     def observation_shape(self) -> tuple[int, int]:
@@ -84,11 +88,19 @@ class SeriesDataset:
         return len(self.class_names)
 
     def ground_truth(self, split: str = "train") -> "SeriesSplit":
-        """One split as a :class:`GroundTruthDataset` with the single factor ``label``."""
+        """One split as a :class:`GroundTruthDataset` with the single factor ``label``
+        (``target`` for a discretised regression target); its evaluation draws test rows from
+        the other split (:meth:`SeriesSplit.evaluation_rows`)."""
         if split not in ("train", "test"):
             raise UntwineError(f"split must be 'train' or 'test', got {split!r}")
-        x, y = (self.X_train, self.y_train) if split == "train" else (self.X_test, self.y_test)
-        return SeriesSplit(f"{self.name}_{split}", x, y, self.num_classes)
+        factor = "target" if self.regression else "label"
+        parts = {
+            s: SeriesSplit(f"{self.name}_{s}", x, y, self.num_classes, factor=factor)
+            for s, x, y in (("train", self.X_train, self.y_train), ("test", self.X_test, self.y_test))
+        }
+        parts["train"].held_out, parts["test"].held_out = parts["test"], parts["train"]
+        parts["train"].split_source = parts["test"].split_source = self.split_source
+        return parts[split]
 
     def __repr__(self) -> str:
         return (f"<SeriesDataset {self.name}: train {tuple(self.X_train.shape)}, test {tuple(self.X_test.shape)}, "
@@ -105,9 +117,13 @@ class SeriesSplit(GroundTruthDataset):
 
     factor_names = ("label",)
     binary = False
+    #: the other split of the same data set (set by :meth:`SeriesDataset.ground_truth`)
+    held_out: "SeriesSplit | None" = None
+    split_source: str = "the data set's own test split"
 
-    def __init__(self, name: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> None:
+    def __init__(self, name: str, x: np.ndarray, y: np.ndarray, num_classes: int, *, factor: str = "label") -> None:
         self.name = name
+        self.factor_names = (str(factor),)
         self._x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         self._y = np.asarray(y, dtype=np.int64)
         self.observation_shape = tuple(int(s) for s in x.shape[1:])
@@ -123,6 +139,17 @@ class SeriesSplit(GroundTruthDataset):
 
     def sample_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, self._y.shape[0], size=n)
+
+    def evaluation_rows(self, num_train: int, num_test: int, rng: np.random.Generator) -> EvaluationRows:
+        """Train rows drawn from this split, test rows from the other split only (``"held-out"``);
+        a split made without its partner falls back to disjoint rows of its own."""
+        if self.held_out is None:
+            return self.held_out_rows(num_train, num_test, rng)
+        train = self.sample_indices(int(num_train), rng)
+        test = self.held_out.sample_indices(int(num_test), rng)
+        note = (f"test rows are drawn from {self.held_out.name} ({self.held_out.num_samples} series: "
+                f"{self.split_source}), train rows from {self.name} ({self.num_samples} series)")
+        return EvaluationRows(train, test, self.held_out, HELD_OUT, note)
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.factors_of(self.sample_indices(n, rng))
@@ -384,8 +411,13 @@ def _load_npz(path: Path, seed: int, test_fraction: float) -> SeriesDataset:
         x = _as_series(data["X"], f"{path}: X")
         y = _label_strings(data["y"], f"{path}: y", x.shape[0])
         tr, te = stratified_split(y, test_fraction, seed)
-        return make_series_dataset(name, x[tr], y[tr], x[te], y[te], names)
+        return _lone(make_series_dataset(name, x[tr], y[tr], x[te], y[te], names), test_fraction, seed)
     raise UntwineError(f"{path}: expected arrays X_train, y_train, X_test, y_test (or X and y); found {', '.join(sorted(data)) or 'none'}")
+
+
+def _lone(ds: SeriesDataset, test_fraction: float, seed: int) -> SeriesDataset:
+    ds.split_source = f"a seeded stratified split of one file, test fraction {float(test_fraction):.3g}, seed {int(seed)}"
+    return ds
 
 
 def _load_folder(d: Path) -> SeriesDataset:
@@ -440,5 +472,5 @@ def load_series(name_or_path, *, seed: int = 0, test_fraction: float = 1.0 / 3.0
             return _load_pair(stem[: -len("_TRAIN")], *pair)
         x, y = _read_any(path)
         tr, te = stratified_split(y, test_fraction, seed)
-        return make_series_dataset(path.stem, x[tr], y[tr], x[te], y[te])
+        return _lone(make_series_dataset(path.stem, x[tr], y[tr], x[te], y[te]), test_fraction, seed)
     raise UntwineError(f"{path}: unsupported file type {path.suffix!r}; use a folder, .ts, .csv, .tsv or .npz")
