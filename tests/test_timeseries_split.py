@@ -121,3 +121,67 @@ def test_a_file_without_a_test_split_is_labelled_so_in_metrics_json(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["_test_split"] == HELD_OUT_ROWS
     assert "set aside" in json.loads((tmp_path / "run" / "evaluation.json").read_text())["test_split"]["note"]
+
+
+# -- regression targets -------------------------------------------------------------------
+_TS_HEAD = "@problemName Reg\n@timeStamps false\n@univariate true\n@equalLength true\n@targetlabel true\n@data\n"
+
+
+def _regression_ts(folder, name="Reg", head=_TS_HEAD, n=(30, 12)):
+    rng = np.random.default_rng(5)
+    folder.mkdir(parents=True, exist_ok=True)
+    targets = {}
+    for split, m in zip(("TRAIN", "TEST"), n):
+        t = np.round(rng.uniform(-1, 1, size=m), 4)
+        rows = [",".join(f"{v:.4f}" for v in rng.standard_normal(8)) + f":{y}" for y in t]
+        (folder / f"{name}_{split}.ts").write_text(head.replace("Reg", name) + "\n".join(rows) + "\n")
+        targets[split] = t
+    return targets
+
+
+def test_a_regression_ts_file_becomes_binned_target_classes_with_one_warning(tmp_path):
+    """aeon's regression files (@targetLabel true) used to load with every distinct target a class."""
+    from untwine._checks import discretize_factors
+    from untwine.errors import UntwineWarning
+
+    t = _regression_ts(tmp_path / "Reg")
+    with pytest.warns(UntwineWarning, match="real-valued") as caught:
+        d = load_series(tmp_path / "Reg", factor_bins=4)
+    assert len([w for w in caught if issubclass(w.category, UntwineWarning)]) == 1
+    assert d.regression and d.num_classes <= 4  # not 42 classes
+    both = np.concatenate([t["TRAIN"], t["TEST"]])
+    expected = discretize_factors(both[:, None], 4)[:, 0]  # the --factor-bins rule, on both splits
+    _, expected = np.unique(expected, return_inverse=True)
+    assert np.array_equal(np.concatenate([d.y_train, d.y_test]), expected)
+    assert d.ground_truth("train").factor_names == ("target",)
+    assert d.class_names[0].startswith(f"[{both.min():.4g}, ") and d.class_names[-1].endswith(f"{both.max():.4g}]")
+
+
+def test_real_valued_csv_and_npz_targets_are_regression(tmp_path):
+    from untwine.errors import UntwineWarning
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((30, 10))
+    y = rng.uniform(0, 5, size=30)
+    np.savez(tmp_path / "lone.npz", X=x, y=y)
+    with pytest.warns(UntwineWarning, match="regression"):
+        d = load_series(tmp_path / "lone.npz", factor_bins=3)
+    assert d.regression and d.num_classes == 3 and d.X_test.shape[0] > 0  # stratified by bin
+    rows = ["\n".join(f"{v:.3f}," + ",".join(f"{u:.3f}" for u in r) for v, r in zip(y[a:b], x[a:b])) for a, b in ((0, 20), (20, 30))]
+    (tmp_path / "R_TRAIN.csv").write_text(rows[0] + "\n")
+    (tmp_path / "R_TEST.csv").write_text(rows[1] + "\n")
+    with pytest.warns(UntwineWarning, match="regression"):
+        assert load_series(tmp_path / "R_TRAIN.csv").regression
+    # integer labels stay classes
+    np.savez(tmp_path / "cls.npz", X=x, y=np.arange(30) % 3)
+    assert not load_series(tmp_path / "cls.npz").regression
+
+
+def test_bundled_series_lists_only_sets_that_load(tmp_path):
+    from untwine.data.series import bundled_series
+
+    _regression_ts(tmp_path / "Reg")
+    _regression_ts(tmp_path / "Cls", name="Cls", head=_TS_HEAD.replace("@targetlabel true", "@classLabel true a b"))
+    _regression_ts(tmp_path / "Ragged", name="Ragged", head=_TS_HEAD.replace("@equalLength true", "@equalLength false"))
+    _regression_ts(tmp_path / "Stamped", name="Stamped", head=_TS_HEAD.replace("@timeStamps false", "@timeStamps true"))
+    assert bundled_series(tmp_path) == ["Cls", "Reg"]

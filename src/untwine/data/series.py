@@ -18,7 +18,9 @@ Sources
   installed, give the folder holding the files as a path instead.
 * **A folder** holding ``NAME_TRAIN.ts`` / ``NAME_TEST.ts`` (or ``.csv`` / ``.tsv``).
 * **A ``.ts`` file** (sktime/aeon format; equal-length series without missing values
-  or time stamps): ``X_TRAIN.ts`` is paired with ``X_TEST.ts`` beside it.
+  or time stamps): ``X_TRAIN.ts`` is paired with ``X_TEST.ts`` beside it.  Reading is in
+  :mod:`untwine.data.series_read`; ``bundled_series`` lists only the sets whose headers
+  it accepts (not the unequal-length ones).
 * **A ``.csv`` / ``.tsv`` file** in the UCR layout, one series per row, class label in
   the first column, values after it (univariate); ``X_TRAIN.csv`` is paired with
   ``X_TEST.csv``.  A lone file (no ``_TRAIN`` / ``_TEST`` pair) is split.
@@ -40,6 +42,23 @@ constants are kept in ``SeriesDataset.minimum`` / ``.maximum``.
 Labels become class indices ``0..K-1`` in sorted order of the distinct labels of both
 splits; ``class_names`` holds the original labels as strings.
 
+Regression targets
+------------------
+A regression set (a ``.ts`` file with ``@targetLabel true``, as aeon's CardanoSentiment and
+Covid3Month; a table or ``.npz`` whose labels are numbers, not all integers) is not read
+as classes (one class per distinct real value).  Its target is a continuous factor
+``target``, discretised by the ``--factor-bins`` rule of ``untwine score``
+(:func:`untwine._checks.discretize_factors`: ``factor_bins`` (default 10) equal-width bins
+between the minimum and maximum of both splits' targets); empty bins are left out,
+``class_names`` holds each bin's range, ``regression`` is True, and loading warns once.
+A lone regression file is split stratified by these bins.
+
+Evaluation
+----------
+``untwine evaluate`` on a run trained on a split draws its test rows from the *other*
+split only (``SeriesSplit.evaluation_rows``, ``"held-out"`` in ``metrics.json``), never
+from the training series.
+
 ``SeriesDataset.ground_truth("train")`` wraps a split as a
 :class:`~untwine.data.base.GroundTruthDataset` with one factor, ``label`` (not a full
 grid), so the training loop (``untwine.train(model, dataset_object, ...)``) can learn
@@ -58,6 +77,7 @@ import numpy as np
 import torch
 
 from untwine.data.base import HELD_OUT, EvaluationRows, GroundTruthDataset
+from untwine.data.series_read import read_any, read_csv, read_ts, read_ts_header, ts_problem  # noqa: F401 (re-exported)
 from untwine.errors import UntwineError, UntwineWarning
 
 _SUFFIXES = (".ts", ".csv", ".tsv", ".txt")
@@ -218,152 +238,6 @@ def bundled_series(data_dir=None) -> list[str]:
     if d is None or not d.is_dir():
         return []
     return sorted(p.name for p in d.iterdir() if p.is_dir() and _loadable(p))
-
-
-# -- readers ------------------------------------------------------------------------------
-def _ts_header(lines) -> tuple[dict[str, str], bool]:
-    """Consume ``lines`` up to and including ``@data``: the ``@key value`` header (lower case) and
-    whether ``@data`` was found; the rest of the iterator holds the series."""
-    header: dict[str, str] = {}
-    for raw in lines:
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.lower().startswith("@data"):
-            return header, True
-        if line.startswith("@"):
-            key, _, val = line[1:].partition(" ")
-            header[key.lower()] = val.strip().lower()
-    return header, False
-
-
-def _flag(header: dict[str, str], key: str, default: str) -> bool:
-    return (header.get(key, default).split(" ") or [default])[0] == "true"
-
-
-def _is_regression(header: dict[str, str]) -> bool:
-    """A ``.ts`` header of a regression set: ``@targetLabel true`` (aeon's regression files)."""
-    return _flag(header, "targetlabel", "false")
-
-
-def ts_problem(header: dict[str, str]) -> str | None:
-    """Why series with this ``.ts`` header cannot be loaded (None when they can)."""
-    if _flag(header, "timestamps", "false"):
-        return "series with time stamps are not supported"
-    if not _flag(header, "equallength", "true"):
-        return "series of unequal lengths are not supported"
-    if _flag(header, "missing", "false"):
-        return "series with missing values are not supported"
-    if not _is_regression(header) and not _flag(header, "classlabel", "true"):
-        return "the file has neither class labels nor regression targets"
-    return None
-
-
-def read_ts_header(path) -> dict[str, str]:
-    """The header of a ``.ts`` file (lines before ``@data``; keys and values lower case), read
-    without the series."""
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            header, found = _ts_header(fh)
-    except OSError as exc:
-        raise UntwineError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not found:
-        raise UntwineError(f"{path}: not a .ts file (no @data line)")
-    return header
-
-
-def read_ts(path) -> tuple[np.ndarray, np.ndarray]:
-    """Read an equal-length ``.ts`` file: ``(X [N, C, T] float64, labels [N])``: class labels as
-    strings, or, for a regression file (``@targetLabel true``), the real-valued targets as float64."""
-    path = Path(path)
-    try:
-        lines = iter(path.read_text(encoding="utf-8", errors="replace").splitlines())
-    except OSError as exc:
-        raise UntwineError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    header, in_data = _ts_header(lines)
-    if not in_data:
-        raise UntwineError(f"{path}: not a .ts file (no @data line)")
-    problem = ts_problem(header)
-    if problem:
-        raise UntwineError(f"{path}: {problem}")
-    regression = _is_regression(header)
-    rows = [ln for ln in (raw.strip() for raw in lines) if ln and not ln.startswith("#")]
-    if not rows:
-        raise UntwineError(f"{path}: no series after @data")
-    what = "regression target" if regression else "class label"
-    series, labels = [], []
-    for i, row in enumerate(rows):
-        parts = row.split(":")
-        if len(parts) < 2:
-            raise UntwineError(f"{path}: series {i} has no {what}")
-        labels.append(parts[-1].strip())
-        try:
-            dims = [np.array([float(v) for v in p.split(",")], dtype=np.float64) for p in parts[:-1]]
-        except ValueError:
-            raise UntwineError(f"{path}: series {i} holds a value that is not a number (missing values are not supported)") from None
-        if len({d.shape[0] for d in dims}) != 1:
-            raise UntwineError(f"{path}: series {i} has channels of different lengths (unequal lengths are not supported)")
-        series.append(np.stack(dims))
-    if len({s.shape for s in series}) != 1:
-        raise UntwineError(f"{path}: series of different lengths or channel counts (only equal-length series are supported)")
-    x = np.stack(series)
-    if not np.isfinite(x).all():
-        raise UntwineError(f"{path}: missing or non-finite values are not supported")
-    if not regression:
-        return x, np.array(labels)
-    try:
-        targets = np.array([float(v) for v in labels], dtype=np.float64)
-    except ValueError:
-        raise UntwineError(f"{path}: a regression target is not a number") from None
-    if not np.isfinite(targets).all():
-        raise UntwineError(f"{path}: missing or non-finite regression targets are not supported")
-    return x, targets
-
-
-def read_csv(path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a UCR-layout ``.csv`` / ``.tsv`` (label first, then values): ``(X [N, 1, T], labels [N] str)``."""
-    path = Path(path)
-    delim = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise UntwineError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    rows = [ln for ln in (t.strip() for t in text) if ln]
-    if not rows:
-        raise UntwineError(f"{path}: empty file")
-    if delim == "," and "," not in rows[0] and (" " in rows[0] or "\t" in rows[0]):
-        delim = None  # whitespace separated (the old UCR .txt files)
-    labels, values = [], []
-    for i, row in enumerate(rows):
-        parts = [p.strip() for p in (row.split(delim) if delim else row.split())]
-        if len(parts) < 2:
-            raise UntwineError(f"{path}: row {i + 1} needs a label and at least one value")
-        try:
-            vals = [float(p) for p in parts[1:]]
-        except ValueError:
-            if i == 0:
-                continue  # a header row
-            raise UntwineError(f"{path}: row {i + 1} holds a value that is not a number") from None
-        labels.append(parts[0])
-        values.append(vals)
-    if not values:
-        raise UntwineError(f"{path}: no series")
-    if len({len(v) for v in values}) != 1:
-        raise UntwineError(f"{path}: rows have different lengths (only equal-length series are supported)")
-    x = np.asarray(values, dtype=np.float64)[:, None, :]
-    if not np.isfinite(x).all():
-        raise UntwineError(f"{path}: missing or non-finite values are not supported")
-    return x, np.array(labels)
-
-
-def _read_any(path: Path):
-    """``(X, labels, regression)``: ``regression`` True/False from a ``.ts`` header, None for tables
-    (decided from the labels, see :func:`real_targets`)."""
-    if path.suffix.lower() == ".ts":
-        x, y = read_ts(path)
-        return x, y, y.dtype.kind == "f"
-    return (*read_csv(path), None)
 
 
 def _as_series(x, name: str) -> np.ndarray:
@@ -585,8 +459,8 @@ def _load_folder(d: Path, bins: int) -> SeriesDataset:
 
 
 def _load_pair(name: str, a: Path, b: Path, bins: int) -> SeriesDataset:
-    xa, ya, ra = _read_any(a)
-    xb, yb, rb = _read_any(b)
+    xa, ya, ra = read_any(a)
+    xb, yb, rb = read_any(b)
     if ra is not None and rb is not None and ra != rb:
         raise UntwineError(f"{name}: one of {a.name} and {b.name} holds regression targets, the other class labels")
     return make_series_dataset(name, xa, ya, xb, yb, regression=ra if ra is not None else rb, factor_bins=bins)
@@ -630,7 +504,7 @@ def load_series(name_or_path, *, seed: int = 0, test_fraction: float = 1.0 / 3.0
         if pair is not None:
             stem = pair[0].stem
             return _load_pair(stem[: -len("_TRAIN")], *pair, factor_bins)
-        x, y, regression = _read_any(path)
+        x, y, regression = read_any(path)
         tr, te = stratified_split(_strata(y, regression, factor_bins), test_fraction, seed)
         ds = make_series_dataset(path.stem, x[tr], y[tr], x[te], y[te], regression=regression, factor_bins=factor_bins)
         return _lone(ds, test_fraction, seed)
