@@ -55,7 +55,8 @@ def test_metrics_json_has_every_key(run_dir):
     ]
     assert list(scores) == expected
     on_disk = json.loads((run_dir / "metrics.json").read_text())
-    assert set(on_disk) == set(expected)
+    assert {k for k in on_disk if not k.startswith("_")} == set(expected)
+    assert on_disk["_test_split"] == "held-out rows"  # a file: test rows set aside, never train rows
     for k in ("mig", "dci_disentanglement", "beta_vae_score", "factor_vae_score", "infom", "reconstruction_mse"):
         assert 0.0 <= scores[k] <= 1.0, k
     # known answer: the array metrics of the run's mean codes of the samples drawn with the seed (train first)
@@ -84,9 +85,8 @@ def test_reconstruction_matches_a_direct_computation(run_dir):
     scores = evaluate_run(run_dir, metrics="reconstruction", seed=3, write=False, num_train=10, num_test=64)
     assert set(scores) == {"reconstruction", "reconstruction_mse"} | ACTIVITY_KEYS
     ds = load_dataset(open_run(run_dir).config.dataset)
-    rng = np.random.default_rng(3)
-    ds.sample_factors(10, rng)  # the train sample is drawn first
-    x = ds.observations(ds.sample_factors(64, rng)).double()
+    rows = ds.evaluation_rows(10, 64, np.random.default_rng(3))  # the test rows, set aside from the train rows
+    x = rows.test_dataset.observations_at(rows.test).double()
     model = load(run_dir).double()
     with torch.no_grad():
         p = model.decode(model.encode(x)).clamp(1e-7, 1 - 1e-7)
@@ -227,11 +227,12 @@ def test_forced_passive_latents_are_reported_exactly(run_dir, tmp_path, monkeypa
     from untwine.metrics.suite import evaluate_arrays
     run = open_run(run_dir)
     ds = load_dataset(run.config.dataset)
-    rng = np.random.default_rng(0)
-    f_tr, f_te = ds.sample_factors(200, rng), ds.sample_factors(100, rng)
+    rows = ds.evaluation_rows(200, 100, np.random.default_rng(0))
+    f_tr, f_te = ds.factors_of(rows.train), rows.test_dataset.factors_of(rows.test)
     enc = run.encoder("mean")
     keep = act["active_latents"]
-    c_tr, c_te = enc.encode_factors(ds, f_tr).codes[:, keep], enc.encode_factors(ds, f_te).codes[:, keep]
+    c_tr = enc.encode_indices(ds, rows.train).codes[:, keep]
+    c_te = enc.encode_indices(rows.test_dataset, rows.test).codes[:, keep]
     direct = evaluate_arrays(c_tr, f_tr, c_te, f_te, metrics="mig,unsupervised", seed=0)
     for k, v in direct.items():
         assert scores[f"mean_active.{k}"] == pytest.approx(v, rel=1e-9, abs=1e-12), k

@@ -12,7 +12,10 @@ Writes ``RUN_DIR/metrics.json`` (the keys of ``untwine score`` plus
 ``num_active_latents``/``num_passive_latents`` and, with
 ``--compare-representations``, ``mean.*``/``sampled.*``/``mean_active.*``) and
 prints the score table, the active/passive latents table and the mean vs sampled
-vs active-only comparison; see :mod:`untwine.train.evaluate`.
+vs active-only comparison; see :mod:`untwine.train.evaluate`.  The ``*_test`` scores
+come from test rows that are never train rows (the data set's own test split, or rows
+set aside), except on procedural full grids, where both are independent draws of the same
+distribution; ``metrics.json`` says which under ``_test_split``.
 """
 
 from __future__ import annotations
@@ -114,6 +117,9 @@ def run(args) -> int:
     settings = read_settings(run_.path) or {}
     _print_activity(out, settings.get("activity"))
     _print_comparison(out, scores, settings.get("comparison") or {})
+    split = settings.get("test_split") or {}
+    if split:
+        out.print(f"test rows: {split.get('kind')} ({split.get('note')})")
     out.print(
         f"samples: train {cfg.num_train}, test {cfg.num_test}; interventional {cfg.interventional_train}/"
         f"{cfg.interventional_eval} points of batch {cfg.interventional_batch}; representation {cfg.representation}; seed {cfg.seed}"

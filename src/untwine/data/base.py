@@ -18,16 +18,65 @@ Two ways to get observations, with one meaning for every dataset:
   from the data's distribution, by flat index (grid indices on full grids, row indices
   otherwise; ``factors_of`` gives their factors).  Evaluation draws its samples this way,
   so on data with several observations per combination every stored row can be drawn.
+
+Train and test rows of an evaluation (``evaluation_rows``), one rule for every dataset:
+no row drawn for *test* is a row drawn for *train*, except on procedural full grids.
+
+* a dataset with its own test split (labelled series, :mod:`untwine.data.series`) draws
+  the test rows from that split only: ``"held-out"``;
+* a procedural full grid (the renderers dSprites, shapes3d, sines, concepts: the default
+  here for full grids) draws train and test as two independent uniform draws of factor
+  combinations, the same distribution (disentanglement_lib's protocol), so a test row may
+  equal a train row by chance: ``"same-distribution draws"``;
+* any other stored rows (files: :mod:`untwine.data.files`; non-grid datasets) are split
+  once, by a seeded permutation, into train and test rows (the test part holds
+  ``num_test / (num_train + num_test)`` of them, at least one); train draws come from the
+  train part, test draws from the test part: ``"held-out rows"``.
+
+``untwine evaluate`` writes the kind to ``metrics.json`` (``_test_split``) and
+``evaluation.json`` (``test_split``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from untwine.errors import UntwineError
+
+
+#: the kinds of test rows :meth:`GroundTruthDataset.evaluation_rows` draws (see the module docstring)
+HELD_OUT = "held-out"
+HELD_OUT_ROWS = "held-out rows"
+SAME_DISTRIBUTION = "same-distribution draws"
+TEST_SPLITS = (HELD_OUT, HELD_OUT_ROWS, SAME_DISTRIBUTION)
+
+
+@dataclass(frozen=True)
+class EvaluationRows:
+    """Flat indices of an evaluation's train rows (into the dataset) and test rows (into
+    ``test_dataset``), with the kind of split (one of :data:`TEST_SPLITS`) and one sentence
+    saying where the test rows come from."""
+
+    train: np.ndarray
+    test: np.ndarray
+    test_dataset: "GroundTruthDataset"
+    test_split: str
+    note: str
+
+
+def split_rows(n: int, num_train: int, num_test: int, rng: np.random.Generator, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint flat indices ``(train rows, test rows)`` of ``range(n)``: a permutation by ``rng``
+    whose first ``round(n * num_test / (num_train + num_test))`` (at least 1, at most ``n - 1``)
+    indices are the test rows."""
+    if n < 2:
+        raise UntwineError(f"{name}: {n} row(s); held-out test rows need at least 2")
+    k = min(max(int(round(n * num_test / (num_train + num_test))), 1), n - 1)
+    perm = rng.permutation(n)
+    return perm[k:], perm[:k]
 
 
 class GroundTruthDataset(ABC):
@@ -101,6 +150,28 @@ class GroundTruthDataset(ABC):
     def sample_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Flat indices ``[n]`` of ``n`` observations drawn from the data (see the module docstring)."""
         return self.index_of(self.sample_factors(n, rng))
+
+    def evaluation_rows(self, num_train: int, num_test: int, rng: np.random.Generator) -> EvaluationRows:
+        """Train and test rows of an evaluation (see the module docstring): on a full grid two
+        independent draws by :meth:`sample_indices` (train first); otherwise disjoint rows
+        (:func:`split_rows`).  Datasets with their own test split override this."""
+        if self.is_full_grid:
+            train = self.sample_indices(int(num_train), rng)
+            test = self.sample_indices(int(num_test), rng)
+            note = ("train and test rows are independent uniform draws from the full factor grid "
+                    "(the same distribution; a test row may equal a train row)")
+            return EvaluationRows(train, test, self, SAME_DISTRIBUTION, note)
+        return self.held_out_rows(num_train, num_test, rng)
+
+    def held_out_rows(self, num_train: int, num_test: int, rng: np.random.Generator) -> EvaluationRows:
+        """Disjoint train and test rows: the flat indices are split once (:func:`split_rows`),
+        then ``num_train`` / ``num_test`` rows are drawn uniformly, with replacement, from each part."""
+        part_train, part_test = split_rows(self.num_samples, int(num_train), int(num_test), rng, self.name)
+        train = part_train[rng.integers(0, part_train.shape[0], size=int(num_train))]
+        test = part_test[rng.integers(0, part_test.shape[0], size=int(num_test))]
+        note = (f"test rows are drawn from {part_test.shape[0]} of the {self.num_samples} rows, set aside by a "
+                "seeded permutation; train rows from the others")
+        return EvaluationRows(train, test, self, HELD_OUT_ROWS, note)
 
     # -- observations ----------------------------------------------------------
     @abstractmethod

@@ -20,6 +20,10 @@ Formats (see ``shared/DATASETS.md``; nothing is ever downloaded):
   otherwise ``is_full_grid`` is False, :meth:`sample_factors` draws existing rows and
   :meth:`observations` looks rows up by factor combination.  -> :class:`GenericNpz`
 
+Evaluation (``untwine evaluate``) never tests on a row it trained its probes on: the
+rows of a file are split once, by a seeded permutation, into train and test rows
+(:meth:`FileDataset.evaluation_rows`, ``"held-out rows"``; see :mod:`untwine.data.base`).
+
 Factor classes of the real files are recovered from the stored labels (each column's
 distinct values in sorted order), so sub-grids written in the same format load too.
 
@@ -45,7 +49,7 @@ import numpy as np
 import torch
 
 from untwine._checks import as_factors
-from untwine.data.base import GroundTruthDataset
+from untwine.data.base import EvaluationRows, GroundTruthDataset
 from untwine.errors import UntwineError
 
 DSPRITES_FACTORS = ("shape", "scale", "orientation", "posX", "posY")
@@ -201,6 +205,12 @@ class FileDataset(GroundTruthDataset):
     def _rows_of(self, factors) -> np.ndarray:
         idx = self.index_of(factors)
         return idx if self._grid_to_row is None else self._grid_to_row[idx]
+
+    def evaluation_rows(self, num_train: int, num_test: int, rng: np.random.Generator) -> EvaluationRows:
+        """A file has no test split of its own: its rows (grid indices on full grids) are split
+        once into train and test rows (:meth:`~untwine.data.base.GroundTruthDataset.held_out_rows`),
+        so no test row is a train row, full grid or not."""
+        return self.held_out_rows(num_train, num_test, rng)
 
 
     def images_of_rows(self, rows) -> torch.Tensor:

@@ -18,7 +18,9 @@ Sources
   installed, give the folder holding the files as a path instead.
 * **A folder** holding ``NAME_TRAIN.ts`` / ``NAME_TEST.ts`` (or ``.csv`` / ``.tsv``).
 * **A ``.ts`` file** (sktime/aeon format; equal-length series without missing values
-  or time stamps): ``X_TRAIN.ts`` is paired with ``X_TEST.ts`` beside it.
+  or time stamps): ``X_TRAIN.ts`` is paired with ``X_TEST.ts`` beside it.  Reading is in
+  :mod:`untwine.data.series_read`; ``bundled_series`` lists only the sets whose headers
+  it accepts (not the unequal-length ones).
 * **A ``.csv`` / ``.tsv`` file** in the UCR layout, one series per row, class label in
   the first column, values after it (univariate); ``X_TRAIN.csv`` is paired with
   ``X_TEST.csv``.  A lone file (no ``_TRAIN`` / ``_TEST`` pair) is split.
@@ -40,6 +42,23 @@ constants are kept in ``SeriesDataset.minimum`` / ``.maximum``.
 Labels become class indices ``0..K-1`` in sorted order of the distinct labels of both
 splits; ``class_names`` holds the original labels as strings.
 
+Regression targets
+------------------
+A regression set (a ``.ts`` file with ``@targetLabel true``, as aeon's CardanoSentiment and
+Covid3Month; a table or ``.npz`` whose labels are numbers, not all integers) is not read
+as classes (one class per distinct real value).  Its target is a continuous factor
+``target``, discretised by the ``--factor-bins`` rule of ``untwine score``
+(:func:`untwine._checks.discretize_factors`: ``factor_bins`` (default 10) equal-width bins
+between the minimum and maximum of both splits' targets); empty bins are left out,
+``class_names`` holds each bin's range, ``regression`` is True, and loading warns once.
+A lone regression file is split stratified by these bins.
+
+Evaluation
+----------
+``untwine evaluate`` on a run trained on a split draws its test rows from the *other*
+split only (``SeriesSplit.evaluation_rows``, ``"held-out"`` in ``metrics.json``), never
+from the training series.
+
 ``SeriesDataset.ground_truth("train")`` wraps a split as a
 :class:`~untwine.data.base.GroundTruthDataset` with one factor, ``label`` (not a full
 grid), so the training loop (``untwine.train(model, dataset_object, ...)``) can learn
@@ -50,16 +69,20 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from untwine.data.base import GroundTruthDataset
-from untwine.errors import UntwineError
+from untwine.data.base import HELD_OUT, EvaluationRows, GroundTruthDataset
+from untwine.data.series_read import read_any, read_csv, read_ts, read_ts_header, ts_problem  # noqa: F401 (re-exported)
+from untwine.errors import UntwineError, UntwineWarning
 
 _SUFFIXES = (".ts", ".csv", ".tsv", ".txt")
+#: bins of a discretised regression target (``load_series(..., factor_bins=N)`` changes it)
+TARGET_BINS = 10
 
 
 @dataclass
@@ -74,6 +97,10 @@ class SeriesDataset:
     class_names: tuple[str, ...]
     minimum: np.ndarray  #: per-channel train minimum [C] (before scaling)
     maximum: np.ndarray  #: per-channel train maximum [C]
+    #: where the test split comes from (said in evaluation notes)
+    split_source: str = "the data set's own test split"
+    #: True when the target was real-valued and discretised into bins (see the module docstring)
+    regression: bool = False
 
     @property
     def observation_shape(self) -> tuple[int, int]:
@@ -84,11 +111,19 @@ class SeriesDataset:
         return len(self.class_names)
 
     def ground_truth(self, split: str = "train") -> "SeriesSplit":
-        """One split as a :class:`GroundTruthDataset` with the single factor ``label``."""
+        """One split as a :class:`GroundTruthDataset` with the single factor ``label``
+        (``target`` for a discretised regression target); its evaluation draws test rows from
+        the other split (:meth:`SeriesSplit.evaluation_rows`)."""
         if split not in ("train", "test"):
             raise UntwineError(f"split must be 'train' or 'test', got {split!r}")
-        x, y = (self.X_train, self.y_train) if split == "train" else (self.X_test, self.y_test)
-        return SeriesSplit(f"{self.name}_{split}", x, y, self.num_classes)
+        factor = "target" if self.regression else "label"
+        parts = {
+            s: SeriesSplit(f"{self.name}_{s}", x, y, self.num_classes, factor=factor)
+            for s, x, y in (("train", self.X_train, self.y_train), ("test", self.X_test, self.y_test))
+        }
+        parts["train"].held_out, parts["test"].held_out = parts["test"], parts["train"]
+        parts["train"].split_source = parts["test"].split_source = self.split_source
+        return parts[split]
 
     def __repr__(self) -> str:
         return (f"<SeriesDataset {self.name}: train {tuple(self.X_train.shape)}, test {tuple(self.X_test.shape)}, "
@@ -105,9 +140,13 @@ class SeriesSplit(GroundTruthDataset):
 
     factor_names = ("label",)
     binary = False
+    #: the other split of the same data set (set by :meth:`SeriesDataset.ground_truth`)
+    held_out: "SeriesSplit | None" = None
+    split_source: str = "the data set's own test split"
 
-    def __init__(self, name: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> None:
+    def __init__(self, name: str, x: np.ndarray, y: np.ndarray, num_classes: int, *, factor: str = "label") -> None:
         self.name = name
+        self.factor_names = (str(factor),)
         self._x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         self._y = np.asarray(y, dtype=np.int64)
         self.observation_shape = tuple(int(s) for s in x.shape[1:])
@@ -123,6 +162,17 @@ class SeriesSplit(GroundTruthDataset):
 
     def sample_indices(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return rng.integers(0, self._y.shape[0], size=n)
+
+    def evaluation_rows(self, num_train: int, num_test: int, rng: np.random.Generator) -> EvaluationRows:
+        """Train rows drawn from this split, test rows from the other split only (``"held-out"``);
+        a split made without its partner falls back to disjoint rows of its own."""
+        if self.held_out is None:
+            return self.held_out_rows(num_train, num_test, rng)
+        train = self.sample_indices(int(num_train), rng)
+        test = self.held_out.sample_indices(int(num_test), rng)
+        note = (f"test rows are drawn from {self.held_out.name} ({self.held_out.num_samples} series: "
+                f"{self.split_source}), train rows from {self.name} ({self.num_samples} series)")
+        return EvaluationRows(train, test, self.held_out, HELD_OUT, note)
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self.factors_of(self.sample_indices(n, rng))
@@ -171,105 +221,23 @@ def aeon_data_dir() -> Path | None:
     return None
 
 
+def _loadable(folder: Path) -> bool:
+    """Whether ``folder`` holds ``NAME_TRAIN.ts`` and ``NAME_TEST.ts`` whose headers :func:`read_ts` accepts."""
+    files = [folder / f"{folder.name}_{split}.ts" for split in ("TRAIN", "TEST")]
+    try:
+        return all(f.is_file() and ts_problem(read_ts_header(f)) is None for f in files)
+    except UntwineError:
+        return False
+
+
 def bundled_series(data_dir=None) -> list[str]:
-    """Names of the classification sets with ``NAME_TRAIN.ts`` and ``NAME_TEST.ts`` under ``data_dir``
-    (default: aeon's bundled data; empty when aeon is not installed)."""
+    """Names of the sets with ``NAME_TRAIN.ts`` and ``NAME_TEST.ts`` under ``data_dir`` (default: aeon's
+    bundled data; empty when aeon is not installed) that load: classification sets and regression
+    sets (their targets discretised), without the unequal-length, time-stamped or incomplete ones."""
     d = Path(data_dir) if data_dir is not None else aeon_data_dir()
     if d is None or not d.is_dir():
         return []
-    return sorted(p.name for p in d.iterdir() if (p / f"{p.name}_TRAIN.ts").is_file() and (p / f"{p.name}_TEST.ts").is_file())
-
-
-# -- readers ------------------------------------------------------------------------------
-def read_ts(path) -> tuple[np.ndarray, np.ndarray]:
-    """Read an equal-length ``.ts`` file: ``(X [N, C, T] float64, labels [N] str)``."""
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise UntwineError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    header: dict[str, str] = {}
-    rows: list[str] = []
-    in_data = False
-    for raw in lines:
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if not in_data:
-            if line.lower().startswith("@data"):
-                in_data = True
-            elif line.startswith("@"):
-                key, _, val = line[1:].partition(" ")
-                header[key.lower()] = val.strip().lower()
-            continue
-        rows.append(line)
-    if not in_data:
-        raise UntwineError(f"{path}: not a .ts file (no @data line)")
-    if header.get("timestamps") == "true":
-        raise UntwineError(f"{path}: series with time stamps are not supported")
-    if header.get("classlabel", "true").split(" ")[0] != "true":
-        raise UntwineError(f"{path}: the file has no class labels")
-    if not rows:
-        raise UntwineError(f"{path}: no series after @data")
-    series, labels = [], []
-    for i, row in enumerate(rows):
-        parts = row.split(":")
-        if len(parts) < 2:
-            raise UntwineError(f"{path}: series {i} has no class label")
-        labels.append(parts[-1].strip())
-        try:
-            dims = [np.array([float(v) for v in p.split(",")], dtype=np.float64) for p in parts[:-1]]
-        except ValueError:
-            raise UntwineError(f"{path}: series {i} holds a value that is not a number (missing values are not supported)") from None
-        if len({d.shape[0] for d in dims}) != 1:
-            raise UntwineError(f"{path}: series {i} has channels of different lengths (unequal lengths are not supported)")
-        series.append(np.stack(dims))
-    if len({s.shape for s in series}) != 1:
-        raise UntwineError(f"{path}: series of different lengths or channel counts (only equal-length series are supported)")
-    x = np.stack(series)
-    if not np.isfinite(x).all():
-        raise UntwineError(f"{path}: missing or non-finite values are not supported")
-    return x, np.array(labels)
-
-
-def read_csv(path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a UCR-layout ``.csv`` / ``.tsv`` (label first, then values): ``(X [N, 1, T], labels [N] str)``."""
-    path = Path(path)
-    delim = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise UntwineError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    rows = [ln for ln in (t.strip() for t in text) if ln]
-    if not rows:
-        raise UntwineError(f"{path}: empty file")
-    if delim == "," and "," not in rows[0] and (" " in rows[0] or "\t" in rows[0]):
-        delim = None  # whitespace separated (the old UCR .txt files)
-    labels, values = [], []
-    for i, row in enumerate(rows):
-        parts = [p.strip() for p in (row.split(delim) if delim else row.split())]
-        if len(parts) < 2:
-            raise UntwineError(f"{path}: row {i + 1} needs a label and at least one value")
-        try:
-            vals = [float(p) for p in parts[1:]]
-        except ValueError:
-            if i == 0:
-                continue  # a header row
-            raise UntwineError(f"{path}: row {i + 1} holds a value that is not a number") from None
-        labels.append(parts[0])
-        values.append(vals)
-    if not values:
-        raise UntwineError(f"{path}: no series")
-    if len({len(v) for v in values}) != 1:
-        raise UntwineError(f"{path}: rows have different lengths (only equal-length series are supported)")
-    x = np.asarray(values, dtype=np.float64)[:, None, :]
-    if not np.isfinite(x).all():
-        raise UntwineError(f"{path}: missing or non-finite values are not supported")
-    return x, np.array(labels)
-
-
-def _read_any(path: Path):
-    return read_ts(path) if path.suffix.lower() == ".ts" else read_csv(path)
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and _loadable(p))
 
 
 def _as_series(x, name: str) -> np.ndarray:
@@ -295,6 +263,48 @@ def _label_strings(y, name: str, n: int) -> np.ndarray:
     return np.array([str(v.decode() if isinstance(v, bytes) else v) for v in arr.tolist()])
 
 
+def real_targets(labels, regression: bool | None = None) -> np.ndarray | None:
+    """The labels as float64 when they are regression targets, else None.
+
+    ``regression`` None decides from the values: numbers of which at least one is not an
+    integer (class labels are names or integers); True requires numbers (one error line
+    otherwise); False keeps them as class labels."""
+    if regression is False:
+        return None
+    arr = np.asarray(labels).reshape(-1)
+    try:
+        values = arr.astype(np.float64) if arr.dtype.kind in "biuf" else np.array([float(v) for v in arr.tolist()])
+    except (TypeError, ValueError):
+        if regression:
+            raise UntwineError("regression targets must be numbers") from None
+        return None
+    if regression is None and (arr.dtype.kind in "biu" or np.all(values == np.round(values))):
+        return None
+    if not np.isfinite(values).all():
+        raise UntwineError("regression targets must be finite numbers")
+    return values
+
+
+def target_classes(values: np.ndarray, bins: int) -> tuple[np.ndarray, list[str]]:
+    """Real-valued targets as classes ``0..m-1`` and their names: ``bins`` equal-width bins between
+    the minimum and the maximum (the ``--factor-bins`` rule,
+    :func:`untwine._checks.discretize_factors`), empty bins left out.  A bin is named by its range
+    ``[low, high)`` (the last one closed); integer targets with at most ``bins`` values by the value."""
+    from untwine._checks import discretize_factors
+
+    values = np.asarray(values, dtype=np.float64)
+    bins = int(bins)
+    raw = discretize_factors(values[:, None], bins)[:, 0]
+    used, classes = np.unique(raw, return_inverse=True)
+    uniq = np.unique(values)
+    if np.all(uniq == np.round(uniq)) and uniq.shape[0] <= bins:  # discretize_factors keeps these values
+        names = [f"{uniq[c]:g}" for c in used]
+    else:
+        edges = np.histogram_bin_edges(values, bins=bins)
+        names = [f"[{edges[c]:.4g}, {edges[c + 1]:.4g}{']' if c == bins - 1 else ')'}" for c in used]
+    return classes.astype(np.int64), names
+
+
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices ``(train, test)``: ``round(test_fraction * n_c)`` rows of each class ``c`` go to test
     (at least one row stays in train), drawn with ``numpy.random.default_rng(seed)``."""
@@ -318,15 +328,51 @@ def _numeric_key(s: str):
         return (1, 0.0, s)
 
 
-def make_series_dataset(name, x_train, y_train, x_test, y_test, class_names=None) -> SeriesDataset:
-    """Normalise (per-channel train min/max, see module docstring) and index the labels of one split pair."""
+def _checked_targets(name, y_train, y_test, n_train: int, n_test: int, regression: bool | None):
+    """Both splits' targets as float64 ``[n_train + n_test]`` when they are regression targets, else None."""
+    parts = []
+    for y, split, n in ((y_train, "y_train", n_train), (y_test, "y_test", n_test)):
+        arr = np.asarray(y)
+        if arr.ndim != 1 or arr.shape[0] != n:
+            raise UntwineError(f"{name}: {split}: expected {n} labels in a 1-D array, got shape {tuple(arr.shape)}")
+        parts.append(arr)
+    numeric = all(p.dtype.kind in "biuf" for p in parts)
+    both = np.concatenate(parts if numeric else [p.astype(str) for p in parts])
+    try:
+        return real_targets(both, regression)
+    except UntwineError as exc:
+        raise UntwineError(f"{name}: {exc}") from None
+
+
+def make_series_dataset(name, x_train, y_train, x_test, y_test, class_names=None, *, regression: bool | None = None,
+                        factor_bins: int = TARGET_BINS) -> SeriesDataset:
+    """Normalise (per-channel train min/max, see module docstring) and index the labels of one split pair;
+    regression targets (``regression``: see :func:`real_targets`) become ``factor_bins`` classes
+    (:func:`target_classes`), with one warning."""
     xa = _as_series(x_train, f"{name}: X_train")
     xb = _as_series(x_test, f"{name}: X_test")
     if xa.shape[1:] != xb.shape[1:]:
         raise UntwineError(f"{name}: train series have shape {xa.shape[1:]} but test series {xb.shape[1:]}; they must match")
-    ya = _label_strings(y_train, f"{name}: y_train", xa.shape[0])
-    yb = _label_strings(y_test, f"{name}: y_test", xb.shape[0])
-    names = sorted(set(ya.tolist()) | set(yb.tolist()), key=_numeric_key)
+    values = _checked_targets(name, y_train, y_test, xa.shape[0], xb.shape[0], regression)
+    if values is not None:
+        if class_names is not None:
+            raise UntwineError(f"{name}: class_names given, but the targets are real-valued (regression)")
+        if int(factor_bins) < 2:
+            raise UntwineError(f"{name}: factor_bins must be at least 2, got {factor_bins}")
+        classes, names = target_classes(values, factor_bins)
+        warnings.warn(
+            f"{name}: the target is real-valued ({np.unique(values).shape[0]} distinct values in {values.shape[0]} "
+            f"series), a regression set: treated as the continuous factor 'target', discretised into {int(factor_bins)} "
+            f"equal-width bins between its minimum and maximum (the --factor-bins rule; {len(names)} bins hold series)",
+            UntwineWarning,
+            stacklevel=2,
+        )
+        ya = np.array([names[c] for c in classes[: xa.shape[0]]])
+        yb = np.array([names[c] for c in classes[xa.shape[0]:]])
+    else:
+        ya = _label_strings(y_train, f"{name}: y_train", xa.shape[0])
+        yb = _label_strings(y_test, f"{name}: y_test", xb.shape[0])
+        names = sorted(set(ya.tolist()) | set(yb.tolist()), key=_numeric_key)
     if class_names is not None:
         given = [str(c) for c in np.asarray(class_names).reshape(-1).tolist()]
         # integer labels 0..K-1 with names given in label order
@@ -355,6 +401,7 @@ def make_series_dataset(name, x_train, y_train, x_test, y_test, class_names=None
         class_names=tuple(names),
         minimum=lo,
         maximum=hi,
+        regression=values is not None,
     )
 
 
@@ -370,7 +417,13 @@ def _pair(path: Path) -> tuple[Path, Path] | None:
     return None
 
 
-def _load_npz(path: Path, seed: int, test_fraction: float) -> SeriesDataset:
+def _strata(labels: np.ndarray, regression: bool | None, bins: int) -> np.ndarray:
+    """What a lone file's stratified split keeps in proportion: the classes, or the target's bins."""
+    values = real_targets(labels, regression)
+    return labels if values is None else target_classes(values, max(int(bins), 2))[0]
+
+
+def _load_npz(path: Path, seed: int, test_fraction: float, bins: int) -> SeriesDataset:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
@@ -379,34 +432,47 @@ def _load_npz(path: Path, seed: int, test_fraction: float) -> SeriesDataset:
     name = path.stem
     names = data.get("class_names")
     if all(k in data for k in ("X_train", "y_train", "X_test", "y_test")):
-        return make_series_dataset(name, data["X_train"], data["y_train"], data["X_test"], data["y_test"], names)
+        return make_series_dataset(name, data["X_train"], data["y_train"], data["X_test"], data["y_test"], names,
+                                   factor_bins=bins)
     if "X" in data and "y" in data:
         x = _as_series(data["X"], f"{path}: X")
-        y = _label_strings(data["y"], f"{path}: y", x.shape[0])
-        tr, te = stratified_split(y, test_fraction, seed)
-        return make_series_dataset(name, x[tr], y[tr], x[te], y[te], names)
+        y = np.asarray(data["y"])
+        if y.ndim != 1 or y.shape[0] != x.shape[0]:
+            raise UntwineError(f"{path}: y: expected {x.shape[0]} labels in a 1-D array, got shape {tuple(y.shape)}")
+        tr, te = stratified_split(_strata(y, None, bins), test_fraction, seed)
+        ds = make_series_dataset(name, x[tr], y[tr], x[te], y[te], names, factor_bins=bins)
+        return _lone(ds, test_fraction, seed)
     raise UntwineError(f"{path}: expected arrays X_train, y_train, X_test, y_test (or X and y); found {', '.join(sorted(data)) or 'none'}")
 
 
-def _load_folder(d: Path) -> SeriesDataset:
+def _lone(ds: SeriesDataset, test_fraction: float, seed: int) -> SeriesDataset:
+    ds.split_source = f"a seeded stratified split of one file, test fraction {float(test_fraction):.3g}, seed {int(seed)}"
+    return ds
+
+
+def _load_folder(d: Path, bins: int) -> SeriesDataset:
     for suf in _SUFFIXES:
         a, b = d / f"{d.name}_TRAIN{suf}", d / f"{d.name}_TEST{suf}"
         if a.is_file() and b.is_file():
-            return _load_pair(d.name, a, b)
+            return _load_pair(d.name, a, b, bins)
     raise UntwineError(f"{d}: no {d.name}_TRAIN / {d.name}_TEST files (.ts, .csv or .tsv) in this folder")
 
 
-def _load_pair(name: str, a: Path, b: Path) -> SeriesDataset:
-    xa, ya = _read_any(a)
-    xb, yb = _read_any(b)
-    return make_series_dataset(name, xa, ya, xb, yb)
+def _load_pair(name: str, a: Path, b: Path, bins: int) -> SeriesDataset:
+    xa, ya, ra = read_any(a)
+    xb, yb, rb = read_any(b)
+    if ra is not None and rb is not None and ra != rb:
+        raise UntwineError(f"{name}: one of {a.name} and {b.name} holds regression targets, the other class labels")
+    return make_series_dataset(name, xa, ya, xb, yb, regression=ra if ra is not None else rb, factor_bins=bins)
 
 
-def load_series(name_or_path, *, seed: int = 0, test_fraction: float = 1.0 / 3.0, data_dir=None) -> SeriesDataset:
+def load_series(name_or_path, *, seed: int = 0, test_fraction: float = 1.0 / 3.0, data_dir=None,
+                factor_bins: int = TARGET_BINS) -> SeriesDataset:
     """A labelled series data set by bundled name or from a path (see the module docstring).
 
     ``seed`` / ``test_fraction`` split lone files; ``data_dir`` overrides where bundled
-    names are looked up (default: aeon's bundled data).
+    names are looked up (default: aeon's bundled data); ``factor_bins`` discretises
+    regression targets.
     """
     if isinstance(name_or_path, SeriesDataset):
         return name_or_path
@@ -420,7 +486,7 @@ def load_series(name_or_path, *, seed: int = 0, test_fraction: float = 1.0 / 3.0
             names = {n.lower(): n for n in bundled_series(base)}
             key = names.get(text.lower())
             if key is not None:
-                return _load_folder(base / key)
+                return _load_folder(base / key, factor_bins)
             raise UntwineError(f"unknown series data set {text!r}; bundled: {', '.join(sorted(names.values()))} (or give a path)")
         raise UntwineError(
             f"unknown series data set {text!r}: bundled UCR/UEA sets need aeon installed (pip install aeon), "
@@ -429,16 +495,17 @@ def load_series(name_or_path, *, seed: int = 0, test_fraction: float = 1.0 / 3.0
     if not path.exists():
         raise UntwineError(f"{path}: no such file or folder")
     if path.is_dir():
-        return _load_folder(path)
+        return _load_folder(path, factor_bins)
     suf = path.suffix.lower()
     if suf == ".npz":
-        return _load_npz(path, seed, test_fraction)
+        return _load_npz(path, seed, test_fraction, factor_bins)
     if suf in _SUFFIXES:
         pair = _pair(path)
         if pair is not None:
             stem = pair[0].stem
-            return _load_pair(stem[: -len("_TRAIN")], *pair)
-        x, y = _read_any(path)
-        tr, te = stratified_split(y, test_fraction, seed)
-        return make_series_dataset(path.stem, x[tr], y[tr], x[te], y[te])
+            return _load_pair(stem[: -len("_TRAIN")], *pair, factor_bins)
+        x, y, regression = read_any(path)
+        tr, te = stratified_split(_strata(y, regression, factor_bins), test_fraction, seed)
+        ds = make_series_dataset(path.stem, x[tr], y[tr], x[te], y[te], regression=regression, factor_bins=factor_bins)
+        return _lone(ds, test_fraction, seed)
     raise UntwineError(f"{path}: unsupported file type {path.suffix!r}; use a folder, .ts, .csv, .tsv or .npz")

@@ -2,9 +2,14 @@
 
 Following disentanglement_lib's practice, a *train* sample of ``num_train``
 (10000) and a *test* sample of ``num_test`` (5000) observations are drawn afresh
-from the run's dataset with ``numpy.random.default_rng(seed)`` (train first, then
-test; ``dataset.sample_indices``: uniform factor combinations on a full grid, stored
-rows otherwise), rendered and encoded.  On these codes:
+with ``numpy.random.default_rng(seed)`` by ``dataset.evaluation_rows``, rendered and
+encoded.  No test row is a train row: a dataset with a test split of its own (labelled
+series) gives the test rows from that split only (``"held-out"``); files and other stored
+rows are split once into train and test rows (``"held-out rows"``); only procedural full
+grids (the renderers) draw both as independent uniform draws of factor combinations, train
+first (``"same-distribution draws"``; see :mod:`untwine.data.base`).  ``metrics.json``
+names the kind under ``_test_split``, ``evaluation.json`` under ``test_split`` with a
+sentence saying where the test rows came from.  On these codes:
 
 * the array metrics of :func:`untwine.metrics.suite.evaluate_arrays` (MIG, SAP,
   DCI, Modularity, Explicitness, IRS, unsupervised, InfoMEC) - the keys of
@@ -62,6 +67,8 @@ from untwine.train.config import EvaluationConfig
 from untwine.train.run import METRICS_FILE, open_run, resolve_device
 
 EVALUATION_FILE = "evaluation.json"
+#: metrics.json key naming where the test rows came from (see :mod:`untwine.data.base`)
+TEST_SPLIT_KEY = "_test_split"
 #: the three representations of the comparison, as key prefixes
 COMPARED = ("mean", "sampled", "mean_active")
 
@@ -205,13 +212,12 @@ def evaluate_run(
     dev = resolve_device(cfg.device)
     encoder = run.encoder(cfg.representation, seed=cfg.seed, device=dev, precision=cfg.precision)
 
-    rng = np.random.default_rng(int(cfg.seed))
-    i_train = dataset.sample_indices(int(cfg.num_train), rng)
-    i_test = dataset.sample_indices(int(cfg.num_test), rng)
-    f_train, f_test = dataset.factors_of(i_train), dataset.factors_of(i_test)
+    rows = dataset.evaluation_rows(int(cfg.num_train), int(cfg.num_test), np.random.default_rng(int(cfg.seed)))
+    i_train, i_test, test_data = rows.train, rows.test, rows.test_dataset
+    f_train, f_test = dataset.factors_of(i_train), test_data.factors_of(i_test)
     with phases.phase("encode train + test samples", total=int(cfg.num_train + cfg.num_test), key="encode") as ph:
         train = encoder.encode_indices(dataset, i_train, posterior=True, advance=ph.advance)
-        test = encoder.encode_indices(dataset, i_test, posterior=bool(compare_names),
+        test = encoder.encode_indices(test_data, i_test, posterior=bool(compare_names),
                                       reconstruct="reconstruction" in kinds, advance=ph.advance)
     activity = latent_activity(train.mean, train.logvar, kl_threshold=float(cfg.kl_threshold))
 
@@ -266,7 +272,7 @@ def evaluate_run(
         from untwine.train.reference import reference_scores
 
         with phases.phase("reference scores (random encoder, factors)", key="reference"):
-            reference = reference_scores(run, dataset, cfg, f_train, f_test, i_train, i_test)
+            reference = reference_scores(run, dataset, cfg, f_train, f_test, i_train, i_test, test_dataset=test_data)
 
     settings = {
         **cfg.to_dict(),
@@ -278,13 +284,14 @@ def evaluate_run(
         "computed": names,
         "skipped": skipped,
         "resolved_device": str(dev),
+        "test_split": {"kind": rows.test_split, "test_data": str(test_data.name), "note": rows.note},
         "activity": activity_table(activity),
         "comparison": comparison,
         "reference": reference,
         "seconds": {k: round(v, 3) for k, v in phases.seconds.items()},
     }
     if write:
-        write_metrics(run.path / METRICS_FILE, scores)
+        write_metrics(run.path / METRICS_FILE, scores, test_split=rows.test_split)
         write_json(run.path / EVALUATION_FILE, settings, indent=1)
     return scores
 
@@ -301,9 +308,11 @@ def run_findings(codes, factors, dataset, activity) -> dict[str, Any]:
     return out
 
 
-def write_metrics(path, scores: dict[str, float]) -> None:
-    """Write ``scores`` as one flat JSON object (NaN/inf as null, listed under ``_undefined``), atomically."""
-    write_scores(path, scores)
+def write_metrics(path, scores: dict[str, float], *, test_split: str | None = None) -> None:
+    """Write ``scores`` as one flat JSON object (NaN/inf as null, listed under ``_undefined``), atomically;
+    ``test_split`` (where the ``*_test`` scores' rows came from, one of
+    :data:`untwine.data.base.TEST_SPLITS`) goes under ``_test_split``."""
+    write_scores(path, scores, extra=None if test_split is None else {TEST_SPLIT_KEY: test_split})
 
 
 def read_settings(run_dir) -> dict[str, Any] | None:

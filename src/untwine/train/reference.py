@@ -36,7 +36,7 @@ HEADLINE_KEYS = (
     "mig", "dci_disentanglement", "dci_completeness", "dci_informativeness_test", "modularity",
     "infom", "infoe", "infoc", "beta_vae_score", "factor_vae_score",
 )
-VERSION = 1
+VERSION = 2  # 2: test rows held out from the train rows (GroundTruthDataset.evaluation_rows)
 
 
 def _key(run, dataset, cfg) -> str:
@@ -54,8 +54,9 @@ def _key(run, dataset, cfg) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def reference_scores(run, dataset, cfg, f_train, f_test, i_train, i_test) -> dict[str, Any]:
-    """``{"random_encoder": {...}, "factors": {...}, "metrics": [...], "cached": bool}`` (see the module docstring)."""
+def reference_scores(run, dataset, cfg, f_train, f_test, i_train, i_test, *, test_dataset=None) -> dict[str, Any]:
+    """``{"random_encoder": {...}, "factors": {...}, "metrics": [...], "cached": bool}`` (see the module docstring);
+    ``i_test`` indexes ``test_dataset`` (default ``dataset``: see ``GroundTruthDataset.evaluation_rows``)."""
     from untwine.metrics import registry
     from untwine.metrics.suite import evaluate_arrays
     from untwine.models.encoder import ModelEncoder
@@ -77,7 +78,7 @@ def reference_scores(run, dataset, cfg, f_train, f_test, i_train, i_test) -> dic
         torch.set_rng_state(state)
     enc = ModelEncoder(untrained, cfg.representation, seed=int(cfg.seed))
     c_tr = enc.encode_indices(dataset, i_train).codes
-    c_te = enc.encode_indices(dataset, i_test).codes
+    c_te = enc.encode_indices(dataset if test_dataset is None else test_dataset, i_test).codes
 
     def scores(codes_train, codes_test) -> dict[str, Any]:
         try:

@@ -205,6 +205,10 @@ def _metrics_section(metrics, evaluation) -> str:
         parts = [f"{k.replace('_', ' ')} {evaluation[k]}" for k in
                  ("step", "representation", "num_train", "num_test", "seed", "dci_estimator") if k in evaluation]
         how = f" Settings: {esc(', '.join(parts))}."
+    split = (evaluation or {}).get("test_split") or {}
+    if split or metrics.get("_test_split"):  # where the *_test scores' rows came from
+        how += f" Test rows: {esc(str(split.get('kind') or metrics.get('_test_split')))}"
+        how += f" ({esc(str(split['note']))})." if split.get("note") else "."
     body = f'<p class="note">From <code>metrics.json</code> (written by <code>untwine evaluate</code>).{how}</p>'
     body += table(["metric", "value"], nums)
     if other:
