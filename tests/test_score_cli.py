@@ -140,6 +140,23 @@ def test_demo_runs_without_files(tmp_path, capsys):
     assert "generated example" in capsys.readouterr().out
 
 
+def test_one_factor_scores_undefined_in_one_warning_line(tmp_path, arrays, capsys):
+    """With a single factor the scores of concentration over factors (DCI disentanglement,
+    modularity, InfoM) are null, listed under _undefined, and one warning line says why."""
+    codes, factors = arrays
+    np.save(tmp_path / "c.npy", codes)
+    np.save(tmp_path / "f.npy", factors[:, 4:5])
+    out = tmp_path / "one.json"
+    assert score(tmp_path / "c.npy", tmp_path / "f.npy", "--json", out) == 0
+    data = json.loads(out.read_text())
+    assert data["_undefined"] == ["dci_disentanglement", "modularity", "infom"]
+    assert all(data[k] is None for k in data["_undefined"])
+    assert all(isinstance(data[k], float) for k in SCORE_KEYS if k not in data["_undefined"])
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1, warned
+    assert re.search(r"dci_disentanglement, modularity and infom are undefined with a single factor", warned[0])
+
+
 # --- bad input: one line, exit 2 ---------------------------------------------------------------
 def test_rows_differ(tmp_path, arrays, capsys):
     codes, factors = arrays

@@ -20,6 +20,12 @@ of the importance matrix ``R`` ``[D, K]``.  Then
 * informativeness_train / _test = mean over factors of the classifier's
   accuracy on the train / test split (the model is fitted on train).
 
+With a single factor the entropy in base K = 1 is undefined (disentanglement_lib's gives
+NaN): every code trivially "concentrates" on the one factor, and a conventional 1.0
+(untwine's earlier choice) carries no information.  Disentanglement is then NaN, with a
+warning, written as ``null`` and listed under ``_undefined``; completeness likewise for a
+single code.
+
 Estimators
 ----------
 ``estimator="gbt"`` is disentanglement_lib's estimator: one
@@ -88,6 +94,7 @@ import scipy.stats
 
 from untwine._checks import check_train_test
 from untwine.errors import UntwineError
+from untwine.metrics._undefined import SINGLE_FACTOR, SINGLE_LATENT, undefined
 
 __all__ = [
     "dci",
@@ -128,24 +135,24 @@ def _entropy_score(p: np.ndarray, base: int) -> np.ndarray:
 
 
 def disentanglement(R: np.ndarray) -> float:
-    """Disentanglement of an importance matrix ``R`` ``[D, K]`` (codes x factors)."""
+    """Disentanglement of an importance matrix ``R`` ``[D, K]`` (codes x factors); NaN, with
+    a warning, for a single factor (where it is undefined)."""
     R = np.asarray(R, dtype=np.float64)
-    if R.shape[1] == 1:  # entropy in base 1 is undefined: one factor, nothing to mix
-        per_code = np.ones(R.shape[0])
-    else:
-        per_code = _entropy_score(R.T, R.shape[1])
+    if R.shape[1] == 1:  # entropy in base 1: nothing to concentrate on
+        return undefined("dci_disentanglement", SINGLE_FACTOR)
+    per_code = _entropy_score(R.T, R.shape[1])
     W = R if R.sum() > 0 else np.ones_like(R)
     weight = W.sum(axis=1) / W.sum()
     return float(np.sum(per_code * weight))
 
 
 def completeness(R: np.ndarray) -> float:
-    """Completeness of an importance matrix ``R`` ``[D, K]`` (codes x factors)."""
+    """Completeness of an importance matrix ``R`` ``[D, K]`` (codes x factors); NaN, with a
+    warning, for a single code (where it is undefined)."""
     R = np.asarray(R, dtype=np.float64)
-    if R.shape[0] == 1:
-        per_factor = np.ones(R.shape[1])
-    else:
-        per_factor = _entropy_score(R, R.shape[0])
+    if R.shape[0] == 1:  # entropy in base 1: nothing to concentrate on
+        return undefined("dci_completeness", SINGLE_LATENT)
+    per_factor = _entropy_score(R, R.shape[0])
     W = R if R.sum() > 0 else np.ones_like(R)
     weight = W.sum(axis=0) / W.sum()
     return float(np.sum(per_factor * weight))

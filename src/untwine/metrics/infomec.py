@@ -41,8 +41,11 @@ Differences from the reference code (documented choices)
   information with every factor (0/0), or a factor with every active latent.
   Here such a latent (factor) counts at the chance level 1/K (1/L), i.e. it
   contributes 0 after rescaling.
-* With a single factor InfoM is 1; with a single active latent InfoC is 1
-  (nothing to be spread over); with no active latent both are 0.
+* With a single factor InfoM is undefined (the rescaling by 1 - 1/K divides 0 by 0; every
+  latent trivially concentrates on the one factor), and so is InfoC with a single active
+  latent: NaN with a warning (``null`` in JSON, listed under ``_undefined``), where the
+  paper's code also gives NaN and a conventional 1.0 would carry no information.  With no
+  active latent both are 0.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from untwine._checks import check_pair
 from untwine.errors import UntwineError
 from untwine.metrics._info import discrete_entropy, mutual_info_matrix
 from untwine.metrics._logistic import logistic_regression_proba, one_blas_thread
+from untwine.metrics._undefined import SINGLE_FACTOR, SINGLE_LATENT, undefined
 
 __all__ = ["infomec", "nmi_matrix", "active_latents", "knn_mutual_info"]
 
@@ -188,11 +192,10 @@ def active_latents(codes, *, discrete_latents: bool = False) -> np.ndarray:
 
 
 def _rescaled_concentration(m: np.ndarray, n_choices: int) -> float:
-    """(mean over rows of max/sum - 1/n) / (1 - 1/n); rows with zero sum count as 1/n."""
+    """(mean over rows of max/sum - 1/n) / (1 - 1/n); rows with zero sum count as 1/n
+    (``n_choices`` at least 2)."""
     if m.shape[0] == 0:
         return 0.0
-    if n_choices <= 1:
-        return 1.0
     s = m.sum(axis=1)
     ratio = np.full(m.shape[0], 1.0 / n_choices)
     pos = s > 0
@@ -259,6 +262,6 @@ def infomec(
     if L == 0:
         infom = infoc = 0.0
     else:
-        infom = _rescaled_concentration(pruned.T, K)
-        infoc = _rescaled_concentration(pruned, L)
+        infom = undefined("infom", SINGLE_FACTOR) if K == 1 else _rescaled_concentration(pruned.T, K)
+        infoc = undefined("infoc", SINGLE_LATENT) if L == 1 else _rescaled_concentration(pruned, L)
     return {"infom": infom, "infoe": _infoe(c, f, bool(discrete_latents)), "infoc": infoc}

@@ -175,7 +175,7 @@ for _m in (
         options=("estimator", "seed"),
         test_keys=frozenset({"dci_informativeness_test"}),
     ),
-    Metric("modularity", "untwine.metrics.modularity:modularity", ("modularity",), _TRAIN, min_factors=2),
+    Metric("modularity", "untwine.metrics.modularity:modularity", ("modularity",), _TRAIN),
     Metric(
         "explicitness",
         "untwine.metrics.explicitness:explicitness",
