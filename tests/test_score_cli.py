@@ -11,6 +11,7 @@ import pytest
 from untwine.cli import main
 from untwine.errors import UntwineError
 from untwine.examples import make_example_arrays
+from untwine.files import read_scores
 from untwine.io import read_array
 from untwine.metrics.suite import SCORE_KEYS, evaluate_arrays, split_train_test
 
@@ -52,8 +53,11 @@ def test_all_metrics_json_has_exactly_the_keys(files, tmp_path, arrays, capsys):
     out = tmp_path / "sub" / "scores.json"
     assert score(c, f, "--json", out, "--seed", 4) == 0
     data = json.loads(out.read_text())
-    assert list(data) == list(SCORE_KEYS)
+    # the scores, then which estimator produced DCI (a fast number is not a paper's GBT number)
+    assert list(data) == [*SCORE_KEYS, "_dci_estimator"]
+    assert data.pop("_dci_estimator") == "fast"
     assert all(isinstance(v, float) for v in data.values())
+    assert read_scores(out) == data  # readers of scores files skip the label
     # the same numbers as the library call on the same seeded split
     # the same numbers as the library call on the same seeded split (the cheap metrics; the
     # suite's own tests check the wiring of every metric)
@@ -63,6 +67,7 @@ def test_all_metrics_json_has_exactly_the_keys(files, tmp_path, arrays, capsys):
     shown = capsys.readouterr().out
     assert "train 400 rows, test 200 rows" in shown and "seed 4" in shown
     assert "dci_disentanglement" in shown and "infoc" in shown
+    assert "dci estimator: fast (untwine's LightGBM estimator, not the GBT of disentanglement_lib" in " ".join(shown.split())
 
 
 def test_metric_subset_and_seed_determinism(files, tmp_path):

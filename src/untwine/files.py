@@ -161,14 +161,19 @@ def write_json(path, data: Any, *, indent: int = 2) -> Path:
 UNDEFINED_KEY = "_undefined"
 
 
-def write_scores(path, scores) -> Path:
+def write_scores(path, scores, *, labels: dict[str, str] | None = None) -> Path:
     """Write a flat mapping of scores as JSON: non-finite values as ``null``, and their keys
     listed under ``"_undefined"`` so that a null reads as "computed, but undefined on these
-    data" (a score that was not computed has no key at all)."""
+    data" (a score that was not computed has no key at all).  ``labels`` (keys starting with
+    ``_``, which :func:`read_scores` skips) say how the scores were computed."""
     data = {str(k): float(v) for k, v in scores.items()}
     undefined = [k for k, v in data.items() if not math.isfinite(v)]
     if undefined:
         data[UNDEFINED_KEY] = undefined
+    for k, v in (labels or {}).items():
+        if not k.startswith("_"):
+            raise ValueError(f"score label {k!r} must start with '_'")
+        data[k] = str(v)
     return write_json(path, data)
 
 

@@ -9,7 +9,8 @@ Files are ``.npy``, ``.npz`` (its only array, ``--key K`` or ``file.npz:K``),
 ``.csv`` or ``.tsv`` (see :mod:`untwine.io`).  Without a test split the rows
 are split 2:1 at random (seeded by ``--seed``).  Prints a table of the scores,
 the sizes and the split; ``--json OUT`` writes one flat JSON object whose keys
-are the computed scores (see :data:`untwine.metrics.suite.SCORE_KEYS`).
+are the computed scores (see :data:`untwine.metrics.suite.SCORE_KEYS`), undefined ones
+listed under ``_undefined`` and DCI's estimator under ``_dci_estimator``.
 ``--demo`` scores a generated example (:mod:`untwine.examples`) instead of
 files.
 """
@@ -115,7 +116,7 @@ def run(args) -> int:
         f"{res.num_latents} latents; {len(res.classes)} factors with {', '.join(map(str, res.classes))} classes"
     )
     if "dci" in res.metrics:
-        out.print(f"dci estimator: {res.dci_estimator}")
+        out.print(f"dci estimator: {res.dci_estimator} ({registry.DCI_ESTIMATOR_TEXT[res.dci_estimator]})")
     out.print(table)
     if any(registry.METRICS[m].inputs == "train_test" for m in res.metrics):
         out.print("SAP, DCI and Explicitness fit their models on the train split.")

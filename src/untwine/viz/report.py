@@ -257,7 +257,19 @@ def _headline_section(metrics, evaluation) -> str:
     else:
         note = ("Run <code>untwine evaluate RUN_DIR</code> (reference scores are on by default) to see each score "
                 "beside a random encoder's and the factors' own.")
-    return f'<p class="note">{note}</p>' + _table(["score", "this run", "random encoder", "factors themselves"], rows)
+    note = f'<p class="note">{note}</p>' + _dci_note([r[0] for r in rows], metrics, evaluation)
+    return note + _table(["score", "this run", "random encoder", "factors themselves"], rows)
+
+
+def _dci_note(shown, metrics, evaluation) -> str:
+    """Which estimator produced the DCI scores among ``shown`` (a fast number is not a paper's GBT number)."""
+    from untwine.metrics.registry import DCI_ESTIMATOR_LABEL, DCI_ESTIMATOR_TEXT
+
+    if not any(str(k).startswith("dci_") for k in shown):
+        return ""
+    est = metrics.get(DCI_ESTIMATOR_LABEL) or (evaluation or {}).get("dci_estimator")
+    what = DCI_ESTIMATOR_TEXT.get(est, "not recorded") if est else "not recorded"
+    return f'<p class="note">DCI estimator: <b>{_esc(str(est or "?"))}</b> ({_esc(what)}).</p>'
 
 
 def _metrics_section(metrics, evaluation) -> str:
@@ -277,6 +289,7 @@ def _metrics_section(metrics, evaluation) -> str:
                  ("step", "representation", "num_train", "num_test", "seed", "dci_estimator") if k in evaluation]
         how = f" Settings: {_esc(', '.join(parts))}."
     body = f'<p class="note">From <code>metrics.json</code> (written by <code>untwine evaluate</code>).{how}</p>'
+    body += _dci_note(flat, metrics, evaluation)
     body += _table(["metric", "value"], nums)
     if other:
         body += "<details><summary>other fields</summary>" + _table(["field", "value"], other) + "</details>"
