@@ -170,3 +170,17 @@ def test_fast_agrees_with_gbt_on_redundant_codes():
     gbt = dci(ztr, ftr, zte, fte, estimator="gbt")
     for k in fast:
         assert fast[k] == pytest.approx(gbt[k], abs=0.05), (k, fast[k], gbt[k])
+
+
+def test_numpy_ranks_and_entropy_equal_scipy():
+    """DCI's numpy average ranks and entropy score (no scipy.stats import at start-up) are
+    scipy's exactly, ties included."""
+    import scipy.stats
+
+    from untwine.metrics.dci import _average_ranks, _entropy_score
+
+    rng = np.random.default_rng(1)
+    for a in (rng.random((300, 4)), np.round(rng.random((300, 4)) * 5), np.repeat([[0.0], [1.0]], 3, axis=0)):
+        assert np.array_equal(_average_ranks(a), scipy.stats.rankdata(a, axis=0))
+    R = rng.random((10, 5))
+    assert np.allclose(_entropy_score(R, 10), 1.0 - scipy.stats.entropy(R + 1e-11, base=10), rtol=0, atol=1e-15)

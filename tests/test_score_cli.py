@@ -265,3 +265,17 @@ def test_score_does_not_import_torch():
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_score_process_imports_only_what_the_suite_uses(tmp_path):
+    """Start-up counts: `untwine score` with DCI imports neither torch nor scikit-learn (LightGBM
+    tries to) nor scipy.stats, and scikit-learn stays importable afterwards."""
+    code = (
+        "import sys; from untwine.cli import main; "
+        f"rc = main(['score', '--demo', '--metrics', 'dci,mig', '--json', {str(tmp_path / 's.json')!r}]); "
+        "heavy = [m for m in ('torch', 'sklearn', 'scipy.stats') if m in sys.modules]; "
+        "import sklearn.ensemble; print(rc, heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0 []"

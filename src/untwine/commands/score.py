@@ -70,6 +70,10 @@ def run(args) -> int:
     from untwine.metrics import registry
     from untwine.metrics.files import score_files
 
+    if args.dci_estimator == "fast":
+        from untwine.metrics.dci import import_lightgbm_without_sklearn
+
+        import_lightgbm_without_sklearn()  # start-up: LightGBM's scikit-learn import is not needed here
     err = Console(stderr=True)
     t0 = time.perf_counter()
     with err.status("scoring ...") as status:

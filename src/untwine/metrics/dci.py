@@ -89,8 +89,9 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+import sys
+
 import numpy as np
-import scipy.stats
 
 from untwine._checks import check_train_test
 from untwine.errors import UntwineError
@@ -130,8 +131,45 @@ TIE_TOLERANCE = 1.0 / 255
 
 # --------------------------------------------------------------------------- scores
 def _entropy_score(p: np.ndarray, base: int) -> np.ndarray:
-    """1 - entropy (given base) of each column of ``p`` (+1e-11, normalised)."""
-    return 1.0 - scipy.stats.entropy(p + 1e-11, base=base)
+    """1 - entropy (given base) of each column of ``p`` (+1e-11, normalised), as
+    ``scipy.stats.entropy`` computes it (numpy only: scipy.stats takes a second to import)."""
+    q = p + 1e-11
+    q = q / q.sum(axis=0, keepdims=True)
+    return 1.0 - (-np.sum(q * np.log(q), axis=0)) / np.log(base)
+
+
+def _average_ranks(codes: np.ndarray) -> np.ndarray:
+    """Average ranks 1..n of every column (ties share their mean rank), as
+    ``scipy.stats.rankdata(codes, axis=0)``."""
+    n, d = codes.shape
+    ranks = np.empty((n, d))
+    for j in range(d):
+        order = np.argsort(codes[:, j], kind="stable")
+        s = codes[order, j]
+        new = np.empty(n, dtype=bool)
+        new[0] = True
+        np.not_equal(s[1:], s[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        ends = np.append(starts[1:], n)
+        ranks[order, j] = ((starts + ends + 1) / 2.0)[np.cumsum(new) - 1]
+    return ranks
+
+
+def import_lightgbm_without_sklearn():
+    """Import LightGBM's core for the fast estimator without the scikit-learn import it tries
+    (about half a second of a command's start-up; only the Booster API is used here).
+
+    Only for a process that uses no LightGBM scikit-learn estimators, i.e. the command line:
+    LightGBM then believes scikit-learn absent for the rest of the process (scikit-learn
+    itself stays importable).  Does nothing when either is imported already.
+    """
+    if "lightgbm" in sys.modules or "sklearn" in sys.modules:
+        return
+    sys.modules["sklearn"] = None  # makes ``import sklearn`` fail inside lightgbm.compat
+    try:
+        import lightgbm  # noqa: F401
+    finally:
+        del sys.modules["sklearn"]
 
 
 def disentanglement(R: np.ndarray) -> float:
@@ -271,7 +309,7 @@ def tied_code_groups(codes, tolerance: float = 0.0) -> list[np.ndarray]:
     n, d = codes.shape
     if d < 2 or n == 0:
         return [np.array([j], dtype=np.int64) for j in range(d)]
-    ranks = scipy.stats.rankdata(codes, axis=0)  # average ranks 1..n, [n, d]
+    ranks = _average_ranks(codes)  # [n, d]
     limit = float(tolerance) * n + 1e-9
     parent = list(range(d))
 

@@ -80,18 +80,24 @@ def _standardize(x: np.ndarray) -> np.ndarray:
     return (x - mean) / std
 
 
-def _knn_radius_1d(s: np.ndarray, k: int) -> np.ndarray:
-    """Distance from every point of sorted ``s`` to its k-th nearest other point."""
+def _knn_radius_1d(s: np.ndarray, k, start=0, end=None) -> np.ndarray:
+    """Distance from every point of ``s`` to its k-th nearest other point of its group.
+
+    ``s`` is sorted within contiguous groups; ``start``/``end`` give each point's group
+    bounds (default: one group, all of ``s``) and ``k`` its neighbour count (an int or
+    one per point), so every class of a label is done in one pass.
+    """
     c = len(s)
     pos = np.arange(c)
+    k = np.broadcast_to(np.asarray(k, dtype=np.int64), (c,))
+    end = c if end is None else end
     best = np.full(c, np.inf)
-    for a in range(k + 1):  # window [p - a, p - a + k] of k + 1 points contains p
+    for a in range(int(k.max(initial=0)) + 1):  # window [p - a, p - a + k] of k + 1 points contains p
         lo = pos - a
         hi = lo + k
-        ok = (lo >= 0) & (hi < c)
-        d = np.full(c, np.inf)
-        d[ok] = np.maximum(s[pos[ok]] - s[lo[ok]], s[hi[ok]] - s[pos[ok]])
-        best = np.minimum(best, d)
+        ok = np.flatnonzero((a <= k) & (lo >= start) & (hi < end))
+        d = np.maximum(s[ok] - s[lo[ok]], s[hi[ok]] - s[ok])
+        best[ok] = np.minimum(best[ok], d)
     return best
 
 
@@ -133,13 +139,14 @@ def knn_mutual_info(x: np.ndarray, labels: np.ndarray, n_neighbors: int = 10) ->
         return 0.0
     radius = np.empty(len(x))
     k_all = np.empty(len(x))
-    for c in np.flatnonzero(counts > 1):
-        idx = np.flatnonzero(lab == c)
-        order = np.argsort(x[idx], kind="stable")
-        k = min(n_neighbors, len(idx) - 1)
-        r = _knn_radius_1d(x[idx][order], k)
-        radius[idx[order]] = np.nextafter(r, 0)
-        k_all[idx] = k
+    # every class at once: the kept points ordered by class, then by value
+    g = np.flatnonzero(keep)
+    g = g[np.lexsort((x[g], lab[g]))]
+    labs = lab[g]
+    k = np.minimum(n_neighbors, counts[labs] - 1)
+    r = _knn_radius_1d(x[g], k, np.searchsorted(labs, labs, "left"), np.searchsorted(labs, labs, "right"))
+    radius[g] = np.nextafter(r, 0)
+    k_all[g] = k
     xs = x[keep]
     r = radius[keep]
     srt = np.sort(xs)
