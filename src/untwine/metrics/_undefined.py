@@ -6,7 +6,8 @@ it as ``null`` and list its key under ``_undefined`` (:func:`untwine.files.write
 
 :func:`undefined` warns with an :class:`UndefinedScoreWarning` that carries the keys and
 the reason; the suite runs its metrics under :func:`merged_undefined_warnings`, which
-combines the warnings that give the same reason into one line naming every key.
+combines the warnings that give the same reason into one line naming every key (it uses
+Python's process-wide warnings state, as :class:`warnings.catch_warnings` does).
 """
 
 from __future__ import annotations

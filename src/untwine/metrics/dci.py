@@ -82,6 +82,17 @@ classes; ``benchmarks/results/dci_estimators.json``): largest absolute differenc
 grouping and the 511 bins: 0.26, completeness of the duplicated codes); informativeness
 within 0.02.  Speed at 10000/5000 points on this
 kind of input: about 10 CPU-seconds for "fast" against about 7 minutes (421 s) for "gbt".
+
+Where the fast estimator's time goes (10000/5000 points, factors with 3, 6, 40, 32, 32
+classes: 113 class trees per round, 11300 trees; measured on a shared 2-core machine,
+CPU seconds): about 8 s in all, of which the LightGBM trees take about three quarters
+(0.5-0.7 ms per depth-3 tree, mostly the per-tree histograms and split search over 10000
+rows), the test scores kept while boosting about an eighth (predicting afterwards costs
+more), writing and parsing the model text for the importances about a tenth.  Fewer bins
+save little (255: about 12%, 127: about 20%) and move the scores towards the 0.05
+agreement limit (on the standard case D and C +0.007/+0.012, train accuracy -0.01/-0.02),
+so they stay at 511.  Going much below this needs one pass over the data per round for all
+of a factor's class trees (a compiled kernel), not another LightGBM setting.
 """
 
 from __future__ import annotations
