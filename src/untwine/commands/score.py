@@ -63,6 +63,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _requested(spec: str) -> list[str]:
+    """The metric names ``--metrics`` asks for ([] when it is invalid: scoring then says why)."""
+    from untwine.errors import UntwineError
+    from untwine.metrics import registry
+
+    try:
+        return registry.parse(spec)
+    except UntwineError:
+        return []
+
+
 def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -70,7 +81,7 @@ def run(args) -> int:
     from untwine.metrics import registry
     from untwine.metrics.files import score_files
 
-    if args.dci_estimator == "fast":
+    if args.dci_estimator == "fast" and "dci" in _requested(args.metrics):
         from untwine.metrics.dci import import_lightgbm_without_sklearn
 
         import_lightgbm_without_sklearn()  # start-up: LightGBM's scikit-learn import is not needed here
