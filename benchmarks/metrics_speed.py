@@ -15,6 +15,14 @@ from the reference trees by design).
     nice -n 10 python benchmarks/metrics_speed.py            # full run (~5-10 min, reference DCI dominates)
     python benchmarks/metrics_speed.py --quick               # small smoke run
     python benchmarks/metrics_speed.py --no-reference        # untwine timings only
+    python benchmarks/metrics_speed.py --no-reference --process 3 --baseline-src OLD/src --out /tmp/m.json
+
+``--process R`` also times the whole ``untwine score`` command (start-up included: a fresh
+``python -m untwine score`` on the same arrays saved as .npy files) R times, with its wall
+time, its user and system CPU time (which a loaded machine inflates far less than wall
+time) and the load average before each run; ``--baseline-src DIR`` times another source
+tree (e.g. an older checkout's ``src``) alternately in the same run, so ratios compare
+like with like.  Every result records ``os.getloadavg()`` beside its numbers.
 """
 
 from __future__ import annotations
@@ -23,7 +31,10 @@ import argparse
 import json
 import os
 import platform
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -57,6 +68,51 @@ def tolerance(key: str) -> float:
     return 0.02
 
 
+def time_process(src: Path, files: list[Path], repeats: int) -> list[dict]:
+    """Run ``python -m untwine score`` from source tree ``src`` on ``files`` ``repeats`` times."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    cmd = [sys.executable, "-m", "untwine", "score", str(files[0]), str(files[1]),
+           "--test-codes", str(files[2]), "--test-factors", str(files[3])]
+    runs = []
+    for _ in range(repeats):
+        load = list(os.getloadavg())
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        runs.append({"wall_s": wall, "user_s": after.ru_utime - before.ru_utime,
+                     "sys_s": after.ru_stime - before.ru_stime, "load_average_before": load})
+    return runs
+
+
+def process_timings(arrays, repeats: int, baseline: Path | None) -> dict:
+    """Whole-command timings of this tree (and of ``baseline`` alternately, when given)."""
+    trees = {"untwine": HERE.parent / "src"}
+    if baseline is not None:
+        trees["baseline"] = baseline.resolve()
+    out = {name: {"src": str(path), "runs": []} for name, path in trees.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = [Path(tmp) / f"{n}.npy" for n in ("codes", "factors", "test_codes", "test_factors")]
+        for f, a in zip(files, arrays):
+            np.save(f, a)
+        for name, path in trees.items():  # warm the file cache and the byte-code of both trees
+            time_process(path, files, 1)
+        for _ in range(repeats):
+            for name, path in trees.items():
+                out[name]["runs"] += time_process(path, files, 1)
+    for name, res in out.items():
+        for key in ("wall_s", "user_s", "sys_s"):
+            res[f"median_{key}"] = float(np.median([r[key] for r in res["runs"]]))
+        print(f"process {name}: median {res['median_wall_s']:.2f}s wall, {res['median_user_s']:.2f}s user, "
+              f"{res['median_sys_s']:.2f}s sys ({repeats} runs)", flush=True)
+    if baseline is not None:
+        out["ratio_baseline_over_untwine"] = {
+            k: out["baseline"][f"median_{k}"] / out["untwine"][f"median_{k}"] for k in ("wall_s", "user_s")
+        }
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small smoke run (600 train / 300 test)")
@@ -73,6 +129,10 @@ def main(argv=None) -> int:
         "(the *_reference.json it leaves next to its output)",
     )
     ap.add_argument("--out", type=Path, default=None, help="output JSON (default results/metrics_speed[_quick].json)")
+    ap.add_argument("--process", type=int, default=0, metavar="R",
+                    help="also time the whole `untwine score` command R times (start-up included)")
+    ap.add_argument("--baseline-src", type=Path, default=None, metavar="DIR",
+                    help="with --process: also time the source tree DIR, alternating with this one")
     args = ap.parse_args(argv)
 
     n_train = args.n_train or (600 if args.quick else 10000)
@@ -170,6 +230,8 @@ def main(argv=None) -> int:
         },
     }
     result["config"]["load_average_untwine_part"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    if args.process > 0:
+        result["process"] = process_timings((ctr, ftr, cte, fte), args.process, args.baseline_src)
     if reference is not None:
         r_scores, r_timings, r_total = reference["values"], reference["per_metric_s"], reference["total_s"]
         diffs, flagged = {}, []

@@ -64,6 +64,24 @@ def test_scores_of_known_importance_matrices():
     assert completeness(R) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_one_factor_disentanglement_and_one_code_completeness_are_undefined(split):
+    """Entropy in base 1: disentanglement of a single factor (completeness of a single code) is
+    NaN with a warning naming the score, never the uninformative conventional 1.0."""
+    from untwine.metrics._undefined import UndefinedScoreWarning
+
+    with pytest.warns(UndefinedScoreWarning, match="dci_disentanglement is undefined with a single factor"):
+        assert np.isnan(disentanglement(np.array([[0.7], [0.3]])))
+    with pytest.warns(UndefinedScoreWarning, match="dci_completeness is undefined with a single"):
+        assert np.isnan(completeness(np.array([[0.2, 0.8]])))
+    ftr, fte, rng = split
+    ztr, zte = ftr + rng.random(ftr.shape), fte + rng.random(fte.shape)
+    with pytest.warns(UndefinedScoreWarning, match="dci_disentanglement"):
+        s = dci(ztr, ftr[:, :1], zte, fte[:, :1])
+    assert np.isnan(s["dci_disentanglement"])
+    # completeness over several codes is defined for one factor: the aligned code carries it
+    assert s["dci_completeness"] > 0.5 and s["dci_informativeness_test"] > 0.9
+
+
 def test_seeded_runs_repeat_exactly(split):
     ftr, fte, rng = split
     ztr, zte = ftr + rng.random(ftr.shape), fte + rng.random(fte.shape)
@@ -152,3 +170,17 @@ def test_fast_agrees_with_gbt_on_redundant_codes():
     gbt = dci(ztr, ftr, zte, fte, estimator="gbt")
     for k in fast:
         assert fast[k] == pytest.approx(gbt[k], abs=0.05), (k, fast[k], gbt[k])
+
+
+def test_numpy_ranks_and_entropy_equal_scipy():
+    """DCI's numpy average ranks and entropy score (no scipy.stats import at start-up) are
+    scipy's exactly, ties included."""
+    import scipy.stats
+
+    from untwine.metrics.dci import _average_ranks, _entropy_score
+
+    rng = np.random.default_rng(1)
+    for a in (rng.random((300, 4)), np.round(rng.random((300, 4)) * 5), np.repeat([[0.0], [1.0]], 3, axis=0)):
+        assert np.array_equal(_average_ranks(a), scipy.stats.rankdata(a, axis=0))
+    R = rng.random((10, 5))
+    assert np.allclose(_entropy_score(R, 10), 1.0 - scipy.stats.entropy(R + 1e-11, base=10), rtol=0, atol=1e-15)

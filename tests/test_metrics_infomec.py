@@ -110,6 +110,21 @@ def test_all_zero_information_is_finite():
     assert s == {"infom": 0.0, "infoe": pytest.approx(0.0, abs=1e-6), "infoc": 0.0}
 
 
+def test_one_factor_infom_and_one_active_latent_infoc_are_undefined(data):
+    """InfoM with a single factor and InfoC with a single active latent rescale 0 by 0: NaN
+    with a warning, never the uninformative conventional 1.0; the other scores stay defined."""
+    from untwine.metrics._undefined import UndefinedScoreWarning
+
+    f, z, _ = data
+    with pytest.warns(UndefinedScoreWarning, match="infom is undefined with a single factor"):
+        s = infomec(z, f[:, :1])
+    assert np.isnan(s["infom"]) and s["infoc"] > 0.5 and s["infoe"] > 0.5
+    one = np.concatenate([z[:, :1], 1e-4 * z[:, 1:]], axis=1)  # one active latent among three
+    with pytest.warns(UndefinedScoreWarning, match="infoc is undefined with a single"):
+        s = infomec(one, f)
+    assert np.isnan(s["infoc"]) and 0.0 <= s["infom"] <= 1.0
+
+
 def test_seeded_runs_repeat_exactly(data):
     f, z, _ = data
     assert infomec(z, f, seed=5) == infomec(z, f, seed=5)

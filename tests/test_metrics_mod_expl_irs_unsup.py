@@ -107,10 +107,17 @@ def test_modularity_codes_equal_factors_and_invariances():
     assert modularity(z, relabel)["modularity"] == pytest.approx(base, abs=1e-12)
 
 
+def test_modularity_of_one_factor_is_undefined():
+    """delta is 0/0 with one factor: NaN with a warning, not an error nor a conventional 1."""
+    from untwine.metrics._undefined import UndefinedScoreWarning
+
+    z, f = dsprites_like(2, 100)
+    with pytest.warns(UndefinedScoreWarning, match="modularity is undefined with a single factor"):
+        assert np.isnan(modularity(z, f[:, :1])["modularity"])
+
+
 def test_modularity_bad_input():
     z, f = dsprites_like(2, 100)
-    with pytest.raises(UntwineError, match="at least 2 factors"):
-        modularity(z, f[:, :1])
     with pytest.raises(UntwineError, match="100 rows but factors has 99"):
         modularity(z, f[:99])
 

@@ -11,6 +11,7 @@ import pytest
 from untwine.cli import main
 from untwine.errors import UntwineError
 from untwine.examples import make_example_arrays
+from untwine.files import read_scores
 from untwine.io import read_array
 from untwine.metrics.suite import SCORE_KEYS, evaluate_arrays, split_train_test
 
@@ -52,8 +53,11 @@ def test_all_metrics_json_has_exactly_the_keys(files, tmp_path, arrays, capsys):
     out = tmp_path / "sub" / "scores.json"
     assert score(c, f, "--json", out, "--seed", 4) == 0
     data = json.loads(out.read_text())
-    assert list(data) == list(SCORE_KEYS)
+    # the scores, then which estimator produced DCI (a fast number is not a paper's GBT number)
+    assert list(data) == [*SCORE_KEYS, "_dci_estimator"]
+    assert data.pop("_dci_estimator") == "fast"
     assert all(isinstance(v, float) for v in data.values())
+    assert read_scores(out) == data  # readers of scores files skip the label
     # the same numbers as the library call on the same seeded split
     # the same numbers as the library call on the same seeded split (the cheap metrics; the
     # suite's own tests check the wiring of every metric)
@@ -63,6 +67,7 @@ def test_all_metrics_json_has_exactly_the_keys(files, tmp_path, arrays, capsys):
     shown = capsys.readouterr().out
     assert "train 400 rows, test 200 rows" in shown and "seed 4" in shown
     assert "dci_disentanglement" in shown and "infoc" in shown
+    assert "dci estimator: fast (untwine's LightGBM estimator, not the GBT of disentanglement_lib" in " ".join(shown.split())
 
 
 def test_metric_subset_and_seed_determinism(files, tmp_path):
@@ -138,6 +143,23 @@ def test_demo_runs_without_files(tmp_path, capsys):
     assert score("--demo", "--metrics", FAST, "--json", out) == 0
     assert list(json.loads(out.read_text())) == ["mig", "sap"]
     assert "generated example" in capsys.readouterr().out
+
+
+def test_one_factor_scores_undefined_in_one_warning_line(tmp_path, arrays, capsys):
+    """With a single factor the scores of concentration over factors (DCI disentanglement,
+    modularity, InfoM) are null, listed under _undefined, and one warning line says why."""
+    codes, factors = arrays
+    np.save(tmp_path / "c.npy", codes)
+    np.save(tmp_path / "f.npy", factors[:, 4:5])
+    out = tmp_path / "one.json"
+    assert score(tmp_path / "c.npy", tmp_path / "f.npy", "--json", out) == 0
+    data = json.loads(out.read_text())
+    assert data["_undefined"] == ["dci_disentanglement", "modularity", "infom"]
+    assert all(data[k] is None for k in data["_undefined"])
+    assert all(isinstance(data[k], float) for k in SCORE_KEYS if k not in data["_undefined"])
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1, warned
+    assert re.search(r"dci_disentanglement, modularity and infom are undefined with a single factor", warned[0])
 
 
 # --- bad input: one line, exit 2 ---------------------------------------------------------------
@@ -243,3 +265,17 @@ def test_score_does_not_import_torch():
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_score_process_imports_only_what_the_suite_uses(tmp_path):
+    """Start-up counts: `untwine score` with DCI imports neither torch nor scikit-learn (LightGBM
+    tries to) nor scipy.stats, and scikit-learn stays importable afterwards."""
+    code = (
+        "import sys; from untwine.cli import main; "
+        f"rc = main(['score', '--demo', '--metrics', 'dci,mig', '--json', {str(tmp_path / 's.json')!r}]); "
+        "heavy = [m for m in ('torch', 'sklearn', 'scipy.stats') if m in sys.modules]; "
+        "import sklearn.ensemble; print(rc, heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "0 []"

@@ -77,6 +77,18 @@ def test_without_metrics_json_the_page_asks_for_untwine_evaluate():
     assert "--compare-representations" in page
 
 
+def test_report_says_which_estimator_produced_dci():
+    """DCI from the fast estimator is labelled as such (from metrics.json's label, else the
+    evaluation settings), so that nobody compares it with a paper's GBT number unawares."""
+    page = report_html(BlobVAE(), Blobs(), metrics={"dci_disentanglement": 0.5, "_dci_estimator": "fast"},
+                       num_samples=240, seed=3)
+    assert "DCI estimator: <b>fast</b> (untwine&#x27;s LightGBM estimator, not the GBT" in page
+    page = report_html(BlobVAE(), Blobs(), metrics={"dci_completeness": 0.5}, evaluation={"dci_estimator": "gbt"},
+                       num_samples=240, seed=3)
+    assert "DCI estimator: <b>gbt</b> (scikit-learn&#x27;s GradientBoostingClassifier" in page
+    assert "DCI estimator" not in report_html(BlobVAE(), Blobs(), metrics={"mig": 0.5}, num_samples=240, seed=3)
+
+
 def test_comparison_table_comes_from_metrics_json():
     metrics = {"mig": 0.1, "mean.mig": 0.25, "sampled.mig": 0.125, "mean_active.mig": None}
     page = report_html(BlobVAE(), Blobs(), metrics=metrics, num_samples=240, seed=3)

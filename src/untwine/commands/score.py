@@ -9,7 +9,8 @@ Files are ``.npy``, ``.npz`` (its only array, ``--key K`` or ``file.npz:K``),
 ``.csv`` or ``.tsv`` (see :mod:`untwine.io`).  Without a test split the rows
 are split 2:1 at random (seeded by ``--seed``).  Prints a table of the scores,
 the sizes and the split; ``--json OUT`` writes one flat JSON object whose keys
-are the computed scores (see :data:`untwine.metrics.suite.SCORE_KEYS`).
+are the computed scores (see :data:`untwine.metrics.suite.SCORE_KEYS`), undefined ones
+listed under ``_undefined`` and DCI's estimator under ``_dci_estimator``.
 ``--demo`` scores a generated example (:mod:`untwine.examples`) instead of
 files.
 """
@@ -62,6 +63,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _requested(spec: str) -> list[str]:
+    """The metric names ``--metrics`` asks for ([] when it is invalid: scoring then says why)."""
+    from untwine.errors import UntwineError
+    from untwine.metrics import registry
+
+    try:
+        return registry.parse(spec)
+    except UntwineError:
+        return []
+
+
 def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -69,6 +81,10 @@ def run(args) -> int:
     from untwine.metrics import registry
     from untwine.metrics.files import score_files
 
+    if args.dci_estimator == "fast" and "dci" in _requested(args.metrics):
+        from untwine.metrics.dci import import_lightgbm_without_sklearn
+
+        import_lightgbm_without_sklearn()  # start-up: LightGBM's scikit-learn import is not needed here
     err = Console(stderr=True)
     t0 = time.perf_counter()
     with err.status("scoring ...") as status:
@@ -115,7 +131,7 @@ def run(args) -> int:
         f"{res.num_latents} latents; {len(res.classes)} factors with {', '.join(map(str, res.classes))} classes"
     )
     if "dci" in res.metrics:
-        out.print(f"dci estimator: {res.dci_estimator}")
+        out.print(f"dci estimator: {res.dci_estimator} ({registry.DCI_ESTIMATOR_TEXT[res.dci_estimator]})")
     out.print(table)
     if any(registry.METRICS[m].inputs == "train_test" for m in res.metrics):
         out.print("SAP, DCI and Explicitness fit their models on the train split.")

@@ -117,7 +117,8 @@ def score_files(
     """Score codes and factors read from files (see the module docstring).
 
     ``json_out`` writes the scores as one flat JSON object (an undefined score as null,
-    its key listed under ``_undefined``; :func:`untwine.files.write_scores`).
+    its key listed under ``_undefined``; :func:`untwine.files.write_scores`), with DCI's
+    estimator under ``_dci_estimator`` when DCI was computed.
     ``progress(name, i, total)`` is called before each metric.
     """
     from untwine.metrics import registry
@@ -149,7 +150,7 @@ def score_files(
     if json_out is not None:
         from untwine.files import write_scores
 
-        write_scores(json_out, scores)
+        write_scores(json_out, scores, extra=registry.score_labels(names, dci_estimator=dci_estimator))
     return ScoreResult(
         scores=scores,
         timings=timings,

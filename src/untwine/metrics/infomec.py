@@ -41,8 +41,11 @@ Differences from the reference code (documented choices)
   information with every factor (0/0), or a factor with every active latent.
   Here such a latent (factor) counts at the chance level 1/K (1/L), i.e. it
   contributes 0 after rescaling.
-* With a single factor InfoM is 1; with a single active latent InfoC is 1
-  (nothing to be spread over); with no active latent both are 0.
+* With a single factor InfoM is undefined (the rescaling by 1 - 1/K divides 0 by 0; every
+  latent trivially concentrates on the one factor), and so is InfoC with a single active
+  latent: NaN with a warning (``null`` in JSON, listed under ``_undefined``), where the
+  paper's code also gives NaN and a conventional 1.0 would carry no information.  With no
+  active latent both are 0.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from untwine._checks import check_pair
 from untwine.errors import UntwineError
 from untwine.metrics._info import discrete_entropy, mutual_info_matrix
 from untwine.metrics._logistic import logistic_regression_proba, one_blas_thread
+from untwine.metrics._undefined import SINGLE_FACTOR, SINGLE_LATENT, undefined
 
 __all__ = ["infomec", "nmi_matrix", "active_latents", "knn_mutual_info"]
 
@@ -76,18 +80,24 @@ def _standardize(x: np.ndarray) -> np.ndarray:
     return (x - mean) / std
 
 
-def _knn_radius_1d(s: np.ndarray, k: int) -> np.ndarray:
-    """Distance from every point of sorted ``s`` to its k-th nearest other point."""
+def _knn_radius_1d(s: np.ndarray, k, start=0, end=None) -> np.ndarray:
+    """Distance from every point of ``s`` to its k-th nearest other point of its group.
+
+    ``s`` is sorted within contiguous groups; ``start``/``end`` give each point's group
+    bounds (default: one group, all of ``s``) and ``k`` its neighbour count (an int or
+    one per point), so every class of a label is done in one pass.
+    """
     c = len(s)
     pos = np.arange(c)
+    k = np.broadcast_to(np.asarray(k, dtype=np.int64), (c,))
+    end = c if end is None else end
     best = np.full(c, np.inf)
-    for a in range(k + 1):  # window [p - a, p - a + k] of k + 1 points contains p
+    for a in range(int(k.max(initial=0)) + 1):  # window [p - a, p - a + k] of k + 1 points contains p
         lo = pos - a
         hi = lo + k
-        ok = (lo >= 0) & (hi < c)
-        d = np.full(c, np.inf)
-        d[ok] = np.maximum(s[pos[ok]] - s[lo[ok]], s[hi[ok]] - s[pos[ok]])
-        best = np.minimum(best, d)
+        ok = np.flatnonzero((a <= k) & (lo >= start) & (hi < end))
+        d = np.maximum(s[ok] - s[lo[ok]], s[hi[ok]] - s[ok])
+        best[ok] = np.minimum(best[ok], d)
     return best
 
 
@@ -129,13 +139,14 @@ def knn_mutual_info(x: np.ndarray, labels: np.ndarray, n_neighbors: int = 10) ->
         return 0.0
     radius = np.empty(len(x))
     k_all = np.empty(len(x))
-    for c in np.flatnonzero(counts > 1):
-        idx = np.flatnonzero(lab == c)
-        order = np.argsort(x[idx], kind="stable")
-        k = min(n_neighbors, len(idx) - 1)
-        r = _knn_radius_1d(x[idx][order], k)
-        radius[idx[order]] = np.nextafter(r, 0)
-        k_all[idx] = k
+    # every class at once: the kept points ordered by class, then by value
+    g = np.flatnonzero(keep)
+    g = g[np.lexsort((x[g], lab[g]))]
+    labs = lab[g]
+    k = np.minimum(n_neighbors, counts[labs] - 1)
+    r = _knn_radius_1d(x[g], k, np.searchsorted(labs, labs, "left"), np.searchsorted(labs, labs, "right"))
+    radius[g] = np.nextafter(r, 0)
+    k_all[g] = k
     xs = x[keep]
     r = radius[keep]
     srt = np.sort(xs)
@@ -188,11 +199,10 @@ def active_latents(codes, *, discrete_latents: bool = False) -> np.ndarray:
 
 
 def _rescaled_concentration(m: np.ndarray, n_choices: int) -> float:
-    """(mean over rows of max/sum - 1/n) / (1 - 1/n); rows with zero sum count as 1/n."""
+    """(mean over rows of max/sum - 1/n) / (1 - 1/n); rows with zero sum count as 1/n
+    (``n_choices`` at least 2)."""
     if m.shape[0] == 0:
         return 0.0
-    if n_choices <= 1:
-        return 1.0
     s = m.sum(axis=1)
     ratio = np.full(m.shape[0], 1.0 / n_choices)
     pos = s > 0
@@ -259,6 +269,6 @@ def infomec(
     if L == 0:
         infom = infoc = 0.0
     else:
-        infom = _rescaled_concentration(pruned.T, K)
-        infoc = _rescaled_concentration(pruned, L)
+        infom = undefined("infom", SINGLE_FACTOR) if K == 1 else _rescaled_concentration(pruned.T, K)
+        infoc = undefined("infoc", SINGLE_LATENT) if L == 1 else _rescaled_concentration(pruned, L)
     return {"infom": infom, "infoe": _infoe(c, f, bool(discrete_latents)), "infoc": infoc}

@@ -16,8 +16,9 @@ matrix ``m[j, k] = I(z_j; v_k)`` is formed.  For each code ``j`` with
 and the score is the mean over codes.
 
 Defaults (disentanglement_lib ``unsupervised_study_v1``): 10000 training
-points, ``num_bins=20``.  Computed on the training split only.  Requires at
-least two factors (with one factor the ratio is undefined).
+points, ``num_bins=20``.  Computed on the training split only.  With one factor
+``delta`` is 0/0 (every code trivially concentrates on the one factor): modularity is
+then NaN with a warning (``null`` in JSON, listed under ``_undefined``).
 """
 
 from __future__ import annotations
@@ -25,17 +26,17 @@ from __future__ import annotations
 import numpy as np
 
 from untwine._checks import check_pair
-from untwine.errors import UntwineError
 from untwine.metrics._info import histogram_discretize, mutual_info_matrix, native_float
+from untwine.metrics._undefined import SINGLE_FACTOR, undefined
 
 __all__ = ["modularity", "modularity_from_mi"]
 
 
 def modularity_from_mi(mi: np.ndarray) -> float:
-    """Modularity from a ``[D, K]`` mutual-information matrix."""
+    """Modularity from a ``[D, K]`` mutual-information matrix (NaN, with a warning, for ``K = 1``)."""
     sq = np.square(np.asarray(mi, dtype=np.float64))
     if sq.shape[1] < 2:
-        raise UntwineError(f"modularity needs at least 2 factors, got {sq.shape[1]}")
+        return undefined("modularity", SINGLE_FACTOR)
     theta = sq.max(axis=1)
     active = theta > 0
     per_code = np.zeros(sq.shape[0])
@@ -50,7 +51,5 @@ def modularity(codes, factors, *, num_bins: int = 20) -> dict[str, float]:
     Returns ``{"modularity": value}``.
     """
     c, f = check_pair(codes, factors)
-    if f.shape[1] < 2:
-        raise UntwineError(f"modularity needs at least 2 factors, got {f.shape[1]}")
     discrete = histogram_discretize(native_float(codes, c), num_bins)
     return {"modularity": modularity_from_mi(mutual_info_matrix(discrete, f))}

@@ -30,6 +30,7 @@ import numpy as np
 from untwine._checks import check_pair, check_train_test
 from untwine.metrics import registry
 from untwine.metrics._info import native_float
+from untwine.metrics._undefined import merged_undefined_warnings
 from untwine.errors import UntwineError
 
 
@@ -100,6 +101,9 @@ def evaluate_arrays(
     is called before each metric runs.  The fast DCI estimator runs in a
     background thread beside the other metrics (``timings`` then overlap).
 
+    A score that is undefined on these data (for example DCI disentanglement, modularity
+    and InfoM with a single factor) is NaN, with one warning line per reason.
+
     Returns ``{key: float}`` with the keys of the selected metrics in
     :func:`untwine.metrics.registry.score_keys` order, or ``(scores, timings)`` with ``timings`` the
     seconds each metric took when ``return_timings`` is true.
@@ -124,7 +128,8 @@ def evaluate_arrays(
         return out, time.perf_counter() - t0
 
     results: dict[str, tuple[dict, float]] = {}
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # an undefined score warns from its metric; one line per reason, naming every key
+    with merged_undefined_warnings(registry.keys_of(names)), ThreadPoolExecutor(max_workers=1) as pool:
         # the fast DCI fits (the longest metric; LightGBM releases the GIL) run beside the others
         background = {}
         if dci_estimator == "fast" and "dci" in names and len(names) > 1:

@@ -291,7 +291,8 @@ def evaluate_run(
         "seconds": {k: round(v, 3) for k, v in phases.seconds.items()},
     }
     if write:
-        write_metrics(run.path / METRICS_FILE, scores, test_split=rows.test_split)
+        labels = registry.score_labels(names, dci_estimator=cfg.dci_estimator)
+        write_metrics(run.path / METRICS_FILE, scores, test_split=rows.test_split, labels=labels)
         write_json(run.path / EVALUATION_FILE, settings, indent=1)
     return scores
 
@@ -308,11 +309,16 @@ def run_findings(codes, factors, dataset, activity) -> dict[str, Any]:
     return out
 
 
-def write_metrics(path, scores: dict[str, float], *, test_split: str | None = None) -> None:
+def write_metrics(path, scores: dict[str, float], *, test_split: str | None = None,
+                  labels: dict[str, str] | None = None) -> None:
     """Write ``scores`` as one flat JSON object (NaN/inf as null, listed under ``_undefined``), atomically;
     ``test_split`` (where the ``*_test`` scores' rows came from, one of
-    :data:`untwine.data.base.TEST_SPLITS`) goes under ``_test_split``."""
-    write_scores(path, scores, extra=None if test_split is None else {TEST_SPLIT_KEY: test_split})
+    :data:`untwine.data.base.TEST_SPLITS`) goes under ``_test_split``; ``labels``
+    (:func:`untwine.metrics.registry.score_labels`) say how the scores were computed."""
+    extra = dict(labels or {})
+    if test_split is not None:
+        extra[TEST_SPLIT_KEY] = test_split
+    write_scores(path, scores, extra=extra)
 
 
 def read_settings(run_dir) -> dict[str, Any] | None:

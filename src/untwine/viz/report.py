@@ -186,7 +186,19 @@ def _headline_section(metrics, evaluation) -> str:
     else:
         note = ("Run <code>untwine evaluate RUN_DIR</code> (reference scores are on by default) to see each score "
                 "beside a random encoder's and the factors' own.")
-    return f'<p class="note">{note}</p>' + table(["score", "this run", "random encoder", "factors themselves"], rows)
+    note = f'<p class="note">{note}</p>' + _dci_note([r[0] for r in rows], metrics, evaluation)
+    return note + table(["score", "this run", "random encoder", "factors themselves"], rows)
+
+
+def _dci_note(shown, metrics, evaluation) -> str:
+    """Which estimator produced the DCI scores among ``shown`` (a fast number is not a paper's GBT number)."""
+    from untwine.metrics.registry import DCI_ESTIMATOR_LABEL, DCI_ESTIMATOR_TEXT
+
+    if not any(str(k).startswith("dci_") for k in shown):
+        return ""
+    est = metrics.get(DCI_ESTIMATOR_LABEL) or (evaluation or {}).get("dci_estimator")
+    what = DCI_ESTIMATOR_TEXT.get(est, "not recorded") if est else "not recorded"
+    return f'<p class="note">DCI estimator: <b>{esc(str(est or "?"))}</b> ({esc(what)}).</p>'
 
 
 def _metrics_section(metrics, evaluation) -> str:
@@ -210,6 +222,7 @@ def _metrics_section(metrics, evaluation) -> str:
         how += f" Test rows: {esc(str(split.get('kind') or metrics.get('_test_split')))}"
         how += f" ({esc(str(split['note']))})." if split.get("note") else "."
     body = f'<p class="note">From <code>metrics.json</code> (written by <code>untwine evaluate</code>).{how}</p>'
+    body += _dci_note(flat, metrics, evaluation)
     body += table(["metric", "value"], nums)
     if other:
         body += "<details><summary>other fields</summary>" + table(["field", "value"], other) + "</details>"
