@@ -63,11 +63,12 @@ def test_metrics_json_has_every_key(run_dir):
     from untwine.metrics.suite import evaluate_arrays
 
     run = open_run(run_dir)
-    ds, rng = run.dataset(), np.random.default_rng(1)
-    i_tr, i_te = ds.sample_indices(200, rng), ds.sample_indices(100, rng)
+    ds = run.dataset()
+    rows = ds.evaluation_rows(200, 100, np.random.default_rng(1))  # train rows, then held-out test rows
+    i_tr, i_te, te = rows.train, rows.test, rows.test_dataset
     enc = run.encoder("mean", seed=1)
     expected = evaluate_arrays(enc.encode_indices(ds, i_tr).codes, ds.factors_of(i_tr),
-                               enc.encode_indices(ds, i_te).codes, ds.factors_of(i_te), metrics=["mig", "dci"], seed=1)
+                               enc.encode_indices(te, i_te).codes, te.factors_of(i_te), metrics=["mig", "dci"], seed=1)
     for k in ("mig", "dci_disentanglement", "dci_completeness", "dci_informativeness_test"):
         assert scores[k] == pytest.approx(expected[k], abs=1e-9), k
     # reconstruction is a per-image summed Bernoulli cross-entropy: positive, at most 256 * ln(1e7)
