@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from untwine.train import evaluate_run, load, load_config, open_run, train
+from untwine.train import evaluate_run, load, open_run, train
 from untwine.cli import main
 from untwine.errors import UntwineError
 from untwine.metrics.suite import SCORE_KEYS

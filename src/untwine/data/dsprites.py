@@ -87,7 +87,6 @@ import torch
 
 from untwine.data.base import GroundTruthDataset
 from untwine.data.shapes3d import single_thread
-from untwine.errors import UntwineError
 
 SHAPES = ("square", "ellipse", "heart")
 SCALES = np.linspace(0.5, 1.0, 6)

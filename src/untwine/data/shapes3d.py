@@ -67,7 +67,6 @@ import numpy as np
 import torch
 
 from untwine.data.base import GroundTruthDataset
-from untwine.errors import UntwineError
 
 HUES = np.linspace(0.0, 1.0, 10, endpoint=False)
 SCALES = np.linspace(0.75, 1.25, 8)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +29,11 @@ def load_usable_sae(sae_dir, device):
 
 
 def check_codes_out(out) -> Path:
-    """The ``--out`` of the codes, refused in one line when it is a folder or its folder is a file."""
-    out = Path(out)
-    if out.is_dir():
-        raise UntwineError(f"--out {out} is a folder; give a file name such as codes.npy")
-    return out
+    """The ``--out`` of the codes, refused in one line (before any work) when it is a folder, its
+    folder is a file, or it cannot be written."""
+    from untwine.files import check_output_file
+
+    return check_output_file(out)
 
 
 def encode_file(sae_dir, acts, out=None, *, device: str = "auto", batch_rows: int = 65536, key: str | None = None) -> np.ndarray | Path:
@@ -50,7 +49,12 @@ def encode_file(sae_dir, acts, out=None, *, device: str = "auto", batch_rows: in
     if out is not None:
         from numpy.lib.format import open_memmap
 
-        from untwine.files import cannot_write, remove_stray_temporaries, temp_name
+        from untwine.files import (
+            cannot_write,
+            remove_stray_temporaries,
+            replace_file,
+            temp_name,
+        )
 
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +72,7 @@ def encode_file(sae_dir, acts, out=None, *, device: str = "auto", batch_rows: in
             return codes
         codes.flush()
         del codes
-        os.replace(tmp, out)
+        replace_file(tmp, out)
         return out
     except BaseException:
         if out is not None and Path(tmp).exists():
