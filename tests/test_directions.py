@@ -236,6 +236,8 @@ def test_cli_all_methods_one_table(run_dir, tmp_path, capsys):
     assert rc == 0
     saved = json.loads((out / "scores.json").read_text())
     assert list(saved["methods"]) == list(METHODS)
+    assert "In short: " in text.splitlines()[-1]
+    assert {n for n, e in saved["methods"].items() if e.get("baseline")} == {"axes", "random"}
     for name in METHODS:
         assert name in text
         assert np.load(out / name / "directions.npy").shape == (3, 4)
@@ -275,3 +277,47 @@ def test_report_shows_what_untwine_directions_wrote(run_dir):
     find_directions(run_dir, "sefa", 2, oracle_steps=300, num_seeds=4, steps=3)
     page = build_report(run_dir, num_samples=60).read_text()
     assert "Directions in the generator" in page and "sefa" in page and "directions/scores.json" in page
+    assert 'id="directions-summary"' in page  # the section opens with its paragraph
+
+
+def _scores(methods, accuracy=None, chance=None):
+    acc = accuracy or {"x": 0.99, "y": 0.98}
+    return {"num": 2, "latent_dim": 4, "methods": methods,
+            "oracle": {"accuracy": acc, "chance": chance or {k: 0.25 for k in acc},
+                       "mean_accuracy": float(np.mean(list(acc.values())))}}
+
+
+def test_findings_name_the_method_and_the_factor_each_direction_carries():
+    from untwine.directions.findings import describe, judge
+
+    sefa = {"alignment": 0.9, "baseline": False, "effects": [[0.02, 0.40], [0.30, 0.01]]}
+    axes = {"alignment": 0.5, "baseline": True, "effects": [[0.1, 0.1], [0.1, 0.1]]}
+    v = judge(_scores({"axes": axes, "sefa": sefa}))
+    assert v["best"] == "sefa" and v["best_baseline"] == "axes"
+    # x: direction 1 carries 0.30 of 0.32; y: direction 0 carries 0.40 of 0.41
+    assert [(f, j) for f, j, *_ in v["found"]] == [("x", 1), ("y", 0)]
+    assert v["found"][0][3] == pytest.approx(0.30 / 0.32)
+    text = describe(_scores({"axes": axes, "sefa": sefa}))
+    assert text.startswith("sefa found the factors best (alignment 0.90, against 0.50 for the axes baseline)")
+    assert "x \u2192 d1 (0.94 of its effect)" in text and "weakly" not in text
+
+
+def test_findings_never_promote_a_baseline_and_say_when_the_oracle_is_weak():
+    from untwine.directions.findings import describe, judge
+    from untwine.viz.directions_report import directions_section
+
+    methods = {"random": {"alignment": 0.61, "baseline": True}, "sefa": {"alignment": 0.60, "baseline": False},
+               "axes": {"alignment": 0.2}}  # an older file: "axes" is a baseline by name
+    scores = _scores(methods, accuracy={"x": 0.9, "y": 0.3}, chance={"x": 0.25, "y": 0.25})
+    v = judge(scores)
+    assert v["best"] is None and v["candidate"] == "sefa" and v["best_baseline"] == "random"
+    assert v["oracle_weak"] and v["oracle_near_chance"] == ["y"]  # 0.3 <= 1.5 x 0.25
+    text = describe(scores)
+    assert "No method beats the baselines" in text and "near chance on y" in text
+    page = directions_section(scores, "/nonexistent")
+    assert "Directions of the best method" not in page and "No method beats the baselines" in page
+    # a clear lead over every baseline is needed to be named
+    assert judge(_scores({"random": {"alignment": 0.5}, "sefa": {"alignment": 0.51}}))["best"] is None
+    assert judge(_scores({"random": {"alignment": 0.5}, "sefa": {"alignment": 0.6}}))["best"] == "sefa"
+    # a mean accuracy of 0.6 is weak even with no factor near chance
+    assert judge(_scores({}, accuracy={"x": 0.6, "y": 0.6}))["oracle_weak"]

@@ -45,17 +45,24 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--oracle-steps", type=int, default=None, metavar="N",
                    help="training steps of the oracle when it is not cached yet (default: the oracle's, 2000)")
     p.add_argument("--train-steps", type=int, default=None, metavar="N",
-                   help="training steps of the learnt methods (voynov, gradctrl, potential_flow, householder)")
+                   help="training steps of the learnt methods (those of untwine.directions.METHODS with learnt=True: "
+                        "voynov, gradctrl, potential_flow, householder)")
     p.set_defaults(func=run)
     return p
 
 
 def run(args) -> int:
+    from untwine.directions.base import learnt_methods
+    from untwine.directions.findings import describe
     from untwine.directions.run import find_directions, format_table
 
     options = None
     if args.train_steps is not None:
-        options = {m: {"steps": args.train_steps} for m in ("voynov", "gradctrl", "potential_flow", "householder")}
+        learnt = learnt_methods()
+        if args.method != "all" and args.method not in learnt:
+            print(f"warning: --train-steps applies to the learnt methods ({', '.join(learnt)}); "
+                  f"{args.method} does not train, so it is ignored", file=sys.stderr)
+        options = {m: {"steps": args.train_steps} for m in learnt}
     given = {k: v for k, v in (("num_seeds", args.seeds), ("steps", args.steps), ("range_scale", args.range_scale),
                                ("oracle_steps", args.oracle_steps)) if v is not None}
     result = find_directions(
@@ -67,4 +74,6 @@ def run(args) -> int:
     print(format_table(result))
     out = args.out or f"{args.run_dir}/directions"
     print(f"wrote {out}/scores.json")
+    print()
+    print(f"In short: {describe(result)}")
     return 0

@@ -44,7 +44,7 @@ class Found:
 class Method:
     """One registered method: ``name``, ``fn(gen, num, **options) -> Found``, whether it is
     trained (``learnt``), the layer it needs (``needs_layer``), a one-line ``doc`` and, when it
-    gives one direction per factor, ``per_factor``."""
+    gives one direction per factor, ``per_factor``; a ``baseline`` is never named the best method."""
 
     name: str
     fn: Callable[..., Found]
@@ -52,6 +52,7 @@ class Method:
     learnt: bool = False
     needs_layer: bool = False
     per_factor: bool = False
+    baseline: bool = False
 
 
 #: method name -> :class:`Method`, in the order of the comparison table
@@ -61,6 +62,13 @@ METHODS: dict[str, Method] = {}
 def register(method: Method) -> Method:
     METHODS[method.name] = method
     return method
+
+
+def learnt_methods() -> list[str]:
+    """The names of the registered methods that train (``--train-steps`` applies to these)."""
+    from untwine import directions  # noqa: F401  (imports every method module, filling METHODS)
+
+    return [m.name for m in METHODS.values() if m.learnt]
 
 
 def get_method(name: str) -> Method:

@@ -36,5 +36,5 @@ def random_directions(gen: Generator, num: int) -> Found:
     return Found(q[:, :num].T.copy())
 
 
-register(Method("axes", axes, "baseline: the model's own latent axes, most active first"))
-register(Method("random", random_directions, "baseline: random orthonormal directions"))
+register(Method("axes", axes, "baseline: the model's own latent axes, most active first", baseline=True))
+register(Method("random", random_directions, "baseline: random orthonormal directions", baseline=True))

@@ -162,6 +162,7 @@ class Oracle:
     def summary(self) -> dict:
         return {"path": str(self.path) if self.path else None, "accuracy": self.accuracy,
                 "accuracy_within_one": self.accuracy_within_one,
+                "chance": {n: 1.0 / s for n, s in zip(self.factor_names, self.factor_sizes) if n in self.accuracy},
                 "mean_accuracy": float(np.mean(list(self.accuracy.values()))) if self.accuracy else None}
 
 

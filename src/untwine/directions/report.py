@@ -1,9 +1,7 @@
-"""The directions section of the run report: what ``untwine directions`` wrote, never recomputed.
+"""Reading what ``untwine directions`` wrote, for the run report (never recomputed).
 
-:func:`read_directions` reads ``RUN_DIR/directions/scores.json`` (None when absent);
-:func:`directions_section` turns it into the report's HTML: the oracle's accuracy, the
-comparison table (one row per method) and the traversal picture of the best-aligned method,
-read from the files beside ``scores.json``.
+:func:`read_directions` reads and checks ``RUN_DIR/directions/scores.json`` (None when absent);
+the report's section is drawn by :mod:`untwine.viz.directions_report`.
 """
 
 from __future__ import annotations
@@ -49,36 +47,3 @@ def _entry_problem(entry) -> str | None:
     if not isinstance(matches, list) or not all(m is None or isinstance(m, str) for m in matches):
         return "has malformed matches"
     return None
-
-
-def directions_section(scores: Mapping[str, Any], folder) -> str:
-    """The report's HTML body for a directions ``scores.json`` read from ``folder``."""
-    from untwine.viz.html import esc as _esc, img as _img, table as _table
-
-    methods = scores.get("methods", {})
-    rows, best, best_align = [], None, -1.0
-    for name, entry in methods.items():
-        if "error" in entry:
-            rows.append([name] + [None] * len(COLUMNS) + [entry["error"]])
-            continue
-        rows.append([name] + [entry.get(c) for c in COLUMNS] + [", ".join(m or "-" for m in entry.get("matches", []))])
-        if (entry.get("alignment") or 0) > best_align:
-            best, best_align = name, entry.get("alignment") or 0
-    oracle = scores.get("oracle", {})
-    acc = oracle.get("accuracy") or {}
-    acc_text = ", ".join(f"{k} {v:.2f}" for k, v in acc.items())
-    body = (
-        f'<p class="note">From <code>directions/scores.json</code> (written by <code>untwine directions</code>): '
-        f"{scores.get('num')} directions per method in the {scores.get('latent_dim')}-dimensional latent space, each "
-        "traversed from many prior latents; the oracle reads the factors of the decoded images "
-        f"(held-out accuracy: {_esc(acc_text)}). Effects are the factors' changes along each direction; "
-        "disentanglement / completeness are DCI-style, gap MIG-style, alignment the Hungarian match of directions "
-        "to factors.</p>"
-    )
-    body += _table(["method", *COLUMNS, "matched factors"], rows)
-    if best is not None:
-        pic = Path(folder) / (best if len(methods) > 1 else "") / "traversal.png"
-        if pic.is_file():
-            body += f'<p class="note">Directions of the best-aligned method, {_esc(best)}:</p>'
-            body += _img(pic.read_bytes(), f"{best} directions")
-    return body

@@ -163,7 +163,7 @@ def run_method(name: str, gen: Generator, num: int, oracle, *, score_seed: int, 
     scored = Generator(found.model, gen.dataset, seed=score_seed, device=gen.device) if found.model is not None \
         else Generator(gen.model, gen.dataset, seed=score_seed, device=gen.device)
     entry = score_directions(scored, dirs, oracle, **(scoring or {}))
-    entry.update(seconds=seconds, num=num, **_loss_summary(found.losses))
+    entry.update(seconds=seconds, num=num, baseline=method.baseline, **_loss_summary(found.losses))
     if found.info:
         entry["info"] = found.info
     if found.model is not None:

@@ -103,7 +103,7 @@ def report_html(
     add("activity", "Active and passive latents", lambda: _activity_section(activity, means, logvars, metrics))
     add("curves", "Training curves", lambda: _curves_section(log))
     if directions is not None:  # (scores.json of `untwine directions`, its folder): read, never computed here
-        from untwine.directions.report import directions_section
+        from untwine.viz.directions_report import directions_section
 
         add("directions", "Directions in the generator", lambda: directions_section(*directions))
 
