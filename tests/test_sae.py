@@ -148,19 +148,19 @@ def test_matching_pursuit_residual_norm_never_rises():
 
 
 def test_matching_pursuit_stops_at_residual_threshold():
-    m = _module("mp", members=[{"k": 16, "residual_threshold": 2.0}])
+    m = _module("mp", members=[{"k": 16, "residual_threshold": 2.0, "stop_on_duplicate_support": False}])
     x = torch.randn(100, 16) * 3
     enc, norms = m.pursue(x, return_residuals=True)
     steps_used = (enc.values != 0).sum(-1)[0]
-    # after the residual dropped below the threshold no atom is added
-    below = norms[:-1, 0] <= 2.0  # [steps, B]: residual before step t is below the threshold
-    assert (enc.values[0].T[below] == 0).all()
-    # an atom at step t exactly while the residual is above the threshold: the step count is known
-    above = norms[:-1, 0] > 2.0
-    assert torch.equal(enc.values[0].T != 0, above)
-    assert torch.equal(steps_used, above.sum(0)) and steps_used.max() <= 16
+    # SAELens's order: an atom is taken, then the residual compared with the threshold, so the
+    # first step always runs and step t runs while the residual before it is still >= 2
+    live = norms[:-1, 0] >= 2.0  # [steps, B]: residual before step t
+    live[0] = True
+    assert (enc.values[0].T[~live] == 0).all()
+    assert torch.equal(enc.values[0].T != 0, live)  # every live step adds an atom (positive projection)
+    assert torch.equal(steps_used, live.sum(0)) and steps_used.min() < 16  # some rows stopped early
     small = x[:4] / x[:4].norm(dim=-1, keepdim=True)  # ||x|| = 1, below the threshold from the start
-    assert (m.pursue(small).values == 0).all()
+    assert ((m.pursue(small).values != 0).sum(-1) == 1).all()  # one atom, then the check stops it
 
 
 def test_topk_gives_exactly_k_nonzeros_per_row():

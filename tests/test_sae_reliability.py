@@ -107,6 +107,12 @@ def test_nan_weights_are_refused(tmp_path, acts, sae, capsys):
     t["W_enc"][0, 0] = np.nan
     save_file(t, str(w))
     assert cli_main(["sae", "evaluate", str(sae), str(acts)]) == 2
+    assert "checksum mismatch" in _one_error_line(capsys)  # changed after saving: caught by the checksum
+    # written with NaN and a matching checksum (or by a tool that records none): the values are checked
+    cfg = json.loads((sae / "cfg.json").read_text())
+    cfg["untwine"].pop("weights_sha256")
+    (sae / "cfg.json").write_text(json.dumps(cfg))
+    assert cli_main(["sae", "evaluate", str(sae), str(acts)]) == 2
     assert "NaN" in _one_error_line(capsys)
     assert cli_main(["sae", "encode", str(sae), str(acts), "--out", str(tmp_path / "c.npy")]) == 2
     assert "NaN" in _one_error_line(capsys)

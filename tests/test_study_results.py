@@ -129,6 +129,12 @@ def test_rank_correlation_is_nan_where_undefined():
     tie = [{"model": m, "dataset": "d", "config_id": m, "hparams": {}, "metrics": {"udr": 0.0}} for m in ("p", "q")]
     text, data = summarize(tie, ["udr"])
     assert data["d"]["udr"]["leader"] is None and "no leader, p, q tie at 0" in text
+    # a count has no better direction: values listed, nobody leads (not "higher is better")
+    counts = [{"model": m, "dataset": "d", "config_id": m, "hparams": {}, "metrics": {"num_passive_latents": v}}
+              for m, v in (("p", 2.0), ("q", 5.0))]
+    text, data = summarize(counts, ["num_passive_latents"])
+    assert data["d"]["num_passive_latents"]["leader"] is None
+    assert "num_passive_latents (a count, no better direction): p 2, q 5" in text and "better)" not in text
 
 
 def test_compare_without_finished_runs_is_one_line_error(tmp_path):

@@ -71,23 +71,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    shown = warnings.showwarning
-    warnings.showwarning = _show_warning
-    try:
-        rc = args.func(args)
-    except UntwineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        # the machine said no: a location that cannot be written, a full disk, a vanished file
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        warnings.showwarning = shown
+    # each call shows its own warnings, also when main() runs twice in one process (Python would
+    # show a warning from the same line once); catch_warnings restores the filters and the hook
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", UntwineWarning)
+        warnings.showwarning = _show_warning
+        try:
+            rc = args.func(args)
+        except UntwineError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            # the machine said no: a location that cannot be written, a full disk, a vanished file
+            where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
     return int(rc or 0)
 
 

@@ -36,7 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=DEFAULT_NUM_SAMPLES,
                    help=f"images drawn for the computations (default {DEFAULT_NUM_SAMPLES})")
     p.add_argument("--seed", type=int, default=0, help="seed of the drawn images and estimators (default 0)")
-    p.add_argument("--device", default="cpu", help="auto, cpu or cuda (default cpu)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     p.set_defaults(func=run)
     return p
 

@@ -111,6 +111,10 @@ def test_keys() -> frozenset[str]:
     return frozenset(k for m in METRICS.values() for k in m.test_keys)
 
 
+#: counts reported beside the scores (``untwine evaluate``), with no better direction: a study names no leader
+COUNTS = frozenset({"num_active_latents", "num_passive_latents", "factor_vae_num_active_dims"})
+
+
 def lower_is_better() -> frozenset[str]:
     """Keys whose smaller values are better (every other key: higher is better)."""
     return frozenset(k for m in METRICS.values() for k in m.lower_is_better)

@@ -15,7 +15,9 @@ runs only) and writes, into ``FIG_DIR`` (default ``STUDY_DIR/compare``):
   best configuration has the best mean over seeds -- with that configuration's
   mean, std across seeds and seed count, and the runner-up.
 
-Direction: higher is better except for the keys the metric table marks (:func:`lower_is_better`).
+Direction: higher is better except for the keys the metric table marks (:func:`lower_is_better`);
+counts (:data:`untwine.metrics.registry.COUNTS`, e.g. ``num_passive_latents``) have none, so no
+leader is named for them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ import numpy as np
 
 from untwine.errors import UntwineError
 from untwine.study import results as db
+
+def is_count(metric: str) -> bool:
+    """Whether ``metric`` is a count with no better direction (``mean.KEY`` keys follow ``KEY``)."""
+    from untwine.metrics import registry
+
+    return metric.rsplit(".", 1)[-1] in registry.COUNTS
+
 
 def lower_is_better(metric: str) -> bool:
     """Whether smaller values of ``metric`` are better (from the metric table; ``mean.KEY``-style
@@ -105,16 +114,20 @@ def summarize(rows: list[dict[str, Any]], metrics: list[str]) -> tuple[str, dict
             lead, (mean, std, n, hp) = order[0]
             arrow = "lower is better" if lower_is_better(m) else "higher is better"
             tied = [k for k, v in order[1:] if v[0] == mean]
-            if tied:
+            count = is_count(m)
+            if count:  # no direction: list the models' values, name nobody
+                text = f"  {m} (a count, no better direction): " + ", ".join(
+                    f"{k} {v[0]:.4g}" for k, v in sorted(best_per_model.items()))
+            elif tied:
                 text = f"  {m} ({arrow}): no leader, {', '.join([lead, *tied])} tie at {mean:.4g} (+- {std:.2g}, n={n})"
             else:
                 text = f"  {m} ({arrow}): {lead} leads with {mean:.4g} +- {std:.2g} (n={n}; {_fmt_hp(hp)})"
-            if len(order) > 1 and not tied:
+            if len(order) > 1 and not tied and not count:
                 second, (m2, s2, n2, _) = order[1]
                 text += f"; next {second} {m2:.4g} +- {s2:.2g} (n={n2})"
             lines.append(text)
             data.setdefault(ds, {})[m] = {
-                "leader": None if tied else lead,
+                "leader": None if tied or count else lead,
                 "mean": mean,
                 "std": std,
                 "n": n,

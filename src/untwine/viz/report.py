@@ -380,7 +380,7 @@ def build_report(
     out=None,
     num_samples: int = DEFAULT_NUM_SAMPLES,
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
     traverse_range=None,
     traverse_steps: int = 10,
     dataset=None,
