@@ -1,5 +1,6 @@
 """`untwine train` on the command line: a run, resume, and one-line errors (exit 2)."""
 
+import argparse
 import signal
 import subprocess
 import sys
@@ -106,3 +107,21 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(toy_npz, tmp_path):
     assert main(["train", "--resume", "--out", str(out), "--steps", str(ck.step + 5), "--no-progress"]) == 0
     steps = read_log(out)["step"]
     assert steps[-1] == ck.step + 5 - (ck.step + 5) % 5 and np.all(np.diff(steps) == 5)
+
+
+def test_every_help_text_is_plain_and_describes_every_argument(capsys):
+    """``--help`` of every command: no reStructuredText markup, and no argument left undescribed."""
+    from untwine.cli import build_parser
+
+    def parsers(p):
+        yield p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    for p in parsers(build_parser()):
+        text = p.format_help()
+        assert "``" not in text and ":mod:" not in text and ":func:" not in text, p.prog
+        undescribed = [a.dest for a in p._actions if not a.help and not isinstance(a, argparse._SubParsersAction)]
+        assert not undescribed, f"{p.prog}: {undescribed}"

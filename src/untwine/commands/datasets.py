@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 
+from untwine.commands import help_text
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "datasets",
         help="list ground-truth datasets or draw a grid of samples",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="datasets_action", metavar="ACTION")

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 
+from untwine.commands import help_text
+
 
 #: defaults of untwine.metrics.health (not imported here: ``untwine --help`` stays fast)
 MAX_PAIR_ROWS, HUBNESS_K, LID_K = 4000, 10, 20
@@ -27,7 +29,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "health",
         help="representation health of activations: anisotropy, isotropy, effective rank, hubness, intrinsic dimension, uniformity",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("acts", metavar="ACTS", help="activations: layer directory, .safetensors, .npy, .npz, .csv or .tsv [N, D]; or an lm activations directory")

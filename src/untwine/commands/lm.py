@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 
+from untwine.commands import help_text
+
 from untwine.errors import UntwineError
 
 
@@ -31,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "lm",
         help="language-model activations on a corpus with known factors",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=help_text(__doc__),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = p.add_subparsers(dest="lm_action", metavar="ACTION")

@@ -20,6 +20,10 @@ import json
 from untwine.errors import UntwineError
 
 
+ACTS_HELP = "activations: .npy, .safetensors or a directory of shards"
+DEVICE_HELP = "auto (default: CUDA when present), cpu, cuda"
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "sae",
@@ -29,13 +33,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="sae_command", metavar="SUBCOMMAND")
 
     def common_train(q):
-        q.add_argument("acts", metavar="ACTS", help="activations: .npy, .safetensors or a directory of shards")
+        q.add_argument("acts", metavar="ACTS", help=ACTS_HELP)
         q.add_argument("--steps", type=int, default=1024, help="training steps (default 1024)")
         q.add_argument("--batch-size", type=int, default=1024, help="rows per step (default 1024)")
         q.add_argument("--out", required=True, metavar="DIR", help="output directory")
         q.add_argument("--lr", type=float, help="Adam learning rate (default 3e-3)")
         q.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch order (default 0)")
-        q.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu, cuda")
+        q.add_argument("--device", default="auto", help=DEVICE_HELP)
         q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="architecture hyper-parameter, e.g. l1_coefficient=3 (repeatable)")
         q.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
         q.add_argument("--overwrite", action="store_true", help="replace an SAE run already in --out")
@@ -59,14 +63,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     e = sub.add_parser("encode", help="encode activations with a trained SAE")
     e.add_argument("sae", metavar="DIR", help="SAE directory (untwine's or SAELens's)")
-    e.add_argument("acts", metavar="ACTS")
+    e.add_argument("acts", metavar="ACTS", help=ACTS_HELP)
     e.add_argument("--out", required=True, metavar="CODES.npy", help="dense codes [N, d_sae] (float32 .npy)")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.set_defaults(func=run_encode)
 
     v = sub.add_parser("evaluate", help="reconstruction, ground-truth and disentanglement metrics of an SAE")
-    v.add_argument("sae", metavar="DIR")
-    v.add_argument("acts", metavar="ACTS")
+    v.add_argument("sae", metavar="DIR", help="SAE directory (untwine's or SAELens's)")
+    v.add_argument("acts", metavar="ACTS", help=ACTS_HELP + " (the rows the scores are computed on)")
     v.add_argument("--features", metavar="TRUE_DIRS.npy", help="true dictionary [F, d_in] (MMCS, recovered)")
     v.add_argument("--true-codes", metavar="CODES", help="true codes [N, F] (.npz sparse or .npy) for MCC and absorption")
     v.add_argument("--factors", metavar="F.npy", help="integer factors [N, K]: the suite, k-sparse probing and the edit test "
@@ -74,8 +78,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     v.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
                    help="with --factors: also score raw activations, PCA and the supervised dictionary on the same rows (default on)")
     v.add_argument("--metrics", default="all", help="the SAE's suite metrics with --factors (as untwine score; baselines get all)")
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--device", default="auto")
+    v.add_argument("--seed", type=int, default=0,
+                   help="seed of the suite's train/test split and the baselines' subsamples (default 0)")
+    v.add_argument("--device", default="auto", help=DEVICE_HELP)
     v.add_argument("--json", metavar="OUT", help="write the scores as one flat JSON object")
     v.set_defaults(func=run_evaluate)
 
@@ -90,8 +95,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--hierarchy", type=int, default=0, help="number of parent features with children (default 0)")
     g.add_argument("--children", type=int, default=3, help="children per parent (default 3)")
     g.add_argument("--noise", type=float, default=0.0, help="Gaussian noise std (default 0)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--out", required=True, metavar="DIR")
+    g.add_argument("--seed", type=int, default=0, help="seed of the dictionary and the codes (default 0)")
+    g.add_argument("--out", required=True, metavar="DIR",
+                   help="writes acts.npy [N, dim], features.npy (the true dictionary [F, dim]), codes.npz (true codes "
+                        "[N, F]), factors.npy ([N, 8]: whether each of the 8 most frequent features fires, as integer "
+                        "factors for `sae evaluate --factors`) and synthetic.json")
     g.set_defaults(func=run_synthetic)
 
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
