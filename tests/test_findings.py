@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from untwine.metrics.findings import describe, factor_findings, normalized_mi
+from untwine.metrics.findings import describe, factor_findings
+from untwine.metrics.matrices import normalized_mi
 
 
 def _grid(n=3000, seed=0):

@@ -52,7 +52,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from untwine.directions.base import learnt_methods
+    from untwine.directions.methods import learnt_methods
     from untwine.directions.findings import describe
     from untwine.directions.run import find_directions, format_table
 

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from untwine.viz.report import DEFAULT_NUM_SAMPLES
-
-#: the fewest images the run report's estimators accept (untwine.viz.report)
-MIN_SAMPLES = 30
+from untwine.viz.report import DEFAULT_NUM_SAMPLES, MIN_SAMPLES
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -71,9 +68,17 @@ def check_inputs(args) -> None:
 
 
 def run(args) -> int:
-    from untwine.viz.report import build_report
+    from untwine.sae.io import is_sae_dir
 
     check_inputs(args)
-    path = build_report(args.run_dir, out=args.out, num_samples=args.num_samples, seed=args.seed, device=args.device)
+    if is_sae_dir(args.run_dir):  # the page kind: an SAE folder's own page, from its evaluation.json
+        from untwine.viz.sae_report import build_sae_report
+
+        path = build_sae_report(args.run_dir, out=args.out)
+    else:
+        from untwine.viz.report import build_report
+
+        path = build_report(args.run_dir, out=args.out, num_samples=args.num_samples, seed=args.seed,
+                            device=args.device)
     print(f"wrote {path}")
     return 0

@@ -9,9 +9,8 @@ traversal picture per method.  Methods (one module each, registered in
 ``householder``, ``gradctrl``, ``potential_flow`` and the baselines ``axes`` and ``random``.
 """
 
-# imported in the order of the comparison table (each module registers its method)
-from untwine.directions import sefa, pca, voynov, householder, gradctrl, potential_flow, baselines  # noqa: F401, I001
-from untwine.directions.base import METHODS, Found, Generator, Method, first_layer, get_method, register
+from untwine.directions.base import METHODS, Found, Generator, Method, first_layer, register
+from untwine.directions.methods import get_method, learnt_methods  # imports every built-in method module
 from untwine.directions.oracle import Oracle, get_oracle, train_oracle
 from untwine.directions.run import find_directions, score_directions
 from untwine.directions.scoring import effect_matrix, score_effects
@@ -27,6 +26,7 @@ __all__ = [
            "first_layer",
            "get_method",
            "get_oracle",
+           "learnt_methods",
            "register",
            "score_directions",
            "score_effects",

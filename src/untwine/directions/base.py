@@ -64,22 +64,6 @@ def register(method: Method) -> Method:
     return method
 
 
-def learnt_methods() -> list[str]:
-    """The names of the registered methods that train (``--train-steps`` applies to these)."""
-    from untwine import directions  # noqa: F401  (imports every method module, filling METHODS)
-
-    return [m.name for m in METHODS.values() if m.learnt]
-
-
-def get_method(name: str) -> Method:
-    from untwine import directions  # noqa: F401  (imports every method module, filling METHODS)
-
-    try:
-        return METHODS[name]
-    except (KeyError, TypeError):
-        raise UntwineError(f"unknown direction method {name!r}; known methods: {', '.join(METHODS)}, all") from None
-
-
 # -- the generator ------------------------------------------------------------------------
 def first_layer(model) -> nn.Linear:
     """The first layer of the decoder that maps the latent code to features: the first
@@ -126,7 +110,7 @@ def latent_prior(model, dataset=None):
     * otherwise (deterministic codes, e.g. an AE): the codes of observations drawn from
       ``dataset`` (the aggregate posterior).
     """
-    from untwine.viz.traversal import codebook_values
+    from untwine.models.codebooks import codebook_values
 
     d = latent_dim(model)
     if hasattr(model, "sample_prior"):

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from untwine.directions.base import METHODS, Found, Generator, check_num, get_method
+from untwine.directions.base import METHODS, Found, Generator, check_num
+from untwine.directions.methods import get_method
 from untwine.directions.oracle import DEFAULT_STEPS as ORACLE_STEPS
 from untwine.directions.oracle import check_dataset, check_steps, get_oracle
 from untwine.directions.scoring import (

@@ -1,7 +1,7 @@
 """What a representation captured, in words: which factor lives in which latent.
 
 :func:`factor_findings` reads the factor x latent matrix of normalised mutual information
-``I(z_j; v_k) / H(v_k)`` (codes discretised into 20 equal-width bins, the discretisation of
+``I(z_j; v_k) / H(v_k)`` (:func:`untwine.metrics.matrices.normalized_mi`: codes discretised into 20 equal-width bins, the discretisation of
 MIG, Chen et al. 2018: the share of a factor's entropy that one latent holds) and classes
 every factor:
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from untwine._checks import check_pair
+from untwine.metrics.matrices import normalized_mi  # noqa: F401  (the matrix the findings read)
 
 #: a latent must hold at least this share of a factor's information to capture it
 MIN_SHARE = 0.2
@@ -33,18 +33,6 @@ MIN_SHARE = 0.2
 MIN_RATIO = 2.0
 #: the headline scores the paragraph compares with the references, with their names in words
 HEADLINE = (("mig", "MIG"), ("dci_disentanglement", "DCI disentanglement"))
-
-
-def normalized_mi(codes, factors, *, bins: int = 20) -> np.ndarray:
-    """``[D, K]`` matrix of ``I(z_j; v_k) / H(v_k)`` (codes discretised into ``bins`` equal-width bins)."""
-    from untwine.metrics._info import discrete_entropy, histogram_discretize, mutual_info_matrix
-
-    c, f = check_pair(codes, factors)
-    mi = np.asarray(mutual_info_matrix(histogram_discretize(c, bins), f), dtype=np.float64)
-    h = np.asarray(discrete_entropy(f), dtype=np.float64).reshape(-1)
-    if mi.shape == (f.shape[1], c.shape[1]):
-        mi = mi.T
-    return mi / np.where(h > 0, h, 1.0)[None, :]
 
 
 def factor_findings(

@@ -451,7 +451,7 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
     from untwine.sae.data import open_activations
     from untwine.sae.encode import load_usable_sae
     from untwine.sae.train import resolve_device
-    from untwine.viz.heatmaps import dci_importance, normalized_mi
+    from untwine.metrics.matrices import dci_importance, normalized_mi
 
     module = sae if isinstance(sae, torch.nn.Module) else load_usable_sae(sae, resolve_device(device))
     source = open_activations(acts)

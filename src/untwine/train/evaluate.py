@@ -300,7 +300,8 @@ def evaluate_run(
 def run_findings(codes, factors, dataset, activity) -> dict[str, Any]:
     """Which factor lives in which latent (:func:`untwine.metrics.findings.factor_findings`) on the
     train sample, with the normalised-MI matrix it was read from; passive latents are not credited."""
-    from untwine.metrics.findings import factor_findings, normalized_mi
+    from untwine.metrics.findings import factor_findings
+    from untwine.metrics.matrices import normalized_mi
 
     names = [str(n) for n in getattr(dataset, "factor_names", ())] or [f"factor {k}" for k in range(factors.shape[1])]
     nmi = normalized_mi(codes, factors)

@@ -7,10 +7,8 @@ related to, in factor order, strongest first within a group, and latents that
 relate to no factor (all entries below ``min_value``) last.  The original latent
 index labels each column.
 
-* :func:`normalized_mi` -- ``I(z_j; v_k) / H(v_k)`` with codes discretised into 20
-  equal-width bins (the discretisation of MIG; Chen et al. 2018).
-* :func:`dci_importance` -- the importance matrix ``R`` of DCI (Eastwood & Williams
-  2018), from :func:`untwine.metrics.dci.importance_matrix` with its default estimator.
+The matrices are computed by :mod:`untwine.metrics.matrices` (``normalized_mi``,
+``dci_importance``, re-exported here); this module only orders and draws them.
 """
 
 from __future__ import annotations
@@ -19,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from untwine._checks import check_pair
 from untwine.errors import UntwineError
+from untwine.metrics.matrices import dci_importance, normalized_mi  # noqa: F401  (re-exported)
 from untwine.viz._images import new_figure
 
 
@@ -35,27 +33,6 @@ def order_latents(matrix, *, min_value: float = 1e-3) -> np.ndarray:
     dead = top < min_value
     key_group = np.where(dead, m.shape[1], best)
     return np.lexsort((np.arange(m.shape[0]), -top, key_group))
-
-
-def normalized_mi(codes, factors, *, bins: int = 20) -> np.ndarray:
-    """``[D, K]`` matrix of ``I(z_j; v_k) / H(v_k)`` (codes discretised into ``bins`` bins)."""
-    from untwine.metrics._info import discrete_entropy, histogram_discretize, mutual_info_matrix
-
-    c, f = check_pair(codes, factors)
-    mi = np.asarray(mutual_info_matrix(histogram_discretize(c, bins), f), dtype=np.float64)
-    h = np.asarray(discrete_entropy(f), dtype=np.float64).reshape(-1)
-    if mi.shape == (f.shape[1], c.shape[1]):
-        mi = mi.T
-    return mi / np.where(h > 0, h, 1.0)[None, :]
-
-
-def dci_importance(codes_train, factors_train, codes_test, factors_test, *, seed: int = 0) -> np.ndarray:
-    """The DCI importance matrix ``R`` ``[D, K]`` (rows sum to each latent's total importance)."""
-    from untwine.metrics.dci import importance_matrix
-
-    out = importance_matrix(codes_train, factors_train, codes_test, factors_test, seed=seed)
-    r = out[0] if isinstance(out, tuple) else out
-    return np.asarray(r, dtype=np.float64)
 
 
 def heatmap_figure(

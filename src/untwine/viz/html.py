@@ -22,6 +22,9 @@ import numpy as np
 
 from untwine.errors import UntwineError
 
+#: the file name of every page untwine writes into a run or SAE folder
+REPORT_FILE = "report.html"
+
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#1d232b}
 header{background:#1f4e79;color:#fff;padding:18px 32px}

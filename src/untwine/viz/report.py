@@ -31,11 +31,12 @@ from untwine._checks import check_seed
 from untwine.errors import UntwineError
 from untwine.files import atomic_write_text
 from untwine.viz._images import figure_png_bytes
-from untwine.viz.html import esc, flatten, guard, img, page, section, table
+from untwine.viz.html import REPORT_FILE, esc, flatten, guard, img, page, section, table
 
-REPORT_FILE = "report.html"
 #: samples drawn from the dataset for the report's computations
 DEFAULT_NUM_SAMPLES = 2000
+#: the fewest images the report's estimators accept
+MIN_SAMPLES = 30
 #: a traversal row whose pixels move less than this share of their range on average changes nothing visible
 VISIBLE_EFFECT = 0.01
 
@@ -68,8 +69,8 @@ def report_html(
     from untwine.metrics.activity import latent_activity
     from untwine.viz.traversal import encode_batches
 
-    if num_samples < 30:
-        raise UntwineError(f"num_samples must be at least 30, got {num_samples}")
+    if num_samples < MIN_SAMPLES:
+        raise UntwineError(f"num_samples must be at least {MIN_SAMPLES}, got {num_samples}")
     check_seed(seed)
     rng = np.random.default_rng(seed)
     factors, x = dataset.sample(num_samples, rng)
@@ -271,7 +272,7 @@ def _traversal_section(model, x, means, logvars, activity, value_range, steps) -
 
 
 def _has_codebook(model) -> bool:
-    from untwine.viz.traversal import codebook_values
+    from untwine.models.codebooks import codebook_values
 
     return codebook_values(model) is not None
 
@@ -307,7 +308,8 @@ def _reconstruction_section(model, x) -> str:
 
 def _heatmap_section(split, names, seed) -> str:
     from untwine.metrics.dci import importance_matrix
-    from untwine.viz.heatmaps import heatmap_figure, normalized_mi, order_latents
+    from untwine.metrics.matrices import normalized_mi
+    from untwine.viz.heatmaps import heatmap_figure, order_latents
 
     if not names:
         raise UntwineError("no factor varies in the drawn sample")

@@ -21,8 +21,7 @@ import numpy as np
 from untwine.errors import UntwineError
 from untwine.files import atomic_write_text, read_json
 from untwine.viz._images import figure_png_bytes
-from untwine.viz.html import esc, flatten, guard, img, page, section, table
-from untwine.viz.report import REPORT_FILE
+from untwine.viz.html import REPORT_FILE, esc, flatten, guard, img, page, section, table
 
 
 def _missing(sae_dir) -> str:

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from untwine._checks import check_seed
 from untwine.errors import UntwineError
+from untwine.models.codebooks import codebook_values  # noqa: F401  (re-exported: untwine.viz.codebook_values)
 from untwine.models.encoder import ModelEncoder, decode_codes
 from untwine.viz._images import new_figure, save_figure, tile, to_uint8, upscale
 
@@ -39,8 +39,6 @@ from untwine.viz._images import new_figure, save_figure, tile, to_uint8, upscale
 DEFAULT_PRIOR_RANGE = (-2.0, 2.0)
 #: columns of a traversal when no codebook decides them
 DEFAULT_STEPS = 10
-
-_CODEBOOK_ATTRS = ("codebook", "codebooks")
 
 
 @dataclass
@@ -52,24 +50,6 @@ class Traversal:
     latents: list[int]
     values: np.ndarray
     labels: list[str]
-
-
-def codebook_values(model) -> np.ndarray | None:
-    """The per-latent scalar codebook ``[D, V]`` (sorted per latent) of a quantised model, or None.
-
-    Looks for a 2-D tensor attribute ``codebook`` (as :class:`untwine.models.qlae.QLAE` has) or
-    ``codebooks``, of shape ``[D, V]``, on the model or on its ``quantizer`` sub-module.
-    """
-    owners = [model]
-    for sub in ("quantizer", "quantiser", "quant"):
-        if hasattr(model, sub):
-            owners.append(getattr(model, sub))
-    for owner in owners:
-        for attr in _CODEBOOK_ATTRS:
-            cb = getattr(owner, attr, None)
-            if isinstance(cb, torch.Tensor) and cb.ndim == 2:
-                return np.sort(cb.detach().float().cpu().numpy().astype(np.float64), axis=1)
-    return None
 
 
 def encode_batches(model, x, *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
