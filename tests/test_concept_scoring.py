@@ -38,6 +38,20 @@ def test_fvu():
         fvu(x, x[:, :3])
 
 
+def test_one_fvu():
+    import untwine.lm.supervised_dictionary as old_lm
+    import untwine.sae.metrics as sae_metrics
+
+    assert old_lm.fvu is fvu and not hasattr(sae_metrics, "fvu")  # one definition; the old lm path re-exports it
+    x = np.random.default_rng(1).normal(size=(40, 3)) + 5.0  # a non-zero mean: the variance is around it
+    e = np.random.default_rng(2).normal(size=(40, 3)) * 0.1
+    assert fvu(x, x + e) == pytest.approx((e**2).sum() / ((x - x.mean(0)) ** 2).sum())
+    flat = np.ones((5, 3))
+    assert np.isnan(fvu(flat, flat, undefined="nan"))
+    with pytest.raises(UntwineError, match="variance to explain is 0"):
+        fvu(flat, flat)
+
+
 def test_supervised_dictionary_recovers_atoms_and_noise_share():
     x, f, atoms = additive(6000)
     xt, ft, _ = additive(3000, seed=1)

@@ -10,8 +10,6 @@ streams the same ratio over chunks with float64 sums.
 
 from __future__ import annotations
 
-import numpy as np
-
 from untwine._checks import as_codes
 from untwine.errors import UntwineError
 
