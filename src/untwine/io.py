@@ -3,9 +3,10 @@
 Supported formats, chosen by the file extension:
 
 * ``.npy`` -- one array (pickled object arrays are refused);
-* ``.npz`` -- its only array, or the one named by ``key`` (an archive of several
-  arrays without a key is refused: taking the first one silently could score an array
-  against itself);
+* ``.npz`` -- its only array, or the one named by ``key`` (``--key K``) or as
+  ``archive.npz:K`` (:func:`split_key`, the one parser of both syntaxes, also used by
+  :mod:`untwine.activations.reader`); an archive of several arrays without a key is
+  refused: taking the first one silently could score an array against itself;
 * ``.csv`` / ``.tsv`` -- numbers separated by commas / tabs, one row per line.
   A first line that does not parse as numbers is taken as a header row and
   skipped.  Blank lines and lines starting with ``#`` are ignored.
