@@ -97,12 +97,12 @@ class ActivationFolder:
 
         return read_json(self.path / SUMMARY, what="activation summary")
 
-    def layer_dirs(self) -> dict[int, Path]:
-        """``{layer: folder}`` of every layer the summary lists."""
+    def layer_dirs(self) -> dict[int | str, Path]:
+        """``{layer: folder}`` of every layer the summary lists (an integer layer as ``int``)."""
         dirs = self.summary().get("layer_dirs") or {}
         if not isinstance(dirs, dict) or not dirs:
             raise UntwineError(f"{self.path}/{SUMMARY} lists no layers")
-        return {int(k): self.path / v for k, v in dirs.items()}
+        return {int(k) if str(k).isdigit() else str(k): self.path / v for k, v in dirs.items()}
 
     def context(self) -> dict[str, Any]:
         """What the folder knows about its rows: ``factor_names`` / ``factor_sizes`` (the
@@ -128,7 +128,8 @@ class ActivationFolder:
             return
         for p in self.path.iterdir():
             own = p.name in OWN_FILES or (p.name.startswith(".") and p.name.endswith(".tmp"))
-            own = own or (p.is_dir() and p.name.startswith(LAYER_PREFIX) and p.name[len(LAYER_PREFIX):].isdigit())
+            own = own or (p.is_dir() and p.name.startswith(LAYER_PREFIX)
+                          and (p.name[len(LAYER_PREFIX):].isdigit() or (p / MANIFEST).is_file()))
             if not own:
                 raise UntwineError(f"--out {self.path} holds {p.name}, which `{self.command}` did not write; "
                                    "choose a new or empty folder")
