@@ -72,15 +72,15 @@ def main(argv=None) -> int:
 
     import torch
 
+    from untwine.activations.shards import read_layer
+    from untwine.concepts.baselines import concept_baselines, score_codes, split_rows
+    from untwine.concepts.reconstruction import fvu
     from untwine.lm.activations import LanguageModel, write_activations
-    from untwine.lm.baselines import concept_baselines, score_codes, split_rows
     from untwine.lm.layer_health import (
         embedding_health,
         frequency_groups,
         health_report_html,
     )
-    from untwine.lm.shards import read_layer
-    from untwine.lm.supervised_dictionary import fvu
     from untwine.metrics.health import health_report
 
     sae_api = None

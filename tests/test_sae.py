@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from untwine.cli import main as cli_main
+from untwine.concepts.reconstruction import fvu
 from untwine.errors import UntwineError
 from untwine.sae import (
     ARCHITECTURES,
@@ -21,7 +22,7 @@ from untwine.sae import (
 )
 from untwine.sae.data import iter_batches, open_activations
 from untwine.sae.io import CFG, WEIGHTS
-from untwine.sae.metrics import coherence, dictionary_match, fvu
+from untwine.sae.metrics import coherence, dictionary_match
 from untwine.sae.synthetic import make_synthetic
 from untwine.sae.top_afa import afa_counts
 

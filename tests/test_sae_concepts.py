@@ -10,12 +10,12 @@ import pytest
 import torch
 from test_sae import one_thread  # noqa: F401 - autouse: one torch thread on a shared machine
 
+from untwine.activations.shards import ShardWriter
 from untwine.cli import main as cli_main
-from untwine.lm.baselines import split_rows
-from untwine.lm.probing import sparse_probing
-from untwine.lm.shards import ShardWriter
+from untwine.concepts.baselines import split_rows
+from untwine.concepts.probing import sparse_probing
+from untwine.concepts.sae_evaluation import EVALUATION
 from untwine.sae import load_sae, train_sae
-from untwine.sae.metrics import EVALUATION
 
 SIZES = (3, 4, 2)
 NAMES = ["colour", "shape", "size"]

@@ -136,3 +136,11 @@ def check_seed(seed, name: str = "--seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise UntwineError(f"{name} must be a non-negative integer, got {seed!r}")
     return int(seed)
+
+
+def nonnegative_factors(fac: np.ndarray) -> np.ndarray:
+    """``fac`` (from :func:`as_factors`) unchanged, refusing negative values (factors are class indices)."""
+    if (fac < 0).any():
+        col = int(np.argwhere((fac < 0).any(0))[0][0])
+        raise UntwineError(f"factors: factor {col} has negative values; factors must be class indices 0, 1, 2, ...")
+    return fac

@@ -3,9 +3,10 @@
 Supported formats, chosen by the file extension:
 
 * ``.npy`` -- one array (pickled object arrays are refused);
-* ``.npz`` -- its only array, or the one named by ``key`` (an archive of several
-  arrays without a key is refused: taking the first one silently could score an array
-  against itself);
+* ``.npz`` -- its only array, or the one named by ``key`` (``--key K``) or as
+  ``archive.npz:K`` (:func:`split_key`, the one parser of both syntaxes, also used by
+  :mod:`untwine.activations.reader`); an archive of several arrays without a key is
+  refused: taking the first one silently could score an array against itself;
 * ``.csv`` / ``.tsv`` -- numbers separated by commas / tabs, one row per line.
   A first line that does not parse as numbers is taken as a header row and
   skipped.  Blank lines and lines starting with ``#`` are ignored.
@@ -74,14 +75,16 @@ def _is_float(cell: str) -> bool:
     return True
 
 
-def _split_key(path: str | os.PathLike) -> tuple[Path, str | None]:
-    """Allow ``archive.npz:key`` when ``archive.npz`` exists and the full name does not."""
+def split_key(path: str | os.PathLike, key: str | None = None) -> tuple[Path, str | None]:
+    """The one parser of the two ways to name an array inside a file: ``FILE:NAME`` is read as
+    ``(FILE, NAME)`` when ``FILE`` is an existing file and the whole name is not (``NAME`` then
+    wins over ``key``, the ``--key NAME`` option); any other ``path`` is ``(path, key)``."""
     s = os.fspath(path)
     if not os.path.exists(s) and ":" in s:
-        base, _, key = s.rpartition(":")
-        if base.lower().endswith(".npz") and key and os.path.exists(base):
-            return Path(base), key
-    return Path(s), None
+        base, _, tail = s.rpartition(":")
+        if tail and os.path.isfile(base):
+            return Path(base), tail
+    return Path(s), key
 
 
 def read_array(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
@@ -92,10 +95,10 @@ def read_array(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
     ignored for the other formats.  Shape and value checks are left to
     :mod:`untwine._checks`.
     """
-    p, suffix_key = _split_key(path)
-    if suffix_key is not None:
-        key = suffix_key
+    p, key = split_key(path, key)
     ext = p.suffix.lower()
+    if p != Path(os.fspath(path)) and ext != ".npz":
+        raise UntwineError(f"{path}: FILE:NAME names an array inside an .npz archive; {p.name} holds one array")
     if ext not in SUPPORTED_EXTENSIONS:
         raise UntwineError(
             f"{p}: unknown file type {ext or '(no extension)'!r}; expected one of {', '.join(SUPPORTED_EXTENSIONS)}"

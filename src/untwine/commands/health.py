@@ -3,8 +3,10 @@
     untwine health ACTS [--json OUT] [--max-rows N] [--seed S] [--hubness-k K] [--lid-k K] [--key K]
     untwine health RUN_DIR [--frequency] [--html PAGE] [--json OUT] ...
 
-``ACTS`` is a layer directory written by ``untwine lm activations``, a ``.safetensors``
-file, or a ``.npy`` / ``.npz`` / ``.csv`` / ``.tsv`` array ``[N, D]``.  Prints one line per
+``ACTS`` is a layer directory written by ``untwine lm activations``, a directory of
+shards, a ``.safetensors`` file, or a ``.npy`` / ``.npz`` / ``.csv`` / ``.tsv`` array
+``[N, D]`` (read by :mod:`untwine.activations.reader`); a tensor or array inside a file is
+named with ``--key K`` or as ``FILE:K``.  Prints one line per
 measure of :mod:`untwine.metrics.health` and the rows it used; ``--json OUT`` writes them
 as one flat JSON object.
 
@@ -39,7 +41,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the subsample (default 0)")
     p.add_argument("--hubness-k", type=int, default=HUBNESS_K, metavar="K", help=f"neighbours for hubness (default {HUBNESS_K})")
     p.add_argument("--lid-k", type=int, default=LID_K, metavar="K", help=f"neighbours for the LID estimate (default {LID_K})")
-    p.add_argument("--key", metavar="K", help="array or tensor name inside .npz / .safetensors files")
+    p.add_argument("--key", metavar="K", help="array or tensor name inside .npz / .safetensors files (same as ACTS given as FILE:K)")
     p.add_argument("--frequency", action="store_true", help="RUN_DIR only: also the input embeddings by word frequency")
     p.add_argument("--html", metavar="PAGE", help="RUN_DIR only: write the figures (one per measure) to PAGE")
     p.set_defaults(func=run)
@@ -60,7 +62,7 @@ def run(args) -> int:
 
     from untwine.errors import UntwineError
     from untwine.files import write_json
-    from untwine.lm.layer_health import is_activation_run
+    from untwine.activations.layout import ActivationFolder
     from untwine.metrics.health import MEASURES, health_report
 
     from pathlib import Path
@@ -80,7 +82,7 @@ def run(args) -> int:
     if args.key is not None and Path(args.acts).is_dir():
         raise UntwineError("--key names an array inside a .npz or .safetensors file; ACTS is a folder")
     kw = {"hubness_k": args.hubness_k, "lid_k": args.lid_k, "max_rows": args.max_rows, "seed": args.seed}
-    if is_activation_run(args.acts):
+    if ActivationFolder.is_folder(args.acts):
         from untwine.lm.layer_health import health_report_html, run_health
 
         layers, groups = run_health(args.acts, frequency=args.frequency, **kw)
@@ -99,7 +101,7 @@ def run(args) -> int:
     else:
         if args.frequency or args.html:
             raise UntwineError("--frequency and --html need an `untwine lm activations` directory (with activations.json)")
-        from untwine.lm.shards import read_activations
+        from untwine.activations.reader import read_activations
 
         x = read_activations(args.acts, args.key)
         data = health_report(x, **kw)

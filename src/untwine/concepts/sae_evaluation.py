@@ -1,0 +1,180 @@
+"""A sparse autoencoder's codes scored as concepts, beside the concept baselines
+(``untwine sae evaluate --factors``).
+
+:func:`evaluate_concepts` scores the SAE's codes on the same train / test rows as the
+baselines of :mod:`untwine.concepts.baselines` (raw activations, PCA with as many
+components as latents, the supervised dictionary): test FVU, the suite, k-sparse probing
+and an edit test on the SAE's latents (:class:`LatentEdit`); it also keeps the factor x
+latent matrices and top sentences for the report (``DIR/evaluation.json``,
+:mod:`untwine.viz.sae_report`).  :func:`concept_table` lays the scores side by side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from untwine.errors import UntwineError
+
+#: file in the SAE directory holding the concept evaluation the report reads
+EVALUATION = "evaluation.json"
+#: latents per factor the SAE edit test moves (the largest k of k-sparse probing)
+EDIT_LATENTS = 5
+#: latents per factor shown in the report (heatmap columns, top sentences)
+SHOWN_PER_FACTOR = 4
+
+
+class LatentEdit:
+    """The edit test's ``edit`` for an SAE: set a factor's latents to the target value's mean code.
+
+    For factor ``a``, ``S_a`` is the ``m`` latents with the largest correlation ratio
+    ``eta^2`` for ``a`` on the train codes (the ranking of k-sparse probing) and
+    ``mu_{a,v}`` the mean train code on ``S_a`` of the rows with ``a = v``.  Editing a row
+    to value ``v'`` sets ``c[S_a] = mu_{a,v'}`` in its code ``c`` (other latents kept) and
+    moves the row by the difference of the decodings, ``x' = x + decode(c') - decode(c)``
+    ``= x + (mu_{a,v'} - c[S_a]) W_dec[S_a]``: the row moves along the decoder directions
+    of ``S_a`` only and keeps what the SAE does not reconstruct.
+    """
+
+    def __init__(self, module, codes_train, factors_train, sizes, *, m: int = EDIT_LATENTS) -> None:
+        from untwine.concepts.probing import correlation_ratio
+
+        self.module = module
+        self.latents, self.means = [], []
+        for a, size in enumerate(sizes):
+            s = np.argsort(-correlation_ratio(codes_train, factors_train[:, a]), kind="stable")[:m]
+            onehot = np.eye(size)[factors_train[:, a]]
+            sums = onehot.T @ codes_train[:, s]
+            self.latents.append(s)
+            self.means.append(sums / np.maximum(onehot.sum(0), 1)[:, None])
+
+    def __call__(self, x, factors, a: int, new_values) -> np.ndarray:
+        dev = next(self.module.parameters()).device
+        xt = torch.as_tensor(np.asarray(x, np.float32), device=dev)
+        c = self.module.encode(xt)
+        c2 = c.clone()
+        c2[:, torch.as_tensor(self.latents[a], device=dev)] = torch.as_tensor(
+            self.means[a][np.asarray(new_values)], dtype=c.dtype, device=dev)
+        return (xt + self.module.decode(c2) - self.module.decode(c)).double().cpu().numpy()
+
+
+def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_names=None, factor_sizes=None,
+                      sentences=None, rows=None, metrics: str = "all", seed: int = 0, device: str = "auto",
+                      top_n: int = 5) -> dict[str, Any]:
+    """The SAE's codes beside the concept baselines on the same train / test rows.
+
+    Rows are split by :func:`untwine.concepts.baselines.split_rows` (``seed``).  ``sae``: the SAE's
+    test FVU, :func:`~untwine.concepts.baselines.score_codes` (the suite fitted on the train rows,
+    k-sparse probing) and the edit test (:class:`LatentEdit`, judged by the same linear
+    probes on raw activations as the supervised dictionary's edit);  ``baselines``:
+    :func:`~untwine.concepts.baselines.concept_baselines` with as many PCA components as latents.
+    ``metrics`` selects the SAE's suite metrics (the baselines get the whole suite).
+    ``matrices``: normalised MI (all rows) and DCI importance (train / test) of latents vs
+    factors, ``[d_sae, K]``; ``shown``: the :data:`SHOWN_PER_FACTOR` latents of largest
+    normalised MI per factor; ``top_sentences``: for those, the ``top_n`` sentences of
+    largest code when ``sentences`` (and ``rows``, each activation row's sentence) are given.
+    Every row is read into memory (concept corpora are small).
+    """
+    from untwine._checks import as_factors, nonnegative_factors
+    from untwine.activations.reader import open_activations
+    from untwine.concepts.baselines import concept_baselines, score_codes, split_rows
+    from untwine.concepts.edit import edit_test
+    from untwine.concepts.probing import LinearProbes
+    from untwine.concepts.reconstruction import fvu
+    from untwine.sae.encode import load_usable_sae
+    from untwine.sae.train import resolve_device
+    from untwine.metrics.matrices import dci_importance, normalized_mi
+
+    module = sae if isinstance(sae, torch.nn.Module) else load_usable_sae(sae, resolve_device(device))
+    source = open_activations(acts)
+    fac = nonnegative_factors(as_factors(factors, "factors"))
+    if fac.shape[0] != source.rows:
+        raise UntwineError(f"factors have {fac.shape[0]} rows but the activations have {source.rows}; give one row of factors per activation row")
+    if source.dim != module.d_in:
+        raise UntwineError(f"{source.name} has {source.dim} columns but the SAE takes d_in = {module.d_in}")
+    K = fac.shape[1]
+    names = [str(n) for n in factor_names] if factor_names is not None and len(factor_names) == K else [f"factor {k}" for k in range(K)]
+    sizes = [int(s) for s in factor_sizes] if factor_sizes is not None and len(factor_sizes) == K else None
+    sizes = [max(int(m) + 1, s) for m, s in zip(fac.max(0), sizes or [0] * K)]
+    x = source.read(0, source.rows).astype(np.float64)
+    dev = next(module.parameters()).device
+    with torch.no_grad():
+        pairs = [module.reconstruct(torch.from_numpy(x[a : a + 8192].astype(np.float32)).to(dev)) for a in range(0, len(x), 8192)]
+    codes = np.concatenate([c.double().cpu().numpy() for c, _ in pairs])
+    x_hat = np.concatenate([h.double().cpu().numpy() for _, h in pairs])
+    tr, te = split_rows(len(x), seed)
+    test_fvu = fvu(x[te], x_hat[te], undefined="nan")
+    sae_scores = score_codes(codes[tr], codes[te], fac[tr], fac[te], fvu=test_fvu, factor_names=names, seed=seed,
+                             suite=metrics == "all")
+    if metrics != "all":
+        from untwine.metrics.suite import evaluate_arrays
+
+        sae_scores.update(evaluate_arrays(codes[tr], fac[tr], codes[te], fac[te], metrics=metrics, seed=seed))
+    probes = LinearProbes().fit(x[tr], fac[tr], seed=seed)
+    edit = LatentEdit(module, codes[tr], fac[tr], sizes)
+    sae_scores.update(edit_test(x[te], fac[te], probes, edit, factor_names=names, factor_sizes=sizes, seed=seed))
+    base = (concept_baselines(x[tr], fac[tr], x[te], fac[te], num_latents=module.d_sae, factor_names=names,
+                              factor_sizes=sizes, seed=seed) if baselines else None)
+    nmi = normalized_mi(codes, fac)
+    try:
+        imp = dci_importance(codes[tr], fac[tr], codes[te], fac[te], seed=seed)
+    except UntwineError:
+        imp = None  # e.g. every latent dead on these rows
+    shown: list[int] = []
+    for k in range(K):
+        shown += [int(j) for j in np.argsort(-nmi[:, k], kind="stable")[:SHOWN_PER_FACTOR] if nmi[j, k] > 0 and int(j) not in shown]
+    tops = {}
+    if rows is not None and len(rows) != len(x):
+        sentences = None  # rows.npy of another run than these activations: no sentences rather than wrong ones
+    if sentences is not None and shown:
+        from untwine.concepts.top_sentences import top_sentences
+
+        tops = {str(j): [[v, s] for v, s in lst] for j, lst in
+                top_sentences(codes, sentences, rows=rows, latents=shown, n=top_n).items()}
+    return {
+        "factor_names": names, "factor_sizes": sizes, "sae": sae_scores, "baselines": base,
+        "edit_latents": [[int(j) for j in s] for s in edit.latents],
+        "matrices": {"normalized_mi": nmi.tolist(), "dci_importance": None if imp is None else imp.tolist()},
+        "shown": shown, "top_sentences": tops,
+        "settings": {"rows": len(x), "train_rows": len(tr), "test_rows": len(te), "seed": int(seed),
+                     "d_in": int(module.d_in), "d_sae": int(module.d_sae), "edit_latents_per_factor": EDIT_LATENTS},
+    }
+
+
+def evaluate_concepts_paths(sae_dir, acts, factors, *, factor_key: str | None = None, **kw) -> dict[str, Any]:
+    """:func:`evaluate_concepts` with the factors read from a file and, for a layer directory of an
+    activations folder, the factor names, sentences and rows from the folder
+    (:meth:`~untwine.activations.layout.ActivationFolder.context`)."""
+    from untwine.activations.layout import ActivationFolder
+    from untwine.io import read_array
+
+    fac = read_array(factors, factor_key)
+    folder = ActivationFolder.of_layer(acts)
+    return evaluate_concepts(sae_dir, acts, fac, **(folder.context() if folder is not None else {}), **kw)
+
+
+#: columns of the comparison table: the SAE, then the baselines of :func:`untwine.concepts.baselines.concept_baselines`
+TABLE_CODES = ("sae", "raw", "pca", "supervised", "supervised_projection")
+
+
+def concept_table(evaluation) -> tuple[list[str], list[list[Any]]]:
+    """``(header, rows)``: one row per score of the SAE (per-factor scores left out), one column
+    per code set; the supervised column's edit scores are its dictionary's edit test."""
+    factor_tail = tuple(f"_{n}" for n in evaluation.get("factor_names", ()))
+    sae = evaluation["sae"]
+    keys = [k for k, v in sae.items() if isinstance(v, (int, float)) and k != "seconds" and not k.endswith(factor_tail)]
+    cols = [dict(sae)]
+    base = evaluation.get("baselines") or {}
+    names = [c for c in TABLE_CODES[1:] if c in base]
+    for c in names:
+        cols.append({**base[c], **(base.get("edit", {}) if c == "supervised" else {})})
+    nan = float("nan")
+    rows = [[k, *(nan if col.get(k) is None or isinstance(col.get(k), str) else float(col[k]) for col in cols)]
+            for k in keys]
+    return ["score", "this SAE", *names], rows
+
+
+__all__ = ["EDIT_LATENTS", "EVALUATION", "SHOWN_PER_FACTOR", "TABLE_CODES", "LatentEdit", "concept_table",
+           "evaluate_concepts", "evaluate_concepts_paths"]
