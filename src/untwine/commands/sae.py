@@ -20,41 +20,61 @@ import json
 from untwine.errors import UntwineError
 
 
+class _Parser(argparse.ArgumentParser):
+    """A parser whose help ends with the registered architectures and their typed
+    hyper-parameters (read from :mod:`untwine.sae.registry` only when help is shown, so
+    other commands do not import torch)."""
+
+    def __init__(self, *args, list_architectures: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.list_architectures = list_architectures
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        if not self.list_architectures:
+            return text
+        from untwine.sae.registry import describe_architectures
+
+        return f"{text}\n{describe_architectures()}\n"
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "sae",
         help="sparse autoencoders: train, sweep, encode, evaluate against ground truth, synthetic activations",
-        description="Sparse autoencoders (relu, topk, batchtopk, jumprelu, mp, top_afa) in SAELens's on-disk format.",
+        description="Sparse autoencoders in SAELens's on-disk format (architectures: untwine sae train --help).",
     )
-    sub = p.add_subparsers(dest="sae_command", metavar="SUBCOMMAND")
+    sub = p.add_subparsers(dest="sae_command", metavar="SUBCOMMAND", parser_class=_Parser)
 
     def common_train(q):
         q.add_argument("acts", metavar="ACTS", help="activations: .npy, .safetensors or a directory of shards")
         q.add_argument("--steps", type=int, default=1024, help="training steps (default 1024)")
         q.add_argument("--batch-size", type=int, default=1024, help="rows per step (default 1024)")
         q.add_argument("--out", required=True, metavar="DIR", help="output directory")
-        q.add_argument("--lr", type=float, help="Adam learning rate (default 3e-3)")
+        q.add_argument("--lr", type=float, help="Adam learning rate (default: the architecture's, listed below)")
         q.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch order (default 0)")
         q.add_argument("--device", default="auto", help="auto (default: CUDA when present), cpu, cuda")
-        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="architecture hyper-parameter, e.g. l1_coefficient=3 (repeatable)")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="architecture hyper-parameter (listed below), e.g. l1_coefficient=3 (repeatable)")
         q.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
         q.add_argument("--overwrite", action="store_true", help="replace an SAE run already in --out")
         q.add_argument("--checkpoint-every", type=int, metavar="N",
                        help="write the checkpoint every N steps (default: a quarter of the run, 100 to 1000 steps)")
         q.add_argument("--no-progress", action="store_true", help="no progress output")
 
-    t = sub.add_parser("train", help="train one SAE on activations")
+    t = sub.add_parser("train", help="train one SAE on activations", list_architectures=True)
     common_train(t)
-    t.add_argument("--arch", required=True, help="relu, topk, batchtopk, jumprelu, mp or top_afa")
+    t.add_argument("--arch", required=True, help="architecture (listed below)")
     t.add_argument("--latents", type=int, required=True, help="number of latents (d_sae)")
-    t.add_argument("--k", type=int, help="active latents per row (topk, batchtopk, mp; cap for top_afa)")
+    t.add_argument("--k", type=int, help="the hyper-parameter k, for architectures that have one (same as --set k=K)")
     t.set_defaults(func=run_train)
 
-    s = sub.add_parser("sweep", help="train many SAEs (architectures x latents x k) together in one pass")
+    s = sub.add_parser("sweep", help="train many SAEs (architectures x latents x k) together in one pass",
+                       list_architectures=True)
     common_train(s)
-    s.add_argument("--arch", required=True, help="comma list of architectures")
+    s.add_argument("--arch", required=True, help="comma list of architectures (listed below)")
     s.add_argument("--latents", required=True, help="comma list of widths")
-    s.add_argument("--k", help="comma list of k (ignored by relu, jumprelu)")
+    s.add_argument("--k", help="comma list of k (ignored by architectures without a k)")
     s.set_defaults(func=run_sweep)
 
     e = sub.add_parser("encode", help="encode activations with a trained SAE")

@@ -71,11 +71,6 @@ from untwine.sae.train_checks import (
     check_spread,
 )
 
-#: default learning rate per architecture (Adam, inputs normalised to norm sqrt(d_in))
-DEFAULT_LR: dict[str, float] = {"jumprelu": 1e-2}
-DEFAULT_LR_OTHER = 3e-3
-
-
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"``: CUDA when available, else CPU; otherwise the named device."""
     if str(device) == "auto":
@@ -142,10 +137,10 @@ def _group_specs(specs: list[SAESpec], d_in: int, stack: bool = True) -> list[_G
     groups: dict[tuple, _Group] = {}
     for i, s in enumerate(specs):
         cls = get_architecture(s.arch)
-        check_spec(s, cls)
+        check_spec(s)
         hp = cls.resolve_hparams(dict(s.hparams), d_in=d_in, d_sae=int(s.latents))
         shared = tuple(sorted((k, repr(v)) for k, v in hp.items() if k not in cls.member_hparams))
-        lr = float(s.lr) if s.lr is not None else DEFAULT_LR.get(s.arch, DEFAULT_LR_OTHER)
+        lr = float(s.lr) if s.lr is not None else float(cls.default_lr)
         key = (s.arch, int(s.latents), lr, shared) + (() if stack else (i,))
         g = groups.setdefault(key, _Group(key, s.arch, int(s.latents), lr, []))
         g.specs.append(i)
@@ -388,7 +383,8 @@ def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, 
                 for g in groups:
                     for pg in g.opt.param_groups:
                         pg["lr"] = g.lr * mult * pg["lr_scale"]
-                    terms = g.module.compute_gradients(xn, progress=frac, dead_rows=dead_rows)
+                    terms, codes = g.module.gradients(xn, progress=frac, dead_rows=dead_rows)
+                    g.module.update_state(codes, xn.shape[0])
                     g.module.remove_parallel_grad()
                     g.opt.step()
                     g.module.renorm_decoder()
@@ -473,8 +469,8 @@ def train_sae(
     """Train one SAE on ``acts`` (path or array) and write it to ``out`` in SAELens's layout.
 
     ``arch`` is one of :data:`untwine.sae.ARCHITECTURES`; ``k`` the number of active
-    latents where the architecture has one; ``hparams`` the architecture's other
-    hyper-parameters (``l1_coefficient``, ``l0_coefficient``, ``bandwidth``,
+    latents where the architecture has one; ``hparams`` the fields of the architecture's
+    ``Params`` dataclass (``l1_coefficient``, ``l0_coefficient``, ``bandwidth``,
     ``residual_threshold``, ``afa_coefficient`` ...).  Returns ``out``.
     """
     hp = dict(hparams or {})
