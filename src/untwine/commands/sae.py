@@ -164,7 +164,8 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def run_sweep(args) -> int:
-    from untwine.sae.train import sweep_specs, train_saes
+    from untwine.sae.specs import sweep_specs
+    from untwine.sae.train import train_saes
 
     _check_flags(args)
     specs = sweep_specs(

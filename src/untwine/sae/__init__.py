@@ -23,7 +23,8 @@ from untwine.sae.hparams import hparam
 from untwine.sae.io import load_sae, save_sae
 from untwine.sae.registry import ARCHITECTURES, get_architecture, register
 from untwine.sae.selecting import SelectingSAE, Selection
-from untwine.sae.train import SAESpec, train_sae, train_saes
+from untwine.sae.specs import SAESpec
+from untwine.sae.train import train_sae, train_saes
 
 #: untwine's own architectures: each module registers its class (in this order) when imported
 BUILTIN = ("relu", "topk", "batchtopk", "jumprelu", "mp", "top_afa")

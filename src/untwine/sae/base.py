@@ -113,11 +113,12 @@ class SparseAutoencoder(nn.Module):
     required_hparams: ClassVar[tuple[str, ...]] = ()
     #: Adam learning rate when none is given (inputs normalised to norm sqrt(d_in))
     default_lr: ClassVar[float] = 3e-3
-    #: ``architecture`` written to SAELens's ``cfg.json``
+    #: ``architecture`` written to SAELens's ``cfg.json`` (not inherited: registering a class
+    #: that does not set it sets it to :attr:`name`, a file only untwine reads)
     saelens_architecture: ClassVar[str] = ""
     #: SAELens architectures loaded as this class when a ``cfg.json`` has no ``untwine``
-    #: block (None: :attr:`saelens_architecture`; ``()``: none)
-    saelens_reads: ClassVar[tuple[str, ...] | None] = None
+    #: block (untwine's own folders name their class there); not inherited
+    saelens_reads: ClassVar[tuple[str, ...]] = ()
     #: the ``cfg.json`` keys of each SAELens architecture it reads or writes: key -> (SAELens's
     #: default, check) (:mod:`untwine.sae.saelens_keys`); and the training-only keys
     #: SAELens's checkpoints carry (no effect on the codes)

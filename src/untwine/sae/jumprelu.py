@@ -83,6 +83,7 @@ class JumpReLUSAE(SparseAutoencoder):
 
     default_lr = 1e-2
     saelens_architecture: ClassVar[str] = "jumprelu"
+    saelens_reads = ("jumprelu",)
     saelens_keys = {"jumprelu": {}}
     saelens_training_keys = {"jumprelu": (
         "decoder_init_norm", "jumprelu_init_threshold", "jumprelu_bandwidth", "jumprelu_sparsity_loss_mode",

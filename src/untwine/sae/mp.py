@@ -46,6 +46,7 @@ class MatchingPursuitSAE(SparseAutoencoder):
         stop_on_duplicate_support: bool = hparam(False, doc="a row stops after a step adding no new latent", member=True)
 
     saelens_architecture: ClassVar[str] = "matching_pursuit"
+    saelens_reads = ("matching_pursuit",)
     saelens_keys = {"matching_pursuit": {
         "residual_threshold": (1e-2, nonneg_number),
         "max_iterations": (None, pos_int_or_null),

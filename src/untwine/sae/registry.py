@@ -52,18 +52,20 @@ def register(cls: type[SparseAutoencoder]) -> type[SparseAutoencoder]:
                            "not hparam_defaults")
     if cls.encode_batch is SparseAutoencoder.encode_batch:
         raise _refuse(cls, "it does not implement encode_batch")
-    if not isinstance(cls.saelens_architecture, str) or not cls.saelens_architecture:
-        raise _refuse(cls, "set saelens_architecture (the architecture written to cfg.json)")
+    if not isinstance(cls.saelens_architecture, str):
+        raise _refuse(cls, f"saelens_architecture must be a string, got {cls.saelens_architecture!r}")
     lr = cls.default_lr
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and 0 < lr < 1):
         raise _refuse(cls, f"default_lr must be a number in (0, 1), got {lr!r}")
     bad = {d for shape in cls.extra_tensor_shapes.values() for d in shape} - {"d_in", "d_sae"}
     if bad:
         raise _refuse(cls, f"extra_tensor_shapes may only name d_in and d_sae, got {sorted(bad)}")
-    for sl in reads(cls):
+    for sl in _reads(cls):
         owner = reader_of(sl)
         if owner is not None:
-            raise _refuse(cls, f"SAELens architecture {sl!r} is already read as {owner.name!r} (set saelens_reads)")
+            raise _refuse(cls, f"SAELens architecture {sl!r} is already read as {owner.name!r} (saelens_reads)")
+    if not cls.__dict__.get("saelens_architecture"):  # not inherited: a subclass's files are its own
+        cls.saelens_architecture = name
     ARCHITECTURES[name] = cls
     return cls
 
@@ -80,19 +82,19 @@ def get_architecture(name: str) -> type[SparseAutoencoder]:
         raise UntwineError(f"unknown architecture {name!r}; choose one of: {', '.join(ARCHITECTURES)}") from None
 
 
-def reads(cls: type[SparseAutoencoder]) -> tuple[str, ...]:
-    """The SAELens architectures ``cls`` loads from files without an ``untwine`` block."""
-    return (cls.saelens_architecture,) if cls.saelens_reads is None else tuple(cls.saelens_reads)
-
-
 def reader_of(sl_arch: str) -> type[SparseAutoencoder] | None:
     """The registered class that loads SAELens architecture ``sl_arch`` (None: none)."""
-    return next((c for c in ARCHITECTURES.values() if sl_arch in reads(c)), None)
+    return next((c for c in ARCHITECTURES.values() if sl_arch in _reads(c)), None)
 
 
 def saelens_read() -> list[str]:
     """Every SAELens architecture untwine loads (from files without an ``untwine`` block)."""
-    return [sl for c in ARCHITECTURES.values() for sl in reads(c)]
+    return [sl for c in ARCHITECTURES.values() for sl in _reads(c)]
+
+
+def _reads(cls: type[SparseAutoencoder]) -> tuple[str, ...]:
+    """The SAELens architectures ``cls`` itself declares it reads (a subclass inherits none)."""
+    return tuple(cls.__dict__.get("saelens_reads", ()))
 
 
 def describe_architectures() -> str:

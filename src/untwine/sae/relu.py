@@ -32,6 +32,7 @@ class ReLUSAE(SparseAutoencoder):
         l1_warmup: float = hparam(0.05, doc="fraction of training over which the penalty rises from 0", low=0)
 
     saelens_architecture: ClassVar[str] = "standard"
+    saelens_reads = ("standard",)
     saelens_keys = {"standard": {"activation_fn": ("relu", one_of("relu"))}}  # pre-6.0 files name their activation
     saelens_training_keys = {"standard": ("decoder_init_norm", "l1_coefficient", "lp_norm", "l1_warm_up_steps")}
     unit_norm_decoder = False

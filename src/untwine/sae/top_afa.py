@@ -44,6 +44,7 @@ class TopAFASAE(SelectingSAE):
         afa_coefficient: float = hparam(0.0, doc="weight of the norm-matching loss", member=True, low=0)
 
     saelens_architecture: ClassVar[str] = "top_afa"
+    saelens_reads = ("top_afa",)
     saelens_keys = {"top_afa": {"k": (None, pos_int)}}
     uses_auxk = True
 

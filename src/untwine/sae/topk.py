@@ -54,6 +54,7 @@ class TopKSAE(SelectingSAE):
         k: int = hparam(doc="active latents per row", member=True, low=1)
 
     saelens_architecture: ClassVar[str] = "topk"
+    saelens_reads = ("topk",)
     saelens_keys = {"topk": {"k": (100, pos_int), "rescale_acts_by_decoder_norm": (False, boolean)}}
     saelens_training_keys = {"topk": TOPK_TRAINING_KEYS}
     uses_auxk = True

@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from untwine.sae.data import (
 )
 from untwine.sae.io import save_sae
 from untwine.sae.registry import get_architecture
+from untwine.sae.specs import SAESpec
 from untwine.sae.runs import (
     CHECKPOINT,
     SWEEP,
@@ -82,23 +83,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UntwineError(f"device {device} requested but CUDA is not available")
     return dev
-
-
-@dataclass
-class SAESpec:
-    """One SAE to train: architecture, number of latents and hyper-parameters (``k`` ...)."""
-
-    arch: str
-    latents: int
-    hparams: dict[str, Any] = field(default_factory=dict)
-    lr: float | None = None
-    name: str | None = None
-
-    def label(self) -> str:
-        if self.name:
-            return self.name
-        parts = [self.arch, f"w{self.latents}"] + [f"{k}{v}" for k, v in sorted(self.hparams.items()) if v is not None]
-        return "-".join(str(p).replace(".", "p") for p in parts)
 
 
 @dataclass
@@ -483,20 +467,3 @@ def train_sae(
         device=device, resume=resume, overwrite=overwrite, progress=progress, single=True, **options,
     )
     return dirs[0] if dirs else Path(out)
-
-
-def sweep_specs(archs: list[str], widths: list[int], ks: list[int | None], hparams: dict[str, Any], lr: float | None) -> list[SAESpec]:
-    """Every combination of architecture x width x k (k ignored where the architecture has none)."""
-    specs, seen = [], set()
-    for a in archs:
-        cls = get_architecture(a)
-        for w in widths:
-            for k in ks:
-                hp = {key: v for key, v in hparams.items() if key in cls.hparam_defaults}
-                if "k" in cls.hparam_defaults and k is not None:
-                    hp["k"] = k
-                spec = SAESpec(a, w, hp, lr)
-                if spec.label() not in seen:
-                    seen.add(spec.label())
-                    specs.append(spec)
-    return specs

@@ -23,7 +23,7 @@ from untwine.errors import UntwineError
 
 if TYPE_CHECKING:
     from untwine.sae.data import ActivationSource
-    from untwine.sae.train import SAESpec
+    from untwine.sae.specs import SAESpec
 
 #: learning rates from this up are refused (Adam would move unit-norm decoder rows by their length per step)
 MAX_LR = 1.0
