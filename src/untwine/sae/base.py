@@ -42,7 +42,7 @@ architecture's own :meth:`SparseAutoencoder.after_batch`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -71,6 +71,7 @@ class Encoded:
     pre: Tensor | None = None
     #: the centred input ``[M, B, d_in]`` the codes came from (reused by AuxK)
     xc: Tensor | None = None
+    _fired: Tensor | None = field(default=None, repr=False, compare=False)
 
     def dense(self, d_sae: int) -> Tensor:
         if self.indices is None:
@@ -79,14 +80,18 @@ class Encoded:
         return out.scatter_add(-1, self.indices, self.values)
 
     def fired(self, d_sae: int) -> Tensor:
-        """``[M, d_sae]`` bool: which latents were non-zero on some row of the batch."""
-        if self.indices is None:
-            return (self.values != 0).any(dim=1)
-        M = self.values.shape[0]
-        out = torch.zeros(M * d_sae, dtype=torch.bool, device=self.values.device)
-        offs = (torch.arange(M, device=self.indices.device) * d_sae).view(M, 1, 1)
-        out[(self.indices + offs)[self.values != 0]] = True
-        return out.view(M, d_sae)
+        """``[M, d_sae]`` bool: which latents were non-zero on some row of the batch (computed
+        once: the loss and the state update both ask)."""
+        if self._fired is None:
+            if self.indices is None:
+                self._fired = (self.values != 0).any(dim=1)
+            else:
+                M = self.values.shape[0]
+                out = torch.zeros(M * d_sae, dtype=torch.bool, device=self.values.device)
+                offs = (torch.arange(M, device=self.indices.device) * d_sae).view(M, 1, 1)
+                out[(self.indices + offs)[self.values != 0]] = True
+                self._fired = out.view(M, d_sae)
+        return self._fired
 
 
 class SparseAutoencoder(nn.Module):
