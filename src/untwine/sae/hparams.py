@@ -96,7 +96,8 @@ def _kind_of(hint: Any, where: str) -> tuple[type, bool]:
     args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     kinds = [a for a in args if a is not type(None)]
     if len(kinds) != 1 or kinds[0] not in _KINDS:
-        raise UntwineError(f"{where}: a hyper-parameter's type must be bool, int, float or str (or one of them | None), got {hint!r}")
+        raise UntwineError(f"{where}: a hyper-parameter's type must be bool, int, float or str "
+                           f"(or one of them | None), got {hint!r}")
     return kinds[0], len(kinds) < len(args)
 
 
@@ -114,7 +115,7 @@ def fields_of(params: type, where: str = "") -> tuple[Field, ...]:
     return tuple(out)
 
 
-def resolve(arch: str, fields: tuple[Field, ...], given: dict[str, Any], example: str = "32") -> dict[str, Any]:
+def resolve(arch: str, fields: tuple[Field, ...], given: dict[str, Any]) -> dict[str, Any]:
     """``given`` (None: not given) completed with the defaults and coerced; unknown, missing
     and mistyped values are one error line each."""
     names = {f.name for f in fields}
@@ -127,7 +128,7 @@ def resolve(arch: str, fields: tuple[Field, ...], given: dict[str, Any], example
         value = given.get(f.name)
         if value is None:
             if f.required:
-                raise UntwineError(f"architecture {arch!r} needs {f.name} ({f.type_name()}, e.g. --{f.name.replace('_', '-')} {example})")
+                raise UntwineError(f"architecture {arch!r} needs {f.name} ({f.type_name()}; --set {f.name}=VALUE)")
             value = f.default
         out[f.name] = f.coerce(arch, value)
     return out
