@@ -6,13 +6,14 @@ slot weight (0 for unused slots).  Subclasses implement :meth:`SelectingSAE.sele
 
 Training such an SAE through autograd pays for generic machinery (the sorts of
 ``embedding`` backward passes, the engine's bookkeeping) on a computation whose gradient is
-short and sparse.  :meth:`SelectingSAE.compute_gradients` writes it out instead: with ``x_hat =
+short and sparse.  :meth:`SelectingSAE.gradients` writes it out instead: with ``x_hat =
 sum_k v_k W_dec[j_k] + b_dec``, ``e = x - x_hat`` and the loss ``mean_rows ||e||^2`` (plus
 AuxK), every product touches only the ``K`` selected latents of a row (``B * K * d_in``
 operations; AuxK: the dead latents' columns), and the dense pre-activations computed for
-the selection are reused by AuxK.  ``tests/test_sae.py`` checks that the gradients and loss
-terms equal autograd's on :meth:`~untwine.sae.base.SparseAutoencoder.training_loss` (double
-precision), for every registered architecture.
+the selection are reused by AuxK.  ``tests/test_sae_registry.py`` checks that the training
+gradients and loss terms equal autograd's on
+:meth:`~untwine.sae.base.SparseAutoencoder.training_loss` (double precision) for every
+registered architecture and for plug-ins.
 
 The hand-written path knows only the reconstruction and AuxK terms of the base class.  A
 subclass that changes the loss (a :meth:`~untwine.sae.base.SparseAutoencoder.penalty`, its
