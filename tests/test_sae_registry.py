@@ -318,3 +318,40 @@ def test_plugin_through_the_library(syn, tmp_path):
         x = torch.from_numpy(syn.acts[:100])
         assert torch.allclose(load_sae(tmp_path / "m").reconstruct(x)[1], m.reconstruct(x)[1], atol=1e-5)
         assert evaluate_sae(d, syn.acts[:500])["d_sae"] == 32
+
+
+def _readme_plugin() -> str:
+    """The plug-in of the README's "Your own architecture" example, up to its register call."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    code = text[text.index("#### Your own architecture"):].split("```python\n", 1)[1].split("```", 1)[0]
+    return code[: code.index("register(TopKL1SAE)")] + "register(TopKL1SAE)\n"
+
+
+def test_readme_plugin_from_the_shell_with_plugin(syn, tmp_path, capsys):
+    """``--plugin FILE`` imports the README's plug-in file: train, --help, encode and evaluate
+    use it; a missing or broken plug-in file is one error line."""
+    (tmp_path / "my_sae.py").write_text(_readme_plugin())
+    np.save(tmp_path / "acts.npy", syn.acts)
+    acts, plug = str(tmp_path / "acts.npy"), str(tmp_path / "my_sae.py")
+    try:
+        with pytest.raises(SystemExit):
+            cli_main(["sae", "train", "--plugin", plug, "--help"])
+        assert "topk_l1: TopK whose codes also pay an L1 penalty" in capsys.readouterr().out
+        sae = tmp_path / "sae"
+        assert cli_main(["sae", "train", acts, "--plugin", plug, "--arch", "topk_l1", "--latents", "32", "--k", "2",
+                         "--steps", "20", "--batch-size", "128", "--out", str(sae), "--no-progress"]) == 0
+        assert json.loads((sae / "cfg.json").read_text())["architecture"] == "topk_l1"
+        assert cli_main(["sae", "encode", str(sae), acts, "--plugin", plug, "--out", str(tmp_path / "c.npy")]) == 0
+        assert ((np.load(tmp_path / "c.npy") != 0).sum(1) <= 2).all()
+        assert cli_main(["sae", "evaluate", str(sae), acts, "--plugin", plug, "--json", str(tmp_path / "s.json")]) == 0
+        assert json.loads((tmp_path / "s.json").read_text())["l0"] <= 2
+    finally:
+        unregister("topk_l1")
+    capsys.readouterr()
+    (tmp_path / "broken.py").write_text("import no_such_module_here\n")
+    for bad, message in ((str(tmp_path / "nope.py"), "no such file"), (str(tmp_path / "broken.py"), "ModuleNotFoundError")):
+        assert cli_main(["sae", "encode", str(sae), acts, "--plugin", bad, "--out", str(tmp_path / "c.npy")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: --plugin") and message in err[0], err

@@ -38,6 +38,21 @@ class _Parser(argparse.ArgumentParser):
         return f"{text}\n{describe_architectures()}\n"
 
 
+class _PluginAction(argparse.Action):
+    """``--plugin MODULE``: imported as soon as it is parsed (so a later ``--help`` lists its
+    architectures); a failure is reported by :func:`_load_plugins` as one error line."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from untwine.errors import UntwineError
+        from untwine.sae.registry import load_plugin
+
+        try:
+            load_plugin(values)
+        except UntwineError:
+            pass  # retried, and reported in one line, when the command runs
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest, []), values])
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "sae",
@@ -61,6 +76,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         q.add_argument("--checkpoint-every", type=int, metavar="N",
                        help="write the checkpoint every N steps (default: a quarter of the run, 100 to 1000 steps)")
         q.add_argument("--no-progress", action="store_true", help="no progress output")
+        plugin(q)
+
+    def plugin(q):
+        q.add_argument("--plugin", action=_PluginAction, default=[], metavar="MODULE",
+                       help="import MODULE (a module name or a .py file) first: the SAE architectures it registers "
+                            "(untwine.sae.register) become usable, and listed by --help after it (repeatable)")
 
     t = sub.add_parser("train", help="train one SAE on activations", list_architectures=True)
     common_train(t)
@@ -82,6 +103,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("acts", metavar="ACTS")
     e.add_argument("--out", required=True, metavar="CODES.npy", help="dense codes [N, d_sae] (float32 .npy)")
     e.add_argument("--device", default="auto")
+    plugin(e)
     e.set_defaults(func=run_encode)
 
     v = sub.add_parser("evaluate", help="reconstruction, ground-truth and disentanglement metrics of an SAE")
@@ -97,6 +119,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--device", default="auto")
     v.add_argument("--json", metavar="OUT", help="write the scores as one flat JSON object")
+    plugin(v)
     v.set_defaults(func=run_evaluate)
 
     g = sub.add_parser("synthetic", help="write activations with a known dictionary and codes")
@@ -137,7 +160,15 @@ def _sets(items: list[str]) -> dict:
     return out
 
 
+def _load_plugins(args) -> None:
+    from untwine.sae.registry import load_plugin
+
+    for source in args.plugin:
+        load_plugin(source)
+
+
 def _check_flags(args) -> None:
+    _load_plugins(args)
     if args.resume and args.overwrite:
         raise UntwineError("--resume and --overwrite contradict each other; choose one")
 
@@ -195,6 +226,7 @@ def _print_trained(dirs) -> None:
 def run_encode(args) -> int:
     from untwine.sae.encode import encode_file
 
+    _load_plugins(args)
     out = encode_file(args.sae, args.acts, args.out, device=args.device)
     print(f"wrote {out}")
     return 0
@@ -206,6 +238,7 @@ def run_evaluate(args) -> int:
     from untwine._checks import check_seed
 
     check_seed(args.seed)
+    _load_plugins(args)
     from untwine.files import write_json
     from untwine.sae.metrics import (
         EVALUATION,

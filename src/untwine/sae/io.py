@@ -147,8 +147,8 @@ def _class_of(d: Path, sl_arch, ublock: dict[str, Any]) -> type[SparseAutoencode
     if named:
         cls = ARCHITECTURES.get(named) if isinstance(named, str) else None
         if cls is None:
-            raise UntwineError(f"{d}: architecture {named!r} is not registered (import the module that registers it "
-                               f"with untwine.sae.register; registered: {', '.join(ARCHITECTURES)})")
+            raise UntwineError(f"{d}: architecture {named!r} is not registered (import the module that registers it: "
+                               f"--plugin MODULE; registered: {', '.join(ARCHITECTURES)})")
         if cls.saelens_architecture != sl_arch:
             raise UntwineError(f"{d}: cfg.json's untwine architecture {named!r} does not match its architecture {sl_arch!r}")
         return cls

@@ -11,8 +11,12 @@ themselves in their modules, listed in :data:`untwine.sae.BUILTIN`.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 import re
+import sys
+from pathlib import Path
 
 from untwine.errors import UntwineError
 from untwine.sae.base import CENTER_INPUT, SparseAutoencoder
@@ -22,6 +26,8 @@ from untwine.sae.hparams import describe
 ARCHITECTURES: dict[str, type[SparseAutoencoder]] = {}
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+#: the --plugin sources this process imported
+_PLUGINS: set[str] = set()
 
 
 def _refuse(cls: type, why: str) -> UntwineError:
@@ -35,18 +41,20 @@ def register(cls: type[SparseAutoencoder]) -> type[SparseAutoencoder]:
     not lower-case letters, digits and ``_`` or is taken by another class, hyper-parameters
     not declared as a ``Params`` dataclass, no ``encode_batch``, no ``saelens_architecture``,
     a SAELens architecture another class already reads, an unusable ``default_lr``.
-    Registering the same class again changes nothing.
+    Registering the same class again changes nothing; the class of the same name from the
+    same module imported again (:func:`load_plugin` twice in one process) replaces it.
     """
     if not (isinstance(cls, type) and issubclass(cls, SparseAutoencoder)):
         raise _refuse(cls, "not a subclass of untwine.sae.SparseAutoencoder")
     name = cls.__dict__.get("name", "")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise _refuse(cls, f"its name must be lower-case letters, digits and _ (set the class attribute name), got {name!r}")
-    if ARCHITECTURES.get(name) is cls:
+    other = ARCHITECTURES.get(name)
+    if other is cls:
         return cls
-    if name in ARCHITECTURES:
-        other = ARCHITECTURES[name]
+    if other is not None and (other.__module__, other.__qualname__) != (cls.__module__, cls.__qualname__):
         raise _refuse(cls, f"the name {name!r} is taken by {other.__module__}.{other.__qualname__}")
+    ARCHITECTURES.pop(name, None)  # the same class of a module imported again replaces the old one
     if {f.name for f in cls.hparam_fields} != set(cls.hparam_defaults):
         raise _refuse(cls, "declare the hyper-parameters as a dataclass Params (untwine.sae.hparams.hparam fields), "
                            "not hparam_defaults")
@@ -68,6 +76,31 @@ def register(cls: type[SparseAutoencoder]) -> type[SparseAutoencoder]:
         cls.saelens_architecture = name
     ARCHITECTURES[name] = cls
     return cls
+
+
+def load_plugin(source: str) -> None:
+    """Import ``source``, a module name (``my_pkg.my_sae``) or a ``.py`` file, whose import
+    registers architectures (``untwine sae ... --plugin SOURCE``); failures are one line.
+    A source already imported by this process is not imported again."""
+    if source in _PLUGINS:
+        return
+    try:
+        if source.endswith(".py"):
+            path = Path(source)
+            if not path.is_file():
+                raise UntwineError(f"--plugin {source}: no such file")
+            name = f"untwine_plugin_{path.stem}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        else:
+            importlib.import_module(source)
+    except UntwineError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the plug-in's own code: any error is one line
+        raise UntwineError(f"--plugin {source}: cannot import it ({type(exc).__name__}: {exc})") from None
+    _PLUGINS.add(source)
 
 
 def unregister(name: str) -> None:
