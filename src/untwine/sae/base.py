@@ -41,7 +41,6 @@ architecture's own :meth:`SparseAutoencoder.after_batch`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -484,7 +483,3 @@ def geometric_median(x: Tensor, iters: int = 64, eps: float = 1e-6) -> Tensor:
             break
         y = y_new
     return y
-
-
-def sqrt_d(d: int) -> float:
-    return math.sqrt(d)
