@@ -72,7 +72,7 @@ def run_saelens(train, steps, batch, latents, k, lr, seed, out):
 def run_sweep(args, train, held, syn_eval, tmp) -> dict:
     """The sweep (architectures x k x widths) one after another, then together in one pass."""
     from untwine.sae import train_sae, train_saes
-    from untwine.sae.train import sweep_specs
+    from untwine.sae.specs import sweep_specs
 
     specs = sweep_specs(args.sweep_archs.split(","), [int(v) for v in args.sweep_latents.split(",")],
                         [int(v) for v in args.sweep_k.split(",")], {}, None)

@@ -20,45 +20,87 @@ import json
 from untwine.errors import UntwineError
 
 
-ACTS_HELP = "activations: .npy, .safetensors or a directory of shards"
+ACTS_HELP = ("activations: .npy (memory-mapped), .safetensors (FILE:NAME picks a tensor), a directory of shards, "
+             "an untwine activations layer directory, or .npz / .csv / .tsv (read whole)")
 DEVICE_HELP = "auto (default: CUDA when present), cpu, cuda"
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose help ends with the registered architectures and their typed
+    hyper-parameters (read from :mod:`untwine.sae.registry` only when help is shown, so
+    other commands do not import torch)."""
+
+    def __init__(self, *args, list_architectures: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.list_architectures = list_architectures
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        if not self.list_architectures:
+            return text
+        from untwine.sae.registry import describe_architectures
+
+        return f"{text}\n{describe_architectures()}\n"
+
+
+class _PluginAction(argparse.Action):
+    """``--plugin MODULE``: imported as soon as it is parsed (so a later ``--help`` lists its
+    architectures); a failure is reported by :func:`_load_plugins` as one error line."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from untwine.errors import UntwineError
+        from untwine.sae.registry import load_plugin
+
+        try:
+            load_plugin(values)
+        except UntwineError:
+            pass  # retried, and reported in one line, when the command runs
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest, []), values])
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "sae",
         help="sparse autoencoders: train, sweep, encode, evaluate against ground truth, synthetic activations",
-        description="Sparse autoencoders (relu, topk, batchtopk, jumprelu, mp, top_afa) in SAELens's on-disk format.",
+        description="Sparse autoencoders in SAELens's on-disk format (architectures: untwine sae train --help).",
     )
-    sub = p.add_subparsers(dest="sae_command", metavar="SUBCOMMAND")
+    sub = p.add_subparsers(dest="sae_command", metavar="SUBCOMMAND", parser_class=_Parser)
 
     def common_train(q):
         q.add_argument("acts", metavar="ACTS", help=ACTS_HELP)
         q.add_argument("--steps", type=int, default=1024, help="training steps (default 1024)")
         q.add_argument("--batch-size", type=int, default=1024, help="rows per step (default 1024)")
         q.add_argument("--out", required=True, metavar="DIR", help="output directory")
-        q.add_argument("--lr", type=float, help="Adam learning rate (default 3e-3)")
+        q.add_argument("--lr", type=float, help="Adam learning rate (default: the architecture's, listed below)")
         q.add_argument("--seed", type=int, default=0, help="seed of the initialisation and the batch order (default 0)")
         q.add_argument("--device", default="auto", help=DEVICE_HELP)
-        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="architecture hyper-parameter, e.g. l1_coefficient=3 (repeatable)")
+        q.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="architecture hyper-parameter (listed below), e.g. l1_coefficient=3 (repeatable)")
         q.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
         q.add_argument("--overwrite", action="store_true", help="replace an SAE run already in --out")
         q.add_argument("--checkpoint-every", type=int, metavar="N",
                        help="write the checkpoint every N steps (default: a quarter of the run, 100 to 1000 steps)")
         q.add_argument("--no-progress", action="store_true", help="no progress output")
+        plugin(q)
 
-    t = sub.add_parser("train", help="train one SAE on activations")
+    def plugin(q):
+        q.add_argument("--plugin", action=_PluginAction, default=[], metavar="MODULE",
+                       help="import MODULE (a module name or a .py file) first: the SAE architectures it registers "
+                            "(untwine.sae.register) become usable, and listed by --help after it (repeatable)")
+
+    t = sub.add_parser("train", help="train one SAE on activations", list_architectures=True)
     common_train(t)
-    t.add_argument("--arch", required=True, help="relu, topk, batchtopk, jumprelu, mp or top_afa")
+    t.add_argument("--arch", required=True, help="architecture (listed below)")
     t.add_argument("--latents", type=int, required=True, help="number of latents (d_sae)")
-    t.add_argument("--k", type=int, help="active latents per row (topk, batchtopk, mp; cap for top_afa)")
+    t.add_argument("--k", type=int, help="the hyper-parameter k, for architectures that have one (same as --set k=K)")
     t.set_defaults(func=run_train)
 
-    s = sub.add_parser("sweep", help="train many SAEs (architectures x latents x k) together in one pass")
+    s = sub.add_parser("sweep", help="train many SAEs (architectures x latents x k) together in one pass",
+                       list_architectures=True)
     common_train(s)
-    s.add_argument("--arch", required=True, help="comma list of architectures")
+    s.add_argument("--arch", required=True, help="comma list of architectures (listed below)")
     s.add_argument("--latents", required=True, help="comma list of widths")
-    s.add_argument("--k", help="comma list of k (ignored by relu, jumprelu)")
+    s.add_argument("--k", help="comma list of k (ignored by architectures without a k)")
     s.set_defaults(func=run_sweep)
 
     e = sub.add_parser("encode", help="encode activations with a trained SAE")
@@ -66,6 +108,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("acts", metavar="ACTS", help=ACTS_HELP)
     e.add_argument("--out", required=True, metavar="CODES.npy", help="dense codes [N, d_sae] (float32 .npy)")
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
+    plugin(e)
     e.set_defaults(func=run_encode)
 
     v = sub.add_parser("evaluate", help="reconstruction, ground-truth and disentanglement metrics of an SAE")
@@ -82,6 +125,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="seed of the suite's train/test split and the baselines' subsamples (default 0)")
     v.add_argument("--device", default="auto", help=DEVICE_HELP)
     v.add_argument("--json", metavar="OUT", help="write the scores as one flat JSON object")
+    plugin(v)
     v.set_defaults(func=run_evaluate)
 
     g = sub.add_parser("synthetic", help="write activations with a known dictionary and codes")
@@ -125,7 +169,15 @@ def _sets(items: list[str]) -> dict:
     return out
 
 
+def _load_plugins(args) -> None:
+    from untwine.sae.registry import load_plugin
+
+    for source in args.plugin:
+        load_plugin(source)
+
+
 def _check_flags(args) -> None:
+    _load_plugins(args)
     if args.resume and args.overwrite:
         raise UntwineError("--resume and --overwrite contradict each other; choose one")
 
@@ -152,7 +204,8 @@ def _ints(text: str, what: str) -> list[int]:
 
 
 def run_sweep(args) -> int:
-    from untwine.sae.train import sweep_specs, train_saes
+    from untwine.sae.specs import sweep_specs
+    from untwine.sae.train import train_saes
 
     _check_flags(args)
     specs = sweep_specs(
@@ -182,6 +235,7 @@ def _print_trained(dirs) -> None:
 def run_encode(args) -> int:
     from untwine.sae.encode import encode_file
 
+    _load_plugins(args)
     out = encode_file(args.sae, args.acts, args.out, device=args.device)
     print(f"wrote {out}")
     return 0
@@ -193,6 +247,7 @@ def run_evaluate(args) -> int:
     from untwine._checks import check_seed
 
     check_seed(args.seed)
+    _load_plugins(args)
     from untwine.files import write_json
     from untwine.concepts.sae_evaluation import EVALUATION, concept_table, evaluate_concepts_paths
     from untwine.sae.metrics import evaluate_paths

@@ -32,12 +32,16 @@ Training tricks shared by the architectures (each switchable by a class attribut
   adds it unnormalised with weight 1.)
 * dead-latent tracking: ``rows_since_fired`` counts the rows seen since each latent last
   fired; a latent is dead after ``dead_rows`` rows without firing.
+
+The loss (:meth:`SparseAutoencoder.loss_terms`) changes no state: the training loop takes
+the gradients (:meth:`SparseAutoencoder.gradients`), then calls
+:meth:`SparseAutoencoder.update_state` with the batch's codes (dead-latent counts and the
+architecture's own :meth:`SparseAutoencoder.after_batch`).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -45,6 +49,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from untwine.errors import UntwineError
+from untwine.sae.hparams import Field, fields_of, resolve
+
+#: every architecture's: subtract ``b_dec`` from the input before encoding (SAELens's ``apply_b_dec_to_input``)
+CENTER_INPUT = Field("center_input", bool, False, True, "subtract b_dec from the input before encoding")
 
 
 @dataclass
@@ -62,6 +70,7 @@ class Encoded:
     pre: Tensor | None = None
     #: the centred input ``[M, B, d_in]`` the codes came from (reused by AuxK)
     xc: Tensor | None = None
+    _fired: Tensor | None = field(default=None, repr=False, compare=False)
 
     def dense(self, d_sae: int) -> Tensor:
         if self.indices is None:
@@ -70,34 +79,57 @@ class Encoded:
         return out.scatter_add(-1, self.indices, self.values)
 
     def fired(self, d_sae: int) -> Tensor:
-        """``[M, d_sae]`` bool: which latents were non-zero on some row of the batch."""
-        if self.indices is None:
-            return (self.values != 0).any(dim=1)
-        M = self.values.shape[0]
-        out = torch.zeros(M * d_sae, dtype=torch.bool, device=self.values.device)
-        offs = (torch.arange(M, device=self.indices.device) * d_sae).view(M, 1, 1)
-        out[(self.indices + offs)[self.values != 0]] = True
-        return out.view(M, d_sae)
+        """``[M, d_sae]`` bool: which latents were non-zero on some row of the batch (computed
+        once: the loss and the state update both ask)."""
+        if self._fired is None:
+            if self.indices is None:
+                self._fired = (self.values != 0).any(dim=1)
+            else:
+                M = self.values.shape[0]
+                out = torch.zeros(M * d_sae, dtype=torch.bool, device=self.values.device)
+                offs = (torch.arange(M, device=self.indices.device) * d_sae).view(M, 1, 1)
+                out[(self.indices + offs)[self.values != 0]] = True
+                self._fired = out.view(M, d_sae)
+        return self._fired
 
 
 class SparseAutoencoder(nn.Module):
     """Base class: parameters, decoding, constraints, AuxK, dead latents, export.
 
-    Subclasses set :attr:`name`, :attr:`hparam_defaults` (every hyper-parameter with its
-    default; those in :attr:`member_hparams` may differ between members) and implement
-    :meth:`encode_batch`; they may add a :meth:`penalty`.
+    An architecture is one subclass registered with :func:`untwine.sae.register`: it sets
+    :attr:`name`, declares its hyper-parameters as a dataclass :attr:`Params`
+    (:mod:`untwine.sae.hparams`), implements :meth:`encode_batch` and may add a
+    :meth:`penalty`, state updates (:meth:`after_batch`) and SAELens hooks
+    (:meth:`extra_tensors`, :meth:`load_extra`, :meth:`saelens_config`,
+    :meth:`saelens_hparams`, :meth:`saelens_tensors`).
     """
 
     #: registry name (``--arch``)
     name: ClassVar[str] = ""
-    #: ``architecture`` written to SAELens's ``cfg.json``
-    saelens_architecture: ClassVar[str] = ""
-    #: hyper-parameters and their defaults
+    #: the hyper-parameters: a keyword-only dataclass of :func:`~untwine.sae.hparams.hparam` fields
+    Params: ClassVar[type | None] = None
+    #: derived from :attr:`Params` when the class is defined: the fields, every
+    #: hyper-parameter with its default (None: required), those that may differ between the
+    #: members of one module, and those that must be given
+    hparam_fields: ClassVar[tuple[Field, ...]] = ()
     hparam_defaults: ClassVar[dict[str, Any]] = {}
-    #: hyper-parameters that may differ between the members of one module
     member_hparams: ClassVar[tuple[str, ...]] = ()
-    #: hyper-parameters that must be given (no usable default)
     required_hparams: ClassVar[tuple[str, ...]] = ()
+    #: Adam learning rate when none is given (inputs normalised to norm sqrt(d_in))
+    default_lr: ClassVar[float] = 3e-3
+    #: ``architecture`` written to SAELens's ``cfg.json`` (not inherited: registering a class
+    #: that does not set it sets it to :attr:`name`, a file only untwine reads)
+    saelens_architecture: ClassVar[str] = ""
+    #: SAELens architectures loaded as this class when a ``cfg.json`` has no ``untwine``
+    #: block (untwine's own folders name their class there); not inherited
+    saelens_reads: ClassVar[tuple[str, ...]] = ()
+    #: the ``cfg.json`` keys of each SAELens architecture it reads or writes: key -> (SAELens's
+    #: default, check) (:mod:`untwine.sae.saelens_keys`); and the training-only keys
+    #: SAELens's checkpoints carry (no effect on the codes)
+    saelens_keys: ClassVar[dict[str, dict[str, tuple[Any, Any]]]] = {}
+    saelens_training_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: tensors saved beside the weights: name -> shape in ``d_in`` / ``d_sae`` (e.g. ``("d_sae",)``)
+    extra_tensor_shapes: ClassVar[dict[str, tuple[str, ...]]] = {}
     unit_norm_decoder: ClassVar[bool] = True
     uses_auxk: ClassVar[bool] = False
     has_encoder: ClassVar[bool] = True
@@ -110,6 +142,15 @@ class SparseAutoencoder(nn.Module):
     #: AuxK weight (Gao et al.'s 1/32)
     aux_coefficient: ClassVar[float] = 1.0 / 32.0
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "Params" in cls.__dict__:
+            fields = fields_of(cls.Params, cls.__qualname__) if cls.Params is not None else ()
+            cls.hparam_fields = fields
+            cls.hparam_defaults = {f.name: None if f.required else f.default for f in fields}
+            cls.member_hparams = tuple(f.name for f in fields if f.member)
+            cls.required_hparams = tuple(f.name for f in fields if f.required)
+
     def __init__(self, d_in: int, d_sae: int, members: list[dict[str, Any]] | None = None, *, generator=None):
         super().__init__()
         members = members if members is not None else [{}]
@@ -117,7 +158,7 @@ class SparseAutoencoder(nn.Module):
             raise UntwineError("an SAE module needs at least one member")
         self.d_in, self.d_sae, self.members = int(d_in), int(d_sae), len(members)
         self.hparams = [self.resolve_hparams(m, d_in=d_in, d_sae=d_sae) for m in members]
-        for key in self.hparam_defaults:
+        for key in (*self.hparam_defaults, "center_input"):
             if key not in self.member_hparams:
                 vals = {repr(h[key]) for h in self.hparams}
                 if len(vals) > 1:
@@ -132,25 +173,20 @@ class SparseAutoencoder(nn.Module):
             self.b_enc = nn.Parameter(torch.zeros(M, d_sae))
         self.register_buffer("input_scale", torch.ones(()))
         self.register_buffer("rows_since_fired", torch.zeros(M, d_sae, dtype=torch.int64))
-        self.center_input = bool(self.hparams[0].get("center_input", True))
+        self.center_input = self.hparams[0]["center_input"]
 
     # -- hyper-parameters ----------------------------------------------------------
     @classmethod
     def resolve_hparams(cls, given: dict[str, Any], *, d_in: int, d_sae: int) -> dict[str, Any]:
-        """``given`` completed with the defaults; unknown or missing ones are one error line."""
-        allowed = set(cls.hparam_defaults) | {"center_input"}
-        unknown = sorted(set(given) - allowed)
-        if unknown:
-            raise UntwineError(
-                f"architecture {cls.name!r} has no hyper-parameter {unknown[0]!r} "
-                f"(it takes: {', '.join(sorted(cls.hparam_defaults)) or 'none'})"
-            )
-        out = dict(cls.hparam_defaults)
-        out.update({k: v for k, v in given.items() if v is not None})
-        for key in cls.required_hparams:
-            if out.get(key) is None:
-                raise UntwineError(f"architecture {cls.name!r} needs {key} (e.g. --{key.replace('_', '-')} 32)")
+        """``given`` completed with the defaults of :attr:`Params` and coerced to their types,
+        plus ``center_input`` (every architecture's; default true); unknown, missing or
+        mistyped values are one error line."""
+        given = dict(given)
+        center = given.pop("center_input", None)
+        center = CENTER_INPUT.coerce(cls.name, True if center is None else center)
+        out = resolve(cls.name, cls.hparam_fields, given)
         cls.check_hparams(out, d_in=d_in, d_sae=d_sae)
+        out["center_input"] = center
         return out
 
     @classmethod
@@ -223,14 +259,17 @@ class SparseAutoencoder(nn.Module):
 
     @torch.no_grad()
     def after_batch(self, enc: Encoded) -> None:
-        """State updates after a training batch (BatchTopK's threshold)."""
+        """The architecture's state updates after a training batch's codes ``enc`` (BatchTopK's
+        threshold); called by :meth:`update_state`, never by the loss."""
 
-    # -- training loss ---------------------------------------------------------------
-    def training_loss(self, xn: Tensor, *, progress: float, dead_rows: int) -> tuple[Tensor, dict[str, Tensor]]:
-        """Sum over members of reconstruction + penalty + AuxK on normalised inputs ``xn``.
+    # -- training: a pure loss, its gradients, then the state updates --------------------
+    def loss_terms(self, xn: Tensor, *, progress: float, dead_rows: int) -> tuple[Tensor, dict[str, Tensor], Encoded]:
+        """Sum over members of reconstruction + penalty + AuxK on normalised inputs ``xn``,
+        the terms (each ``[M]``, detached) and the batch's codes.  Changes no state.
 
         The reconstruction term is the squared error summed over dimensions and averaged
-        over rows.  Returns ``(loss, terms)`` with each term ``[M]`` (detached).
+        over rows.  AuxK uses the latents that are dead once this batch is counted
+        (:meth:`dead_after`).
         """
         enc = self.encode_batch(xn, train=True)
         x_hat = self.decode_encoded(enc)
@@ -242,32 +281,47 @@ class SparseAutoencoder(nn.Module):
         if pen is not None:
             total = total + pen
             terms["penalty"] = pen.detach()
-        dead = self.track_dead(enc.fired(self.d_sae), xn.shape[0], dead_rows)
+        dead = self.dead_after(enc.fired(self.d_sae), xn.shape[0], dead_rows)
         if self.uses_auxk and bool(dead.any()):
             aux = self.auxk_loss(self.centered(xn) if enc.xc is None else enc.xc, err.detach(), dead)
             total = total + self.aux_coefficient * aux
             terms["auxk"] = aux.detach()
-        self.after_batch(enc)
         terms["l0"] = (enc.values != 0).sum(-1).float().mean(-1).detach()
-        return total.sum(), terms
+        return total.sum(), terms, enc
+
+    def training_loss(self, xn: Tensor, *, progress: float, dead_rows: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """``(loss, terms)`` of :meth:`loss_terms` (pure: no state changes)."""
+        loss, terms, _ = self.loss_terms(xn, progress=progress, dead_rows=dead_rows)
+        return loss, terms
 
     @torch.no_grad()
-    def track_dead(self, fired: Tensor, rows: int, dead_rows: int) -> Tensor:
-        """Count ``rows`` more rows since each latent fired (``fired [M, d_sae]`` resets);
-        returns ``[M, d_sae]`` bool: dead (``dead_rows`` rows or more without firing)."""
-        self.rows_since_fired.add_(rows)
-        self.rows_since_fired.masked_fill_(fired, 0)
-        return self.rows_since_fired >= dead_rows
+    def dead_after(self, fired: Tensor, rows: int, dead_rows: int) -> Tensor:
+        """``[M, d_sae]`` bool: dead (``dead_rows`` rows or more without firing) once a batch of
+        ``rows`` rows that fired ``fired [M, d_sae]`` is counted; changes nothing."""
+        since = torch.where(fired, torch.zeros_like(self.rows_since_fired), self.rows_since_fired + rows)
+        return since >= dead_rows
 
-    def compute_gradients(self, xn: Tensor, *, progress: float, dead_rows: int) -> dict[str, Tensor]:
-        """Set every parameter's ``.grad`` to the gradient of :meth:`training_loss` on ``xn``;
-        returns its terms.  Autograd here; :class:`~untwine.sae.selecting.SelectingSAE`
-        writes the gradient out by hand."""
-        loss, terms = self.training_loss(xn, progress=progress, dead_rows=dead_rows)
+    @torch.no_grad()
+    def update_state(self, enc: Encoded, rows: int) -> None:
+        """After a training batch of ``rows`` rows with codes ``enc``: count the rows since each
+        latent fired (the batch's firing latents reset) and run :meth:`after_batch`."""
+        self.rows_since_fired.add_(rows).masked_fill_(enc.fired(self.d_sae), 0)
+        self.after_batch(enc)
+
+    def gradients(self, xn: Tensor, *, progress: float, dead_rows: int) -> tuple[dict[str, Tensor], Encoded]:
+        """Set every parameter's ``.grad`` to the gradient of :meth:`loss_terms` on ``xn``;
+        returns its terms and the codes (for :meth:`update_state`).  Autograd here;
+        :class:`~untwine.sae.selecting.SelectingSAE` writes the gradient out by hand where
+        that is exact."""
+        loss, terms, enc = self.loss_terms(xn, progress=progress, dead_rows=dead_rows)
         for p in self.parameters():
             p.grad = None
         loss.backward()
-        return terms
+        return terms, enc
+
+    def compute_gradients(self, xn: Tensor, *, progress: float, dead_rows: int) -> dict[str, Tensor]:
+        """The terms of :meth:`gradients` (which sets the ``.grad``s); changes no state."""
+        return self.gradients(xn, progress=progress, dead_rows=dead_rows)[0]
 
     def auxk_loss(self, xc: Tensor, residual: Tensor, dead: Tensor) -> Tensor:
         """``[M]`` AuxK loss: dead latents' top ``k_aux`` activations reconstruct ``residual``.
@@ -363,6 +417,25 @@ class SparseAutoencoder(nn.Module):
         """Architecture-specific ``cfg.json`` keys of member ``m``."""
         return {}
 
+    @classmethod
+    def saelens_hparams(cls, sl_arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The hyper-parameters a SAELens ``cfg.json`` of architecture ``sl_arch`` fixes (they
+        win over the ``untwine`` block: SAELens encodes with them)."""
+        return {}
+
+    @classmethod
+    def saelens_tensors(cls, sl_arch: str, cfg: dict[str, Any], tensors: dict[str, Tensor]) -> None:
+        """Adapt a SAELens file's tensors in place before loading (their shapes are checked)."""
+
+    @classmethod
+    def expected_tensors(cls, d_in: int, d_sae: int) -> dict[str, tuple[int, ...]]:
+        """Every tensor of a saved SAE with its shape."""
+        out = {"W_dec": (d_sae, d_in), "b_dec": (d_in,)}
+        if cls.has_encoder:
+            out.update({"W_enc": (d_in, d_sae), "b_enc": (d_sae,)})
+        dims = {"d_in": d_in, "d_sae": d_sae}
+        return out | {k: tuple(dims[s] for s in shape) for k, shape in cls.extra_tensor_shapes.items()}
+
     def untwine_hparams(self, m: int, scale: float) -> dict[str, Any]:
         """Member ``m``'s hyper-parameters in input units (stored under ``cfg.json["untwine"]``)."""
         return {k: v for k, v in self.hparams[m].items() if k != "center_input"}
@@ -410,7 +483,3 @@ def geometric_median(x: Tensor, iters: int = 64, eps: float = 1e-6) -> Tensor:
             break
         y = y_new
     return y
-
-
-def sqrt_d(d: int) -> float:
-    return math.sqrt(d)

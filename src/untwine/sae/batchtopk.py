@@ -14,21 +14,37 @@ BatchTopK saves for inference).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from untwine.errors import UntwineError
 from untwine.sae.base import Encoded, SparseAutoencoder
+from untwine.sae.hparams import hparam
+from untwine.sae.registry import register
+from untwine.sae.saelens_keys import boolean, cfg_value, pos_number
+from untwine.sae.topk import TOPK_TRAINING_KEYS, fold_saelens_decoder_norms
 
 
 class BatchTopKSAE(SparseAutoencoder):
+    """the k * batch largest activations of a batch; a learnt threshold at inference (SAELens: jumprelu)"""
+
     name: ClassVar[str] = "batchtopk"
+
+    @dataclass(kw_only=True)
+    class Params:
+        k: int = hparam(doc="mean active latents per row", member=True, low=1)
+        threshold_rate: float = hparam(0.01, doc="rate of the threshold's moving average, in (0, 1]", above=0)
+
     saelens_architecture: ClassVar[str] = "jumprelu"
-    hparam_defaults: ClassVar[dict[str, Any]] = {"k": None, "threshold_rate": 0.01}
-    member_hparams = ("k",)
-    required_hparams = ("k",)
+    #: SAELens's BatchTopK training checkpoints (their exports are jumprelu files, read as jumprelu)
+    saelens_reads = ("batchtopk",)
+    # a BatchTopK training checkpoint: k is an average count (a float), rescaling defaults to true
+    saelens_keys = {"batchtopk": {"k": (100, pos_number), "rescale_acts_by_decoder_norm": (True, boolean)}}
+    saelens_training_keys = {"batchtopk": TOPK_TRAINING_KEYS + ("topk_threshold_lr",)}
+    extra_tensor_shapes = {"threshold": ("d_sae",)}
     uses_auxk = True
 
     def __init__(self, d_in, d_sae, members=None, *, generator=None):
@@ -42,7 +58,7 @@ class BatchTopKSAE(SparseAutoencoder):
     @classmethod
     def check_hparams(cls, hp, *, d_in, d_sae):
         super().check_hparams(hp, d_in=d_in, d_sae=d_sae)
-        if not 0 < hp["threshold_rate"] <= 1:
+        if hp["threshold_rate"] > 1:
             raise UntwineError(f"threshold_rate must be in (0, 1], got {hp['threshold_rate']}")
 
     def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
@@ -91,7 +107,25 @@ class BatchTopKSAE(SparseAutoencoder):
         self.threshold.fill_(float(thr[0]))
         self.latent_threshold = thr.clone() if bool((thr != thr[0]).any()) else None
 
+    @classmethod
+    def saelens_hparams(cls, sl_arch, cfg):
+        if sl_arch == "batchtopk":
+            return {"k": max(1, round(float(cfg_value(cfg, cls, sl_arch, "k"))))}
+        return {}
+
+    @classmethod
+    def saelens_tensors(cls, sl_arch, cfg, tensors):
+        if "topk_threshold" in tensors and "threshold" not in tensors:
+            # a training checkpoint: SAELens exports it as JumpReLU with this threshold everywhere
+            thr = float(tensors.pop("topk_threshold").reshape(-1)[0])
+            tensors["threshold"] = torch.full((tensors["W_dec"].shape[0],), thr)
+        if sl_arch == "batchtopk" and cfg_value(cfg, cls, sl_arch, "rescale_acts_by_decoder_norm"):
+            fold_saelens_decoder_norms(tensors)
+
     def untwine_hparams(self, m, scale):
         out = super().untwine_hparams(m, scale)
         out["threshold"] = max(float(self.threshold[m]), 0.0) / scale
         return out
+
+
+register(BatchTopKSAE)

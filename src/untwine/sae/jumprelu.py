@@ -23,13 +23,15 @@ are kept at unit norm.  SAELens: ``jumprelu`` with a ``threshold`` tensor.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from untwine.errors import UntwineError
 from untwine.sae.base import Encoded, SparseAutoencoder
+from untwine.sae.hparams import hparam
+from untwine.sae.registry import register
 
 
 def _rect(u: Tensor) -> Tensor:
@@ -68,24 +70,32 @@ class _Step(torch.autograd.Function):
 
 
 class JumpReLUSAE(SparseAutoencoder):
+    """per-latent thresholds trained by a straight-through estimator, L0 penalty (SAELens: jumprelu)"""
+
     name: ClassVar[str] = "jumprelu"
+
+    @dataclass(kw_only=True)
+    class Params:
+        l0_coefficient: float = hparam(3.0, doc="weight of the L0 penalty", member=True, low=0)
+        bandwidth: float = hparam(0.5, doc="width of the straight-through kernel", above=0)
+        init_threshold: float = hparam(2.0, doc="initial threshold", above=0)
+        threshold_lr_scale: float = hparam(1.0, doc="learning-rate multiplier of the thresholds", above=0)
+
+    default_lr = 1e-2
     saelens_architecture: ClassVar[str] = "jumprelu"
-    hparam_defaults: ClassVar[dict[str, Any]] = {"l0_coefficient": 3.0, "bandwidth": 0.5, "init_threshold": 2.0, "threshold_lr_scale": 1.0}
-    member_hparams = ("l0_coefficient",)
+    saelens_reads = ("jumprelu",)
+    saelens_keys = {"jumprelu": {}}
+    saelens_training_keys = {"jumprelu": (
+        "decoder_init_norm", "jumprelu_init_threshold", "jumprelu_bandwidth", "jumprelu_sparsity_loss_mode",
+        "l0_coefficient", "l0_warm_up_steps", "pre_act_loss_coefficient", "jumprelu_tanh_scale",
+        "jumprelu_ste_to_input", "target_l0",
+    )}
+    extra_tensor_shapes = {"threshold": ("d_sae",)}
 
     def __init__(self, d_in, d_sae, members=None, *, generator=None):
         super().__init__(d_in, d_sae, members, generator=generator)
         init = math.log(self.hparams[0]["init_threshold"])
         self.log_threshold = nn.Parameter(torch.full((self.members, 1, d_sae), init))
-
-    @classmethod
-    def check_hparams(cls, hp, *, d_in, d_sae):
-        super().check_hparams(hp, d_in=d_in, d_sae=d_sae)
-        for key in ("bandwidth", "init_threshold", "threshold_lr_scale"):
-            if not hp[key] > 0:
-                raise UntwineError(f"{key} must be > 0, got {hp[key]}")
-        if hp["l0_coefficient"] < 0:
-            raise UntwineError(f"l0_coefficient must be >= 0, got {hp['l0_coefficient']}")
 
     def optim_groups(self):
         rest = [p for n, p in self.named_parameters() if n != "log_threshold"]
@@ -113,3 +123,6 @@ class JumpReLUSAE(SparseAutoencoder):
     def load_extra(self, tensors):
         thr = tensors["threshold"].to(self.log_threshold).clamp_min(1e-30)
         self.log_threshold.copy_(thr.log().view(1, 1, -1))
+
+
+register(JumpReLUSAE)

@@ -19,36 +19,46 @@ rescaled atoms is another pursuit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from untwine.errors import UntwineError
 from untwine.sae.base import Encoded, SparseAutoencoder
+from untwine.sae.hparams import hparam
+from untwine.sae.registry import register
+from untwine.sae.saelens_keys import boolean, cfg_value, nonneg_number, pos_int_or_null
 
 
 class MatchingPursuitSAE(SparseAutoencoder):
+    """greedy matching pursuit over the decoder rows, no encoder (SAELens: matching_pursuit)"""
+
     name: ClassVar[str] = "mp"
+
+    # k counts pursuit steps, not latents: an atom may be chosen again, so k may exceed d_sae
+    # (SAELens's max_iterations defaults to d_in whatever d_sae is)
+    @dataclass(kw_only=True)
+    class Params:
+        k: int = hparam(doc="pursuit steps per row (max_iterations)", member=True, low=1)
+        residual_threshold: float = hparam(0.0, doc="a row stops once its residual norm is below this", member=True, low=0)
+        stop_on_duplicate_support: bool = hparam(False, doc="a row stops after a step adding no new latent", member=True)
+
     saelens_architecture: ClassVar[str] = "matching_pursuit"
-    hparam_defaults: ClassVar[dict[str, Any]] = {"k": None, "residual_threshold": 0.0, "stop_on_duplicate_support": False}
-    member_hparams = ("k", "residual_threshold", "stop_on_duplicate_support")
-    required_hparams = ("k",)
+    saelens_reads = ("matching_pursuit",)
+    saelens_keys = {"matching_pursuit": {
+        "residual_threshold": (1e-2, nonneg_number),
+        "max_iterations": (None, pos_int_or_null),
+        "stop_on_duplicate_support": (True, boolean),
+    }}
+    saelens_training_keys = {"matching_pursuit": ("decoder_init_norm",)}
     has_encoder = False
     fold_decoder_norms = False
 
     @classmethod
     def check_hparams(cls, hp, *, d_in, d_sae):
-        # k counts pursuit steps, not latents: an atom may be chosen again, so k may exceed d_sae
-        # (SAELens's max_iterations defaults to d_in whatever d_sae is)
-        k = hp["k"]
-        if int(k) != k or k < 1:
-            raise UntwineError(f"k must be a positive integer, got {k}")
-        if hp["residual_threshold"] < 0:
-            raise UntwineError(f"residual_threshold must be >= 0, got {hp['residual_threshold']}")
-        if not isinstance(hp["stop_on_duplicate_support"], bool):
-            raise UntwineError(f"stop_on_duplicate_support must be true or false, got {hp['stop_on_duplicate_support']!r}")
+        """k may exceed d_sae (see :attr:`Params`)."""
 
     def pursue(self, xn: Tensor, *, return_residuals: bool = False):
         """Run the pursuit: ``(Encoded, residual norms per step [steps + 1, M, B])``."""
@@ -113,7 +123,19 @@ class MatchingPursuitSAE(SparseAutoencoder):
             "stop_on_duplicate_support": bool(self.hparams[m]["stop_on_duplicate_support"]),
         }
 
+    @classmethod
+    def saelens_hparams(cls, sl_arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
+        it = cfg_value(cfg, cls, sl_arch, "max_iterations")
+        return {
+            "k": int(it) if it is not None else int(cfg["d_in"]),
+            "residual_threshold": float(cfg_value(cfg, cls, sl_arch, "residual_threshold")),
+            "stop_on_duplicate_support": bool(cfg_value(cfg, cls, sl_arch, "stop_on_duplicate_support")),
+        }
+
     def untwine_hparams(self, m, scale):
         out = super().untwine_hparams(m, scale)
         out["residual_threshold"] = float(out["residual_threshold"]) / scale
         return out
+
+
+register(MatchingPursuitSAE)

@@ -10,27 +10,33 @@ codes and growing rows.  Default ``l1_coefficient`` 3 (inputs normalised to norm
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor
 
-from untwine.errors import UntwineError
+from untwine.sae.saelens_keys import one_of
 from untwine.sae.base import Encoded, SparseAutoencoder
+from untwine.sae.hparams import hparam
+from untwine.sae.registry import register
 
 
 class ReLUSAE(SparseAutoencoder):
+    """ReLU codes, L1 penalty weighted by decoder-row norms (SAELens: standard)"""
+
     name: ClassVar[str] = "relu"
+
+    @dataclass(kw_only=True)
+    class Params:
+        l1_coefficient: float = hparam(3.0, doc="weight of the L1 penalty", member=True, low=0)
+        l1_warmup: float = hparam(0.05, doc="fraction of training over which the penalty rises from 0", low=0)
+
     saelens_architecture: ClassVar[str] = "standard"
-    hparam_defaults: ClassVar[dict[str, Any]] = {"l1_coefficient": 3.0, "l1_warmup": 0.05}
-    member_hparams = ("l1_coefficient",)
+    saelens_reads = ("standard",)
+    saelens_keys = {"standard": {"activation_fn": ("relu", one_of("relu"))}}  # pre-6.0 files name their activation
+    saelens_training_keys = {"standard": ("decoder_init_norm", "l1_coefficient", "lp_norm", "l1_warm_up_steps")}
     unit_norm_decoder = False
     decoder_init_norm = 0.1
-
-    @classmethod
-    def check_hparams(cls, hp, *, d_in, d_sae):
-        super().check_hparams(hp, d_in=d_in, d_sae=d_sae)
-        if hp["l1_coefficient"] < 0:
-            raise UntwineError(f"l1_coefficient must be >= 0, got {hp['l1_coefficient']}")
 
     def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
         pre = self.pre_acts(xn)
@@ -42,3 +48,6 @@ class ReLUSAE(SparseAutoencoder):
         norms = self.W_dec.norm(dim=-1)  # [M, d_sae]
         l1 = (enc.values * norms.unsqueeze(1)).sum(-1).mean(-1)
         return ramp * self.member_tensor("l1_coefficient") * l1
+
+
+register(ReLUSAE)

@@ -6,19 +6,27 @@ slot weight (0 for unused slots).  Subclasses implement :meth:`SelectingSAE.sele
 
 Training such an SAE through autograd pays for generic machinery (the sorts of
 ``embedding`` backward passes, the engine's bookkeeping) on a computation whose gradient is
-short and sparse.  :meth:`SelectingSAE.compute_gradients` writes it out instead: with ``x_hat =
+short and sparse.  :meth:`SelectingSAE.gradients` writes it out instead: with ``x_hat =
 sum_k v_k W_dec[j_k] + b_dec``, ``e = x - x_hat`` and the loss ``mean_rows ||e||^2`` (plus
 AuxK), every product touches only the ``K`` selected latents of a row (``B * K * d_in``
 operations; AuxK: the dead latents' columns), and the dense pre-activations computed for
-the selection are reused by AuxK.  ``tests/test_sae.py`` checks that the gradients and loss
-terms equal autograd's on :meth:`~untwine.sae.base.SparseAutoencoder.training_loss` (double
-precision), with several members of different ``k`` and dead latents.  An architecture
-with a differentiable penalty (Top-AFA's norm-matching loss) falls back to autograd.
+the selection are reused by AuxK.  ``tests/test_sae_registry.py`` checks that the training
+gradients and loss terms equal autograd's on
+:meth:`~untwine.sae.base.SparseAutoencoder.training_loss` (double precision) for every
+registered architecture and for plug-ins.
+
+The hand-written path knows only the reconstruction and AuxK terms of the base class.  A
+subclass that changes the loss (a :meth:`~untwine.sae.base.SparseAutoencoder.penalty`, its
+own ``loss_terms``, encoding, decoding, pre-activations or AuxK) trains through autograd
+unless the same class (or a subclass of it) also overrides :meth:`SelectingSAE.hand_gradients`
+to say when the hand-written gradient is still exact (Top-AFA: while its norm-matching
+coefficient is 0).  Decided when the class is defined (:attr:`SelectingSAE.hand_path_exact`);
+and a penalty that is not None on the hand-written path switches that step to autograd.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -39,15 +47,43 @@ class Selection(NamedTuple):
     weight: Tensor | None
 
 
+#: methods the hand-written gradient reproduces: overriding one changes the loss
+LOSS_METHODS = (
+    "penalty", "loss_terms", "training_loss", "encode_batch", "decode_encoded", "sparse_decode", "centered",
+    "pre_acts", "gather_pre", "auxk_loss", "auxk_keep", "auxk_weight", "auxk_columns",
+)
+
+
+def _defined_by(cls: type, method: str) -> type:
+    return next(c for c in cls.__mro__ if method in c.__dict__)
+
+
 class SelectingSAE(SparseAutoencoder):
     """Base of the selecting architectures (see the module docstring)."""
+
+    #: the hand-written gradient is that of this class's loss (set for each subclass: no
+    #: loss method overridden below the class that last overrode :meth:`hand_gradients`)
+    hand_path_exact: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        decides = _defined_by(cls, "hand_gradients")
+        cls.hand_path_exact = all(
+            _defined_by(cls, m) in (SparseAutoencoder, SelectingSAE) or issubclass(decides, _defined_by(cls, m))
+            for m in LOSS_METHODS
+        )
 
     def select(self, xn: Tensor) -> Selection:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def hand_gradients(self) -> bool:
-        """Whether :meth:`compute_gradients` may skip autograd (no differentiable penalty)."""
+        """Whether the hand-written gradient is exact for this module's hyper-parameters
+        (override it together with a penalty that is sometimes None)."""
         return True
+
+    def uses_hand_gradients(self) -> bool:
+        """Whether :meth:`gradients` skips autograd (see the module docstring)."""
+        return self.hand_path_exact and self.hand_gradients()
 
     def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
         with torch.no_grad():
@@ -62,13 +98,17 @@ class SelectingSAE(SparseAutoencoder):
             vals = vals * sel.weight
         return Encoded(vals, sel.indices, sel.pre, xc)
 
-    def compute_gradients(self, xn: Tensor, *, progress: float, dead_rows: int) -> dict[str, Tensor]:
-        if not self.hand_gradients():
-            return super().compute_gradients(xn, progress=progress, dead_rows=dead_rows)
+    def gradients(self, xn: Tensor, *, progress: float, dead_rows: int) -> tuple[dict[str, Tensor], Encoded]:
+        if not self.uses_hand_gradients():
+            return super().gradients(xn, progress=progress, dead_rows=dead_rows)
         with torch.no_grad():
-            return self._hand_gradients(xn, dead_rows)
+            terms, enc = self._hand_gradients(xn, dead_rows)
+            unseen = self.penalty(enc, xn, progress) is not None
+        if unseen:  # a penalty the hand-written path cannot see: this step through autograd
+            return super().gradients(xn, progress=progress, dead_rows=dead_rows)
+        return terms, enc
 
-    def _hand_gradients(self, xn: Tensor, dead_rows: int) -> dict[str, Tensor]:
+    def _hand_gradients(self, xn: Tensor, dead_rows: int) -> tuple[dict[str, Tensor], Encoded]:
         M, h, d = self.members, self.d_sae, self.d_in
         B = xn.shape[0]
         xc, pre, idx, weight = self.select(xn)
@@ -95,16 +135,15 @@ class SelectingSAE(SparseAutoencoder):
 
         enc = Encoded(vals, idx, pre, xc)
         terms = {"mse": recon}
-        dead = self.track_dead(enc.fired(h), B, dead_rows)
+        dead = self.dead_after(enc.fired(h), B, dead_rows)
         if self.uses_auxk and bool(dead.any()):
             terms["auxk"] = self._auxk_gradients(xc, pre, err, dead, g_dec, g_enc_t, g_benc, g_xc)
         g_bdec = g_x.sum(1) - g_xc.sum(1) if self.center_input else g_x.sum(1)
         for param, grad in ((self.W_dec, g_dec), (self.W_enc, g_enc_t.transpose(1, 2)), (self.b_enc, g_benc), (self.b_dec, g_bdec)):
             # the parameter's own memory layout (fused Adam walks grads and parameters alike)
             param.grad = grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)
-        self.after_batch(enc)
         terms["l0"] = (vals != 0).sum(-1).float().mean(-1)
-        return terms
+        return terms, enc
 
     def _auxk_gradients(self, xc, pre, residual, dead, g_dec, g_enc_t, g_benc, g_xc) -> Tensor:
         """AuxK (as :meth:`~untwine.sae.base.SparseAutoencoder.auxk_loss`) on the dead

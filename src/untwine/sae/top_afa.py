@@ -13,13 +13,16 @@ saved ``cfg.json`` says ``top_afa`` and untwine loads it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from untwine.errors import UntwineError
 from untwine.sae.base import Encoded
+from untwine.sae.hparams import hparam
+from untwine.sae.registry import register
+from untwine.sae.saelens_keys import pos_int
 from untwine.sae.selecting import SelectingSAE, Selection
 
 
@@ -31,10 +34,18 @@ def afa_counts(vals_sorted: Tensor, target_norm: Tensor) -> Tensor:
 
 
 class TopAFASAE(SelectingSAE):
+    """top-k with k per row from the approximate feature activation (untwine's own: top_afa)"""
+
     name: ClassVar[str] = "top_afa"
+
+    @dataclass(kw_only=True)
+    class Params:
+        k: int | None = hparam(None, doc="cap of the latents per row (None: min(d_in, latents))", member=True, low=1)
+        afa_coefficient: float = hparam(0.0, doc="weight of the norm-matching loss", member=True, low=0)
+
     saelens_architecture: ClassVar[str] = "top_afa"
-    hparam_defaults: ClassVar[dict[str, Any]] = {"k": None, "afa_coefficient": 0.0}
-    member_hparams = ("k", "afa_coefficient")
+    saelens_reads = ("top_afa",)
+    saelens_keys = {"top_afa": {"k": (None, pos_int)}}
     uses_auxk = True
 
     @classmethod
@@ -43,12 +54,6 @@ class TopAFASAE(SelectingSAE):
         if hp["k"] is None:
             hp["k"] = min(d_in, d_sae)
         return hp
-
-    @classmethod
-    def check_hparams(cls, hp, *, d_in, d_sae):
-        super().check_hparams(hp, d_in=d_in, d_sae=d_sae)
-        if hp["afa_coefficient"] < 0:
-            raise UntwineError(f"afa_coefficient must be >= 0, got {hp['afa_coefficient']}")
 
     def select(self, xn: Tensor) -> Selection:
         ks = self.member_ints("k")
@@ -62,16 +67,26 @@ class TopAFASAE(SelectingSAE):
         keep = torch.arange(kmax, device=xn.device).view(1, 1, -1) < n.unsqueeze(-1)
         return Selection(xc, pre, idx, (keep & cap).to(pre.dtype))
 
+    def _afa_on(self) -> bool:
+        return any(h["afa_coefficient"] != 0 for h in self.hparams)
+
     def hand_gradients(self) -> bool:
-        return all(h["afa_coefficient"] == 0 for h in self.hparams)
+        return not self._afa_on()
 
     def penalty(self, enc: Encoded, xn: Tensor, progress: float):
+        if not self._afa_on():
+            return None  # (decided on the host: no device sync per step)
         coef = self.member_tensor("afa_coefficient")
-        if not bool((coef > 0).any()):
-            return None
         f_norm = (enc.values * self.W_dec.norm(dim=-1).gather(-1, enc.indices.flatten(1)).view_as(enc.values)).norm(dim=-1)
         z_norm = self.centered(xn).norm(dim=-1)
         return coef * (f_norm - z_norm).pow(2).mean(-1)
 
     def saelens_config(self, m, scale):
         return {"k": int(self.hparams[m]["k"])}
+
+    @classmethod
+    def saelens_hparams(cls, sl_arch: str, cfg: dict[str, Any]) -> dict[str, Any]:
+        return {"k": int(cfg["k"])}
+
+
+register(TopAFASAE)

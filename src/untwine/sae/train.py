@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ from untwine.sae.data import (
 )
 from untwine.sae.io import save_sae
 from untwine.sae.registry import get_architecture
+from untwine.sae.specs import SAESpec
 from untwine.sae.runs import (
     CHECKPOINT,
     SWEEP,
@@ -71,11 +72,6 @@ from untwine.sae.train_checks import (
     check_spread,
 )
 
-#: default learning rate per architecture (Adam, inputs normalised to norm sqrt(d_in))
-DEFAULT_LR: dict[str, float] = {"jumprelu": 1e-2}
-DEFAULT_LR_OTHER = 3e-3
-
-
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"``: CUDA when available, else CPU; otherwise the named device."""
     if str(device) == "auto":
@@ -87,23 +83,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UntwineError(f"device {device} requested but CUDA is not available")
     return dev
-
-
-@dataclass
-class SAESpec:
-    """One SAE to train: architecture, number of latents and hyper-parameters (``k`` ...)."""
-
-    arch: str
-    latents: int
-    hparams: dict[str, Any] = field(default_factory=dict)
-    lr: float | None = None
-    name: str | None = None
-
-    def label(self) -> str:
-        if self.name:
-            return self.name
-        parts = [self.arch, f"w{self.latents}"] + [f"{k}{v}" for k, v in sorted(self.hparams.items()) if v is not None]
-        return "-".join(str(p).replace(".", "p") for p in parts)
 
 
 @dataclass
@@ -142,10 +121,10 @@ def _group_specs(specs: list[SAESpec], d_in: int, stack: bool = True) -> list[_G
     groups: dict[tuple, _Group] = {}
     for i, s in enumerate(specs):
         cls = get_architecture(s.arch)
-        check_spec(s, cls)
+        check_spec(s)
         hp = cls.resolve_hparams(dict(s.hparams), d_in=d_in, d_sae=int(s.latents))
         shared = tuple(sorted((k, repr(v)) for k, v in hp.items() if k not in cls.member_hparams))
-        lr = float(s.lr) if s.lr is not None else DEFAULT_LR.get(s.arch, DEFAULT_LR_OTHER)
+        lr = float(s.lr) if s.lr is not None else float(cls.default_lr)
         key = (s.arch, int(s.latents), lr, shared) + (() if stack else (i,))
         g = groups.setdefault(key, _Group(key, s.arch, int(s.latents), lr, []))
         g.specs.append(i)
@@ -388,7 +367,8 @@ def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, 
                 for g in groups:
                     for pg in g.opt.param_groups:
                         pg["lr"] = g.lr * mult * pg["lr_scale"]
-                    terms = g.module.compute_gradients(xn, progress=frac, dead_rows=dead_rows)
+                    terms, codes = g.module.gradients(xn, progress=frac, dead_rows=dead_rows)
+                    g.module.update_state(codes, xn.shape[0])
                     g.module.remove_parallel_grad()
                     g.opt.step()
                     g.module.renorm_decoder()
@@ -473,8 +453,8 @@ def train_sae(
     """Train one SAE on ``acts`` (path or array) and write it to ``out`` in SAELens's layout.
 
     ``arch`` is one of :data:`untwine.sae.ARCHITECTURES`; ``k`` the number of active
-    latents where the architecture has one; ``hparams`` the architecture's other
-    hyper-parameters (``l1_coefficient``, ``l0_coefficient``, ``bandwidth``,
+    latents where the architecture has one; ``hparams`` the fields of the architecture's
+    ``Params`` dataclass (``l1_coefficient``, ``l0_coefficient``, ``bandwidth``,
     ``residual_threshold``, ``afa_coefficient`` ...).  Returns ``out``.
     """
     hp = dict(hparams or {})
@@ -487,20 +467,3 @@ def train_sae(
         device=device, resume=resume, overwrite=overwrite, progress=progress, single=True, **options,
     )
     return dirs[0] if dirs else Path(out)
-
-
-def sweep_specs(archs: list[str], widths: list[int], ks: list[int | None], hparams: dict[str, Any], lr: float | None) -> list[SAESpec]:
-    """Every combination of architecture x width x k (k ignored where the architecture has none)."""
-    specs, seen = [], set()
-    for a in archs:
-        cls = get_architecture(a)
-        for w in widths:
-            for k in ks:
-                hp = {key: v for key, v in hparams.items() if key in cls.hparam_defaults}
-                if "k" in cls.hparam_defaults and k is not None:
-                    hp["k"] = k
-                spec = SAESpec(a, w, hp, lr)
-                if spec.label() not in seen:
-                    seen.add(spec.label())
-                    specs.append(spec)
-    return specs

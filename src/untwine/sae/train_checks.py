@@ -1,8 +1,8 @@
 """Refusals of :mod:`untwine.sae.train`: values that cannot train, data with nothing to learn, divergence.
 
-* every width, learning rate and architecture hyper-parameter is a finite number in range
-  (a learning rate in ``(0, MAX_LR)``; hyper-parameters ``>= 0``), checked before anything
-  is written;
+* every width and learning rate is a finite number in range (a learning rate in
+  ``(0, MAX_LR)``; the hyper-parameters are typed and bounded by each architecture's
+  ``Params``), checked before anything is written;
 * activations whose rows are all the same (all zero included) are refused: the input
   normalisation would divide by ~0 and every score of the result would be meaningless;
 * training stops with one error line when a loss term or a weight is not finite, or the
@@ -23,7 +23,7 @@ from untwine.errors import UntwineError
 
 if TYPE_CHECKING:
     from untwine.sae.data import ActivationSource
-    from untwine.sae.train import SAESpec
+    from untwine.sae.specs import SAESpec
 
 #: learning rates from this up are refused (Adam would move unit-norm decoder rows by their length per step)
 MAX_LR = 1.0
@@ -35,19 +35,13 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def check_spec(s: SAESpec, cls) -> None:
-    """One error line for a width, learning rate or hyper-parameter that is not a usable number."""
+def check_spec(s: SAESpec) -> None:
+    """One error line for a width or learning rate that is not a usable number (the
+    hyper-parameters are checked against the architecture's typed ``Params``)."""
     if not _is_number(s.latents) or int(s.latents) != s.latents or s.latents < 1:
         raise UntwineError(f"latents must be a positive integer, got {s.latents!r}")
     if s.lr is not None and not (_is_number(s.lr) and math.isfinite(s.lr) and 0 < s.lr < MAX_LR):
         raise UntwineError(f"learning rate must be a finite number in (0, {MAX_LR:g}), got {s.lr!r}")
-    for key, v in s.hparams.items():
-        if key == "center_input":
-            if not isinstance(v, bool):
-                raise UntwineError(f"center_input must be true or false, got {v!r}")
-        elif key in cls.hparam_defaults and v is not None and not (_is_number(v) and math.isfinite(v) and v >= 0):
-            what = "a number" if not _is_number(v) else "a finite number >= 0"
-            raise UntwineError(f"{s.arch}: {key} must be {what}, got {v!r}")
 
 
 def check_run_options(steps, batch_size, checkpoint_every, log_every, seed, lr_warmup, lr_decay, b_dec_init) -> None:
