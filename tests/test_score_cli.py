@@ -12,7 +12,7 @@ from untwine.cli import main
 from untwine.errors import UntwineError
 from untwine.examples import make_example_arrays
 from untwine.files import read_scores
-from untwine.io import read_array
+from untwine.arrays import read_array
 from untwine.metrics.suite import SCORE_KEYS, evaluate_arrays, split_train_test
 
 N = 600

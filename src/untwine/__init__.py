@@ -21,7 +21,7 @@ _LAZY = {
     "load": ("untwine.api", "load"),
     "train": ("untwine.api", "train"),
     "EvaluationConfig": ("untwine.train.config", "EvaluationConfig"),
-    "score_files": ("untwine.metrics.files", "score_files"),
+    "score_files": ("untwine.metrics.score_files", "score_files"),
     "traverse": ("untwine.viz.traversal", "traverse_run"),
     "report": ("untwine.viz.report", "build_report"),
 }

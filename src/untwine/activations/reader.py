@@ -9,11 +9,11 @@ Sources (:func:`open_activations`, streamed; :func:`read_activations`, in memory
   treated as one array (same number of columns);
 * ``.npy``: memory-mapped (``np.load(mmap_mode="r")``), never read whole by the stream;
 * ``.safetensors``: the tensor ``activations``, else its only 2-D tensor, read by slices;
-* ``.npz`` / ``.csv`` / ``.tsv`` (:func:`untwine.io.read_array`), read whole;
+* ``.npz`` / ``.csv`` / ``.tsv`` (:func:`untwine.arrays.read_array`), read whole;
 * an in-memory array (Python API).
 
 A tensor or array inside a file is named either way, both parsed in one place
-(:func:`untwine.io.split_key`): ``FILE:NAME`` (``acts.safetensors:resid``) or the
+(:func:`untwine.arrays.split_key`): ``FILE:NAME`` (``acts.safetensors:resid``) or the
 ``key`` argument, the ``--key NAME`` option of the commands that have it; ``FILE:NAME``
 wins when both are given.
 """
@@ -178,7 +178,7 @@ def _open_file(path: Path, key: str | None) -> tuple[object, int, int, str]:
         if len(shape) != 2 or shape[0] == 0 or shape[1] == 0:
             raise UntwineError(f"{path}:{key}: expected a 2-D tensor [rows, dim], got shape {tuple(shape)}")
         return sl, int(shape[0]), int(shape[1]), "safetensors"
-    from untwine.io import SUPPORTED_EXTENSIONS, read_array
+    from untwine.arrays import SUPPORTED_EXTENSIONS, read_array
 
     if path.suffix.lower() in SUPPORTED_EXTENSIONS:  # .npz, .csv, .tsv: read whole
         arr = _numpy_part(read_array(path, key), str(path))
@@ -195,7 +195,7 @@ def open_activations(source, key: str | None = None) -> ActivationSource:
             source = source.detach().cpu().numpy()
         arr = _numpy_part(np.asarray(source), "activations")
         return ActivationSource([_Part(arr, 0, arr.shape[0], "numpy")], arr.shape[1], "activations")
-    from untwine.io import split_key
+    from untwine.arrays import split_key
 
     path, key = split_key(source, key)
     if path.is_dir():

@@ -6,7 +6,7 @@
     untwine score --demo [--json OUT]
 
 Files are ``.npy``, ``.npz`` (its only array, ``--key K`` or ``file.npz:K``),
-``.csv`` or ``.tsv`` (see :mod:`untwine.io`).  Without a test split the rows
+``.csv`` or ``.tsv`` (see :mod:`untwine.arrays`).  Without a test split the rows
 are split 2:1 at random (seeded by ``--seed``).  Prints a table of the scores,
 the sizes and the split; ``--json OUT`` writes one flat JSON object whose keys
 are the computed scores (see :data:`untwine.metrics.suite.SCORE_KEYS`), undefined ones
@@ -79,7 +79,7 @@ def run(args) -> int:
     from rich.table import Table
 
     from untwine.metrics import registry
-    from untwine.metrics.files import score_files
+    from untwine.metrics.score_files import score_files
 
     if args.dci_estimator == "fast" and "dci" in _requested(args.metrics):
         from untwine.metrics.dci import import_lightgbm_without_sklearn

@@ -148,7 +148,7 @@ def evaluate_concepts_paths(sae_dir, acts, factors, *, factor_key: str | None = 
     activations folder, the factor names, sentences and rows from the folder
     (:meth:`~untwine.activations.layout.ActivationFolder.context`)."""
     from untwine.activations.layout import ActivationFolder
-    from untwine.io import read_array
+    from untwine.arrays import read_array
 
     fac = read_array(factors, factor_key)
     folder = ActivationFolder.of_layer(acts)

@@ -6,7 +6,7 @@
   ``"color_dsprites"``, ``"noisy_dsprites"`` (:mod:`untwine.data.dsprites`) and
   ``"shapes3d"`` (:mod:`untwine.data.shapes3d`); keyword arguments go to the class
   (e.g. ``seed`` for the colour / noise of the dSprites variants);
-* by path (:mod:`untwine.data.files`): a dSprites ``.npz``, a 3dshapes ``.h5``, an
+* by path (:mod:`untwine.data.dataset_files`): a dSprites ``.npz``, a 3dshapes ``.h5``, an
   MPI3D ``.npz`` or a generic ``.npz`` with ``images`` and ``factors``, recognised from
   the file type and the arrays it holds;
 * labelled time series (:mod:`untwine.data.series`): a UCR/UEA name bundled with aeon
@@ -28,7 +28,7 @@ from pathlib import Path
 from untwine.data.base import GroundTruthDataset
 from untwine.data.concepts import ConceptSentences
 from untwine.data.dsprites import ColorDSprites, DSprites, NoisyDSprites
-from untwine.data.files import DSpritesFile, GenericNpz, MPI3DFile, Shapes3DFile, open_file
+from untwine.data.dataset_files import DSpritesFile, GenericNpz, MPI3DFile, Shapes3DFile, open_file
 from untwine.data.series import bundled_series, load_series
 from untwine.data.shapes3d import Shapes3D
 from untwine.data.sines import Sines

@@ -28,7 +28,7 @@ no row drawn for *test* is a row drawn for *train*, except on procedural full gr
   here for full grids) draws train and test as two independent uniform draws of factor
   combinations, the same distribution (disentanglement_lib's protocol), so a test row may
   equal a train row by chance: ``"same-distribution draws"``;
-* any other stored rows (files: :mod:`untwine.data.files`; non-grid datasets) are split
+* any other stored rows (files: :mod:`untwine.data.dataset_files`; non-grid datasets) are split
   once, by a seeded permutation, into train and test rows (the test part holds
   ``num_test / (num_train + num_test)`` of them, at least one); train draws come from the
   train part, test draws from the test part: ``"held-out rows"``.

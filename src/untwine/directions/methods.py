@@ -6,7 +6,7 @@ the look-ups the commands use.  A plug-in method calls :func:`untwine.directions
 from __future__ import annotations
 
 # imported in the order of the comparison table (each module registers its method)
-from untwine.directions import sefa, pca, voynov, householder, gradctrl, potential_flow, baselines  # noqa: F401, I001
+from untwine.directions import sefa, ganspace, voynov, householder, gradctrl, potential_flow, baselines  # noqa: F401, I001
 from untwine.directions.base import METHODS, Method
 from untwine.errors import UntwineError
 

@@ -292,14 +292,14 @@ def evaluate_paths(
     ``features``: ``.npy`` ``[F, d_in]``.  When ``true_codes`` is not given and the
     features file sits in a directory written by ``untwine sae synthetic`` whose
     ``codes.npz`` has one row per activation row, those codes (and ``synthetic.json``'s
-    hierarchy) are used.  ``factors``: any file :func:`untwine.io.read_array` reads.
+    hierarchy) are used.  ``factors``: any file :func:`untwine.arrays.read_array` reads.
     """
     from pathlib import Path
 
     import scipy.sparse as sp
 
     from untwine.files import read_json
-    from untwine.io import read_array
+    from untwine.arrays import read_array
     from untwine.activations.reader import open_activations
     from untwine.sae.synthetic import CODES_FILE, META_FILE
 
