@@ -216,4 +216,7 @@ def test_chain_to_the_report_shows_each_latents_top_images(toy, tmp_path, capsys
     strips = re.findall(r'alt="top images of latent (\d+)"', page)
     assert strips and set(strips) <= set(tops["latents"])
     assert len(page) < 400_000
+    # untwine health reads the whole folder (module-path layers)
+    assert main(["health", str(acts), "--max-rows", "100", "--json", str(tmp_path / "h.json")]) == 0
+    assert list(json.loads((tmp_path / "h.json").read_text())) == ["layer_encoder.features.2"]
     capsys.readouterr()
