@@ -220,3 +220,19 @@ def test_chain_to_the_report_shows_each_latents_top_images(toy, tmp_path, capsys
     assert main(["health", str(acts), "--max-rows", "100", "--json", str(tmp_path / "h.json")]) == 0
     assert list(json.loads((tmp_path / "h.json").read_text())) == ["layer_encoder.features.2"]
     capsys.readouterr()
+
+
+def test_memory_is_bounded_by_a_shard(toy, tmp_path):
+    import tracemalloc
+
+    rows, chunk = 1600, 100
+    tracemalloc.start()
+    try:
+        write_model_activations(tmp_path / "big", toy / "run", layers=["encoder.features.0"], rows=rows,
+                                pool="flatten", batch_size=50, chunk=chunk)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    layer = rows * 32 * 8 * 8 * 4  # the whole layer, float32
+    assert read_activations(tmp_path / "big" / "layer_encoder.features.0").nbytes == layer
+    assert peak < layer / 3, (peak, layer)  # a few shards' worth (one is layer / 16), never the whole layer

@@ -93,8 +93,11 @@ def open_source(source, dataset=None, *, device="cpu") -> Source:
 
 
 def _spec(given, ds) -> str:
-    """How the report finds the dataset again: the name or path given, else the dataset's name."""
-    return str(given) if isinstance(given, (str, Path)) else str(getattr(ds, "name", "dataset"))
+    """How the report finds the dataset again: the name or (absolute) path given, else the dataset's name."""
+    if not isinstance(given, (str, Path)):
+        return str(getattr(ds, "name", "dataset"))
+    p = Path(given).expanduser()
+    return str(p.resolve()) if p.exists() else str(given)
 
 
 def _hooks(src: Source, batch_size: int) -> ModelHooks:

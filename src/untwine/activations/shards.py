@@ -244,6 +244,21 @@ def check_layer(layer_dir, *, keep: bool = False) -> list[tuple[Path, dict | Non
     return out
 
 
+def layer_rows(layer_dir) -> np.ndarray:
+    """The input item of every row of a layer directory ``[N]`` int64, every shard checked against the
+    manifest (:func:`check_layer`) with one shard in memory at a time (the activations are not kept)."""
+    from safetensors import safe_open
+
+    out = []
+    for path, _ in check_layer(layer_dir):
+        with safe_open(str(path), framework="numpy") as fh:
+            if ROWS_TENSOR in fh.keys():
+                out.append(fh.get_tensor(ROWS_TENSOR).astype(np.int64))
+            else:
+                out.append(np.full(fh.get_slice(TENSOR).get_shape()[0], -1, dtype=np.int64))
+    return np.concatenate(out)
+
+
 def read_layer(layer_dir, *, with_rows: bool = False):
     """Every row of a layer directory ``[N, D]`` float32 (and the corpus row of each with ``with_rows``);
     every shard is checked against the manifest (:func:`check_layer`)."""
@@ -255,4 +270,4 @@ def read_layer(layer_dir, *, with_rows: bool = False):
     return a, np.concatenate(rows)
 
 
-__all__ = ["FORMAT", "MANIFEST", "VERSION", "ShardWriter", "check_layer", "read_layer", "read_manifest", "shard_name", "shard_problem"]
+__all__ = ["FORMAT", "MANIFEST", "VERSION", "ShardWriter", "check_layer", "layer_rows", "read_layer", "read_manifest", "shard_name", "shard_problem"]
