@@ -236,3 +236,21 @@ def test_memory_is_bounded_by_a_shard(toy, tmp_path):
     layer = rows * 32 * 8 * 8 * 4  # the whole layer, float32
     assert read_activations(tmp_path / "big" / "layer_encoder.features.0").nbytes == layer
     assert peak < layer / 3, (peak, layer)  # a few shards' worth (one is layer / 16), never the whole layer
+
+
+@pytest.mark.parametrize("model", ["qlae", "infowgan_gp", "factor_vae", "seq_vae"])
+def test_every_model_kind_codes_equal_the_evaluations(toy, tmp_path, model):
+    dataset = "sines" if model.startswith("seq") else str(toy / "toy.npz")
+    train(model, dataset, steps=2, out=tmp_path / "run", batch_size=8, seed=0)
+    layers = {k: s for k, s, _ in list_layers(tmp_path / "run")}
+    conv = next(k for k, s in layers.items() if len(s) >= 2)  # the first convolutional map
+    s = write_model_activations(tmp_path / "a", tmp_path / "run", layers=["codes", conv], rows=16, chunk=500,
+                                pool="max")
+    assert s["dims"] == {"codes": layers["codes"][0], conv: layers[conv][0]}
+    run = open_run(tmp_path / "run")
+    inputs = np.load(tmp_path / "a" / layout.INPUTS)
+    want = run.encoder("mean").encode_indices(run.dataset(), inputs).codes
+    assert np.array_equal(read_activations(tmp_path / "a" / "layer_codes").astype(np.float64), want)
+    p = write_model_activations(tmp_path / "p", tmp_path / "run", layers=[conv], rows=4, pool="positions", chunk=500)
+    cells = int(np.prod(layers[conv][1:]))
+    assert p["rows"] == 4 * cells and np.load(tmp_path / "p" / layout.POSITIONS).shape == (4 * cells, len(layers[conv]) - 1)

@@ -89,7 +89,7 @@ def open_source(source, dataset=None, *, device="cpu") -> Source:
         raise UntwineError(f"dataset {ds.name!r} has observations of shape {tuple(have)} but the model of {run.path} "
                            f"takes {tuple(want)} (it was trained on {run.info.get('name', run.config.dataset)})")
     model = run.load_model(dev)
-    return Source(model, f"{run.config.model} ({run.path})", run, ds, _spec(spec, ds))
+    return Source(model, f"{run.config.model} ({Path(run.path).resolve()})", run, ds, _spec(spec, ds))
 
 
 def _spec(given, ds) -> str:
