@@ -254,3 +254,15 @@ def test_every_model_kind_codes_equal_the_evaluations(toy, tmp_path, model):
     p = write_model_activations(tmp_path / "p", tmp_path / "run", layers=[conv], rows=4, pool="positions", chunk=500)
     cells = int(np.prod(layers[conv][1:]))
     assert p["rows"] == 4 * cells and np.load(tmp_path / "p" / layout.POSITIONS).shape == (4 * cells, len(layers[conv]) - 1)
+
+
+def test_a_kill_before_the_first_manifest_resumes(toy, tmp_path):
+    """Killed between a layer's first shard and its first manifest: the folder is still ours."""
+    kw = dict(layers=["codes"], rows=8, chunk=500)
+    write_model_activations(tmp_path / "full", toy / "run", **kw)
+    cut = tmp_path / "cut" / "layer_codes"
+    cut.mkdir(parents=True)
+    (cut / layout.shard_name(0)).write_bytes(b"half a shard")
+    write_model_activations(tmp_path / "cut", toy / "run", **kw)
+    for f in sorted((tmp_path / "full" / "layer_codes").iterdir()):
+        assert f.read_bytes() == (cut / f.name).read_bytes()

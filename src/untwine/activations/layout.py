@@ -69,6 +69,12 @@ def shard_name(i: int) -> str:
     return f"shard_{i:05d}.safetensors"
 
 
+def _is_shard_file(name: str) -> bool:
+    """Whether ``name`` is a shard or a temporary file a killed write left (a layer folder killed
+    between its first shard and its first manifest holds only these)."""
+    return (name.startswith("shard_") and name.endswith(".safetensors")) or (name.startswith(".") and name.endswith(".tmp"))
+
+
 def npy_bytes(a: np.ndarray) -> bytes:
     """``a`` as the bytes of a ``.npy`` file (no pickles)."""
     buf = io.BytesIO()
@@ -151,7 +157,8 @@ class ActivationFolder:
         for p in self.path.iterdir():
             own = p.name in OWN_FILES or (p.name.startswith(".") and p.name.endswith(".tmp"))
             own = own or (p.is_dir() and p.name.startswith(LAYER_PREFIX)
-                          and (p.name[len(LAYER_PREFIX):].isdigit() or (p / MANIFEST).is_file()))
+                          and (p.name[len(LAYER_PREFIX):].isdigit() or (p / MANIFEST).is_file()
+                               or all(_is_shard_file(c.name) for c in p.iterdir())))
             if not own:
                 raise UntwineError(f"--out {self.path} holds {p.name}, which `{self.command}` did not write; "
                                    "choose a new or empty folder")
