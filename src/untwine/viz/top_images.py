@@ -71,7 +71,8 @@ def top_images_html(record: dict, nmi, factor_names) -> str:
             shown = img(_strip(dataset, entries, grid), f"top images of latent {j}", cls="strip")
         elif entries:
             fac = dataset.factors_of([e["index"] for e in entries])
-            shown = esc(" | ".join(", ".join(f"{n}={v}" for n, v in zip(factor_names, f)) for f in fac))
+            at = [f" at position {tuple(e['position'])}" if "position" in e else "" for e in entries]
+            shown = esc(" | ".join(", ".join(f"{n}={v}" for n, v in zip(factor_names, f)) + a for f, a in zip(fac, at)))
         else:
             shown = ""
         rows.append([f"latent {j}", factor_names[k], float(nmi[int(j), k]), codes])
@@ -82,9 +83,10 @@ def top_images_html(record: dict, nmi, factor_names) -> str:
     out = [parts[0] + "<th>top inputs</th></tr>"]
     out += [p + f'<td style="text-align:left">{c}</td></tr>' for p, c in zip(parts[1:], cells)]
     out.append(parts[-1])
-    where = " The red box is the spatial position of the row." if grid else ""
+    how = (f"rendered again from {esc(spec)} by index" + ("; the red box is the spatial position of the row" if grid else "")
+           if is_image else f"inputs of {esc(spec)} (not images) listed by their factor values")
     return (f'<p class="note">For each latent of the heatmaps, the inputs with its largest codes (at most one row '
-            f"per input), rendered again from {esc(spec)} by index.{where}</p>" + "".join(out))
+            f"per input), {how}.</p>" + "".join(out))
 
 
 __all__ = ["top_images_html"]
