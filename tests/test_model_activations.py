@@ -145,6 +145,7 @@ def test_bad_inputs_are_one_line(toy, tmp_path, capsys):
     err = _one_error_line(capsys, ["activations", run, "--dataset", "dsprites", "--layers", "codes", "--out",
                                    str(tmp_path / "o")])
     assert "(1, 64, 64)" in err and "(1, 16, 16)" in err
+    assert "holds sentences" in _one_error_line(capsys, ["activations", run, "--dataset", "concepts", "--list-layers"])
     bare = tmp_path / "bare"
     shutil.copytree(toy / "run", bare)
     shutil.rmtree(bare / "checkpoints")

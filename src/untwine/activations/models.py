@@ -70,19 +70,18 @@ def _fingerprint(model: torch.nn.Module) -> str:
 def open_source(source, dataset=None, *, device="cpu") -> Source:
     """The model and dataset of ``source`` (a run folder, a :class:`~untwine.train.run.Run` or an
     ``nn.Module``); ``dataset``: a name, path or dataset (default: the run's own)."""
-    from untwine import data
     from untwine.train.run import Run, open_run, resolve_device
 
     dev = resolve_device(device)
     if isinstance(source, torch.nn.Module):
         if dataset is None:
             raise UntwineError("a model given as a torch.nn.Module needs a dataset")
-        ds = data.load(dataset)
+        ds = _load(dataset)
         return Source(source.to(dev), type(source).__name__, None, ds, _spec(dataset, ds))
     run = source if isinstance(source, Run) else open_run(source)
     run.require_checkpoint()
     spec = run.config.dataset if dataset is None else dataset
-    ds = data.load(spec)
+    ds = _load(spec)
     want = run.info.get("observation_shape")
     have = [int(s) for s in ds.observation_shape]
     if want is not None and list(want) != have:
@@ -90,6 +89,17 @@ def open_source(source, dataset=None, *, device="cpu") -> Source:
                            f"takes {tuple(want)} (it was trained on {run.info.get('name', run.config.dataset)})")
     model = run.load_model(dev)
     return Source(model, f"{run.config.model} ({Path(run.path).resolve()})", run, ds, _spec(spec, ds))
+
+
+def _load(dataset):
+    """The dataset ``dataset`` names; one line for text, which no model here reads."""
+    from untwine import data
+
+    ds = data.load(dataset)
+    if getattr(ds, "modality", None) == "text":
+        raise UntwineError(f"dataset {ds.name!r} holds sentences, not observations a model reads; "
+                           "a language model's activations are `untwine lm activations`")
+    return ds
 
 
 def _spec(given, ds) -> str:
