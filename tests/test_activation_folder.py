@@ -74,7 +74,7 @@ def test_write_layers_resumes_bit_identically(tmp_path):
     # every name in the folder is one of the layout's
     folder = ActivationFolder(tmp_path / "cut")
     assert sorted(p.name for p in folder.path.iterdir()) == sorted(
-        [*layout.OWN_FILES, layout.layer_name(1), layout.layer_name(4)])
+        [layout.SUMMARY, layout.ROWS, layout.FACTORS, layout.TEXTS, layout.layer_name(1), layout.layer_name(4)])
     assert sorted(p.name for p in folder.layer_dir(4).iterdir()) == sorted(
         [layout.MANIFEST, *(layout.shard_name(i) for i in range(5))])
     assert folder.layer_dirs() == {1: folder.layer_dir(1), 4: folder.layer_dir(4)}

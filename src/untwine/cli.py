@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "sae": "sae",
     "health": "health",
     "lm": "lm",
+    "activations": "activations",
     "directions": "directions",
 }
 

@@ -7,6 +7,10 @@
   of every shard), :class:`ShardWriter` and :func:`read_layer`;
 * :mod:`untwine.activations.writer`: :func:`write_layers`, any model's activations written
   as shards, resumable (``untwine lm activations`` uses it);
+* :mod:`untwine.activations.hooks`: :class:`ModelHooks`, the layers of any ``torch.nn.Module``
+  (module paths, and ``codes``: the evaluation's code) and their pooled activations;
+* :mod:`untwine.activations.models`: :func:`write_model_activations` and :func:`list_layers`,
+  any model on any ground-truth dataset written as a folder (``untwine activations``);
 * :mod:`untwine.activations.reader`: :func:`open_activations` (streamed) and
   :func:`read_activations` (in memory), the one reader of every ``ACTS`` argument (layer
   folders, shard directories, ``.npy``, ``.safetensors``, ``.npz``, ``.csv``, ``.tsv``);
@@ -22,6 +26,9 @@ _LAZY = {
     "ShardWriter": "untwine.activations.shards",
     "read_layer": "untwine.activations.shards",
     "write_layers": "untwine.activations.writer",
+    "ModelHooks": "untwine.activations.hooks",
+    "list_layers": "untwine.activations.models",
+    "write_model_activations": "untwine.activations.models",
     "ActivationSource": "untwine.activations.reader",
     "open_activations": "untwine.activations.reader",
     "read_activations": "untwine.activations.reader",

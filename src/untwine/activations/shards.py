@@ -38,7 +38,7 @@ import numpy as np
 from untwine.errors import UntwineError, UntwineWarning
 from untwine.files import atomic_write_bytes, read_json, remove_stray_temporaries, write_json
 
-from untwine.activations.layout import FORMAT, MANIFEST, ROWS_TENSOR, TENSOR, shard_name
+from untwine.activations.layout import FORMAT, MANIFEST, ROWS_TENSOR, TENSOR, shard_name, writing_command
 
 VERSION = 1
 
@@ -216,7 +216,9 @@ def check_layer(layer_dir, *, keep: bool = False) -> list[tuple[Path, dict | Non
     d = Path(layer_dir)
     m = read_manifest(d)
     if m is None:
-        raise UntwineError(f"{d}: no {MANIFEST}; expected an activation directory written by `untwine lm activations`")
+        raise UntwineError(f"{d}: no {MANIFEST}; expected an activation directory written by `untwine activations` "
+                           "or `untwine lm activations`")
+    again = f"run the same `{writing_command(m.get('meta'))}` command again"
     out, rows = [], 0
     shards = m.get("shards")
     if not isinstance(shards, list):
@@ -225,7 +227,7 @@ def check_layer(layer_dir, *, keep: bool = False) -> list[tuple[Path, dict | Non
     for s in shards:
         t, why = _checked_shard(d, s, m, start)
         if why is not None:
-            raise UntwineError(f"{d}: {why}; run the same `untwine lm activations` command again to repair it")
+            raise UntwineError(f"{d}: {why}; {again} to repair it")
         rows += t[TENSOR].shape[0]
         out.append((d / s["file"], t if keep else None))
         start = _end([s]) if "sentences" in s else None
@@ -234,12 +236,27 @@ def check_layer(layer_dir, *, keep: bool = False) -> list[tuple[Path, dict | Non
     total = (m.get("meta") or {}).get("sentences") if isinstance(m.get("meta"), dict) else None
     if isinstance(total, int) and _end(shards) < total:
         warnings.warn(f"{d}: the run that writes it is unfinished ({_end(shards)} of {total} sentences so far); "
-                      "run the same `untwine lm activations` command again to complete it",
+                      f"{again} to complete it",
                       UntwineWarning, stacklevel=3)
     if m.get("rows") != rows:
         raise UntwineError(f"{d / MANIFEST}: lists {m.get('rows')} rows but its shards hold {rows}; "
-                           "run the same `untwine lm activations` command again to repair it")
+                           f"{again} to repair it")
     return out
+
+
+def layer_rows(layer_dir) -> np.ndarray:
+    """The input item of every row of a layer directory ``[N]`` int64, every shard checked against the
+    manifest (:func:`check_layer`) with one shard in memory at a time (the activations are not kept)."""
+    from safetensors import safe_open
+
+    out = []
+    for path, _ in check_layer(layer_dir):
+        with safe_open(str(path), framework="numpy") as fh:
+            if ROWS_TENSOR in fh.keys():
+                out.append(fh.get_tensor(ROWS_TENSOR).astype(np.int64))
+            else:
+                out.append(np.full(fh.get_slice(TENSOR).get_shape()[0], -1, dtype=np.int64))
+    return np.concatenate(out)
 
 
 def read_layer(layer_dir, *, with_rows: bool = False):
@@ -253,4 +270,4 @@ def read_layer(layer_dir, *, with_rows: bool = False):
     return a, np.concatenate(rows)
 
 
-__all__ = ["FORMAT", "MANIFEST", "VERSION", "ShardWriter", "check_layer", "read_layer", "read_manifest", "shard_name", "shard_problem"]
+__all__ = ["FORMAT", "MANIFEST", "VERSION", "ShardWriter", "check_layer", "layer_rows", "read_layer", "read_manifest", "shard_name", "shard_problem"]

@@ -37,7 +37,7 @@ def write_layers(out, metas: dict, compute: Compute, *, items: int, chunk: int,
     the first input still to compute.  Returns ``(first, rows)``: the inputs found done on
     disk and the input index of every row (of the first layer).
     """
-    from untwine.activations.shards import ShardWriter, read_layer
+    from untwine.activations.shards import ShardWriter, layer_rows
     from untwine.files import remove_stray_temporaries
 
     out = Path(out)
@@ -60,7 +60,7 @@ def write_layers(out, metas: dict, compute: Compute, *, items: int, chunk: int,
     for w in writers.values():
         if not w.complete:
             w.finish()
-    _, rows = read_layer(out / layer_name(next(iter(writers))), with_rows=True)
+    rows = layer_rows(out / layer_name(next(iter(writers))))  # one shard in memory at a time
     return first, rows
 
 

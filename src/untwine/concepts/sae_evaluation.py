@@ -62,7 +62,7 @@ class LatentEdit:
 
 def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_names=None, factor_sizes=None,
                       sentences=None, rows=None, metrics: str = "all", seed: int = 0, device: str = "auto",
-                      top_n: int = 5) -> dict[str, Any]:
+                      top_n: int = 5, images=None) -> dict[str, Any]:
     """The SAE's codes beside the concept baselines on the same train / test rows.
 
     Rows are split by :func:`untwine.concepts.baselines.split_rows` (``seed``).  ``sae``: the SAE's
@@ -74,7 +74,8 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
     ``matrices``: normalised MI (all rows) and DCI importance (train / test) of latents vs
     factors, ``[d_sae, K]``; ``shown``: the :data:`SHOWN_PER_FACTOR` latents of largest
     normalised MI per factor; ``top_sentences``: for those, the ``top_n`` sentences of
-    largest code when ``sentences`` (and ``rows``, each activation row's sentence) are given.
+    largest code when ``sentences`` (and ``rows``, each activation row's sentence) are given;
+    ``top_images``: the same for inputs drawn from a dataset (``images``, see :func:`image_record`).
     Every row is read into memory (concept corpora are small).
     """
     from untwine._checks import as_factors, nonnegative_factors
@@ -137,10 +138,20 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
         "factor_names": names, "factor_sizes": sizes, "sae": sae_scores, "baselines": base,
         "edit_latents": [[int(j) for j in s] for s in edit.latents],
         "matrices": {"normalized_mi": nmi.tolist(), "dci_importance": None if imp is None else imp.tolist()},
-        "shown": shown, "top_sentences": tops,
+        "shown": shown, "top_sentences": tops, **image_record(codes, images, rows, shown, top_n),
         "settings": {"rows": len(x), "train_rows": len(tr), "test_rows": len(te), "seed": int(seed),
                      "d_in": int(module.d_in), "d_sae": int(module.d_sae), "edit_latents_per_factor": EDIT_LATENTS},
     }
+
+
+def image_record(codes, images, rows, shown, top_n: int) -> dict[str, Any]:
+    """``{"top_images": ...}`` (:func:`untwine.concepts.top_inputs.top_images`) when the activations
+    came from a dataset (``images``: the folder's context entry) and ``rows`` matches the codes, else ``{}``."""
+    if images is None or rows is None or len(rows) != len(codes) or not shown:
+        return {}
+    from untwine.concepts.top_inputs import top_images
+
+    return {"top_images": top_images(codes, images, rows=rows, latents=shown, n=top_n)}
 
 
 def evaluate_concepts_paths(sae_dir, acts, factors, *, factor_key: str | None = None, **kw) -> dict[str, Any]:
@@ -177,4 +188,4 @@ def concept_table(evaluation) -> tuple[list[str], list[list[Any]]]:
 
 
 __all__ = ["EDIT_LATENTS", "EVALUATION", "SHOWN_PER_FACTOR", "TABLE_CODES", "LatentEdit", "concept_table",
-           "evaluate_concepts", "evaluate_concepts_paths"]
+           "evaluate_concepts", "evaluate_concepts_paths", "image_record"]

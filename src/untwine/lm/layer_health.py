@@ -79,14 +79,16 @@ def embedding_health(
     return out
 
 
-def layer_health(acts_by_layer: dict[int, object], *, max_rows: int = MAX_PAIR_ROWS, seed: int = 0, **kwargs):
-    """:func:`health_report` of each layer's activations (``{layer: array or ACTS path}``)."""
+def layer_health(acts_by_layer: dict[int | str, object], *, max_rows: int = MAX_PAIR_ROWS, seed: int = 0, **kwargs):
+    """:func:`health_report` of each layer's activations (``{layer: array or ACTS path}``; a layer is a
+    hidden-state number or, for ``untwine activations`` folders, a module path)."""
     from untwine.activations.reader import read_activations
 
     out = {}
     for layer, acts in acts_by_layer.items():
         x = acts if isinstance(acts, np.ndarray) else read_activations(acts)
-        out[int(layer)] = health_report(x, max_rows=max_rows, seed=seed, **kwargs)
+        out[int(layer) if str(layer).isdigit() else str(layer)] = health_report(x, max_rows=max_rows, seed=seed,
+                                                                                **kwargs)
     return out
 
 
@@ -101,10 +103,13 @@ def is_activation_run(path) -> bool:
 def run_health(run_dir, *, frequency: bool = False, max_rows: int = MAX_PAIR_ROWS, seed: int = 0, **kwargs):
     """Health of every layer of an ``untwine lm activations`` directory, and with ``frequency`` of
     its model's input embeddings by word-frequency group: ``(layers, groups)`` (``groups`` None without)."""
-    from untwine.activations.layout import ActivationFolder
+    from untwine.activations.layout import DEFAULT_COMMAND, ActivationFolder, writing_command
 
     folder = ActivationFolder(run_dir)
     info = folder.summary()
+    if frequency and writing_command(info) != DEFAULT_COMMAND:
+        raise UntwineError(f"--frequency needs a language model's activations (`{DEFAULT_COMMAND}`); "
+                           f"{run_dir} was written by `{writing_command(info)}`")
     layers = layer_health(folder.layer_dirs(), max_rows=max_rows, seed=seed, **kwargs)
     groups = None
     if frequency:
@@ -133,7 +138,7 @@ def health_figures(layers: dict[int, dict] | None = None, groups: dict[str, dict
             if kind == "layers":
                 ax.plot(keys, vals, marker="o", color="tab:blue")
                 ax.set_xticks(keys)
-                ax.set_xlabel("layer (0 = embeddings)")
+                ax.set_xlabel("layer (0 = embeddings)" if all(isinstance(k, int) for k in keys) else "layer")
                 ax.set_title(f"{m}: activations by layer", fontsize=9)
             else:
                 ax.bar(range(len(keys)), vals, color="tab:orange")

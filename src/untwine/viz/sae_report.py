@@ -6,7 +6,8 @@ a metric itself; without that file it says what to run.  Sections: the scores of
 codes beside the concept baselines on the same rows (raw activations, PCA, the supervised
 dictionary and its projection codes), per-factor k-sparse probing and edit test, the
 reconstruction metrics, the factor x latent heatmaps (normalised MI, DCI importance) of
-the latents most related to each factor, those latents' top sentences, the SAE's
+the latents most related to each factor, those latents' top sentences (or top images, for
+activations of a model on a dataset: :mod:`untwine.viz.top_images`), the SAE's
 ``cfg.json`` and its training curves (``training.json``).  The page layout, CSS and
 helpers are :mod:`untwine.viz.html`'s: images are ``data:`` URIs and
 nothing is loaded from the network.
@@ -127,6 +128,12 @@ def _sentences_section(ev) -> str:
             + body.replace('<td class="k">', '<td class="k" style="text-align:left">'))
 
 
+def _images_section(ev) -> str:
+    from untwine.viz.top_images import top_images_html
+
+    return top_images_html(ev["top_images"], ev["matrices"]["normalized_mi"], ev["factor_names"])
+
+
 def _config_section(sae_dir) -> str:
     cfg = read_json(Path(sae_dir) / "cfg.json", what="SAE config")
     rows = [[k, v if isinstance(v, (int, float, bool)) else str(v)] for k, v in flatten(cfg).items()]
@@ -161,7 +168,10 @@ def sae_report_html(sae_dir, evaluation=None) -> str:
         add("factors", "Per factor", lambda: _per_factor_section(evaluation))
         add("reconstruction", "Reconstruction", lambda: _reconstruction_section(evaluation))
         add("heatmaps", "Factor x latent heatmaps", lambda: _heatmap_section(evaluation))
-        add("sentences", "Top sentences", lambda: _sentences_section(evaluation))
+        if evaluation.get("top_images"):
+            add("images", "Top images", lambda: _images_section(evaluation))
+        else:
+            add("sentences", "Top sentences", lambda: _sentences_section(evaluation))
     add("config", "Configuration", lambda: _config_section(sae_dir))
     add("curves", "Training curves", lambda: _curves_section(sae_dir))
     cfg = read_json(Path(sae_dir) / "cfg.json", what="SAE config")
