@@ -31,3 +31,21 @@ def test_discretize_equal_width_and_keeps_discrete_classes():
     assert d[:, 0].min() == 0 and d[:, 0].max() == 9
     assert np.all(np.bincount(d[:, 0]) == 10)
     assert list(np.unique(d[:, 1])) == [0, 1, 2, 3]
+
+
+def test_one_device_resolution_for_every_command():
+    import torch
+
+    from untwine.device import resolve_device
+    from untwine.lm.activations import pick_device
+    from untwine.sae.train import resolve_device as sae_resolve
+    from untwine.train.run import resolve_device as run_resolve
+
+    assert pick_device is resolve_device and sae_resolve is resolve_device and run_resolve is resolve_device
+    assert resolve_device("CPU") == torch.device("cpu") and resolve_device(torch.device("cpu")).type == "cpu"
+    assert resolve_device(None) == resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UntwineError, match="device must be auto, cpu, cuda or cuda:N, got 'tpu0'"):
+        resolve_device("tpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(UntwineError, match="CUDA is not available"):
+            resolve_device("cuda:1")

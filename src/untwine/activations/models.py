@@ -70,7 +70,8 @@ def _fingerprint(model: torch.nn.Module) -> str:
 def open_source(source, dataset=None, *, device="cpu") -> Source:
     """The model and dataset of ``source`` (a run folder, a :class:`~untwine.train.run.Run` or an
     ``nn.Module``); ``dataset``: a name, path or dataset (default: the run's own)."""
-    from untwine.train.run import Run, open_run, resolve_device
+    from untwine.device import resolve_device
+    from untwine.train.run import Run, open_run
 
     dev = resolve_device(device)
     if isinstance(source, torch.nn.Module):

@@ -47,7 +47,7 @@ def check_inputs(args) -> None:
     from untwine.errors import UntwineError
     from untwine.files import check_output_file, read_json
     from untwine.sae.io import is_sae_dir, load_sae
-    from untwine.train.run import resolve_device
+    from untwine.device import resolve_device
 
     check_seed(args.seed)
     if args.num_samples < MIN_SAMPLES:

@@ -85,7 +85,7 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
     from untwine.concepts.probing import LinearProbes
     from untwine.concepts.reconstruction import fvu
     from untwine.sae.encode import load_usable_sae
-    from untwine.sae.train import resolve_device
+    from untwine.device import resolve_device
     from untwine.metrics.matrices import dci_importance, normalized_mi
 
     module = sae if isinstance(sae, torch.nn.Module) else load_usable_sae(sae, resolve_device(device))

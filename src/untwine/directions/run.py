@@ -181,7 +181,8 @@ def find_directions(run_dir, method: str = "sefa", num: int | None = None, out=N
     with ``method`` (a name of :data:`METHODS`, or ``"all"``), score them and write them to ``out``
     (see the module docstring).  ``options`` maps a method name to its keyword options
     (e.g. ``{"voynov": {"steps": 200}}``).  Returns the contents of ``scores.json``."""
-    from untwine.train.run import open_run, resolve_device
+    from untwine.device import resolve_device
+    from untwine.train.run import open_run
 
     names = list(METHODS) if method == "all" else [get_method(method).name]
     check_seed(seed)

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from untwine.device import resolve_device
 from untwine.errors import UntwineError
 from untwine.lm.corpus import Corpus, read_corpus
 
@@ -95,18 +96,7 @@ def resolve_model_path(model: str | os.PathLike) -> Path:
     return path
 
 
-def pick_device(device: str = "auto"):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        d = torch.device(device)
-    except RuntimeError:
-        raise UntwineError(f"--device must be auto, cpu or cuda[:N], got {device!r}") from None
-    if d.type == "cuda" and not torch.cuda.is_available():
-        raise UntwineError("--device cuda: no CUDA device is available; use --device cpu or auto")
-    return d
+pick_device = resolve_device  # the old name, kept for one release
 
 
 class LanguageModel:

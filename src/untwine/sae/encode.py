@@ -10,7 +10,7 @@ import torch
 from untwine.errors import UntwineError
 from untwine.sae.data import open_activations
 from untwine.sae.io import load_sae
-from untwine.sae.train import resolve_device
+from untwine.device import resolve_device
 
 
 def load_usable_sae(sae_dir, device):

@@ -122,7 +122,7 @@ def evaluate_sae(
 
     from untwine.activations.reader import open_activations
     from untwine.sae.encode import load_usable_sae
-    from untwine.sae.train import resolve_device
+    from untwine.device import resolve_device
 
     dev = resolve_device(device)
     module = sae if isinstance(sae, torch.nn.Module) else load_usable_sae(sae, dev)

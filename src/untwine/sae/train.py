@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from untwine._memory import reuse_freed_memory
+from untwine.device import resolve_device  # noqa: F401  (re-exported)
 from untwine.errors import UntwineError
 from untwine.files import exclusive_lock, write_json
 from untwine.sae.base import SparseAutoencoder, geometric_median
@@ -71,19 +72,6 @@ from untwine.sae.train_checks import (
     check_spec,
     check_spread,
 )
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; otherwise the named device."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise UntwineError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UntwineError(f"device {device} requested but CUDA is not available")
-    return dev
-
 
 @dataclass
 class _Group:

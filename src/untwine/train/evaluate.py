@@ -58,13 +58,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from untwine.device import resolve_device
 from untwine.errors import UntwineError
 from untwine.files import read_json, write_json, write_scores
 from untwine.metrics import registry
 from untwine.metrics.activity import REPRESENTATIONS  # noqa: F401  (re-exported: the representations evaluate accepts)
 from untwine.progress import Phases
 from untwine.train.config import EvaluationConfig
-from untwine.train.run import METRICS_FILE, open_run, resolve_device
+from untwine.train.run import METRICS_FILE, open_run
 
 EVALUATION_FILE = "evaluation.json"
 #: metrics.json key naming where the test rows came from (see :mod:`untwine.data.base`)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from untwine.device import resolve_device  # noqa: F401  (re-exported: untwine.train.resolve_device)
 from untwine.errors import UntwineError
 from untwine.files import read_json
 from untwine.train.checkpoint import CHECKPOINT_DIR, Checkpoint, latest_checkpoint, load_weights
@@ -33,22 +34,6 @@ CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 #: every file or folder a run may create (and --overwrite may delete)
 RUN_FILES = (RUN_MARKER, CONFIG_FILE, LOG_FILE, CHECKPOINT_DIR, METRICS_FILE, "evaluation.json", "tensorboard", "report", "report.html")
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without CUDA is an error."""
-    if isinstance(device, torch.device):
-        return device
-    d = (device or "auto").lower()
-    if d == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if d.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UntwineError("device cuda requested but CUDA is not available (use --device cpu or auto)")
-        return torch.device(d)
-    if d == "cpu":
-        return torch.device("cpu")
-    raise UntwineError(f"device must be auto, cpu or cuda, got {device!r}")
 
 
 def dataset_info(dataset) -> dict[str, Any]:
