@@ -49,3 +49,22 @@ def test_one_device_resolution_for_every_command():
     if not torch.cuda.is_available():
         with pytest.raises(UntwineError, match="CUDA is not available"):
             resolve_device("cuda:1")
+
+
+def test_every_registry_has_the_same_errors():
+    from untwine.data import DATASETS
+    from untwine.directions import METHODS
+    from untwine.metrics.registry import METRICS
+    from untwine.models import MODELS
+    from untwine.models.architectures import ARCHITECTURES
+    from untwine.registry import Registry
+    from untwine.sae.registry import ARCHITECTURES as SAE_ARCHITECTURES
+
+    for reg in (DATASETS, METHODS, METRICS, MODELS, ARCHITECTURES, SAE_ARCHITECTURES):
+        assert isinstance(reg, Registry) and len(reg) > 1
+        with pytest.raises(UntwineError, match=f"unknown {reg.kind} 'nope'; known {reg.plural}: " + ", ".join(reg)):
+            reg.lookup("nope")
+        first = next(iter(reg))
+        with pytest.raises(UntwineError, match=f"{reg.kind} '{first}' is registered already"):
+            reg.add(first, object())
+        assert reg.add(first, reg[first]) is reg[first]  # the same entry again changes nothing

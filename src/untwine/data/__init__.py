@@ -34,16 +34,18 @@ from untwine.data.shapes3d import Shapes3D
 from untwine.data.sines import Sines
 from untwine.data.torch_data import GridDataset, GroundTruthBatches, batch_rng, make_loader
 from untwine.errors import UntwineError
+from untwine.registry import Registry
 
 #: registry name -> dataset class (built-in, generated on the fly)
-DATASETS: dict[str, type[GroundTruthDataset]] = {
+DATASETS: Registry[type[GroundTruthDataset]] = Registry("dataset", "built-in datasets")
+DATASETS.update({
     "dsprites": DSprites,
     "color_dsprites": ColorDSprites,
     "noisy_dsprites": NoisyDSprites,
     "shapes3d": Shapes3D,
     "sines": Sines,
     "concepts": ConceptSentences,
-}
+})
 
 
 def list_datasets() -> list[str]:
@@ -105,7 +107,7 @@ def load(name_or_path, **kwargs) -> GroundTruthDataset:
         except TypeError as exc:
             raise UntwineError(f"dataset file {name_or_path}: bad arguments ({exc})") from None
     raise UntwineError(
-        f"unknown dataset {name_or_path!r}; built-in datasets: {', '.join(DATASETS)} "
+        f"unknown dataset {name_or_path!r}; built-in datasets: {DATASETS.names()} "
         "(or give a path to a .npz / .h5 file, or labelled series: a .ts / .csv file or a UCR name with aeon installed)"
     )
 

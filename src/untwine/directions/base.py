@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from untwine.errors import UntwineError
+from untwine.registry import Registry
 
 
 @dataclass
@@ -56,12 +57,12 @@ class Method:
 
 
 #: method name -> :class:`Method`, in the order of the comparison table
-METHODS: dict[str, Method] = {}
+METHODS: Registry[Method] = Registry("direction method", "methods", extra=", all")
 
 
-def register(method: Method) -> Method:
-    METHODS[method.name] = method
-    return method
+def register(method: Method, *, replace: bool = False) -> Method:
+    """Add ``method`` to :data:`METHODS` (a name taken by another method is refused unless ``replace``)."""
+    return METHODS.add(method.name, method, replace=replace)
 
 
 # -- the generator ------------------------------------------------------------------------

@@ -8,15 +8,11 @@ from __future__ import annotations
 # imported in the order of the comparison table (each module registers its method)
 from untwine.directions import sefa, ganspace, voynov, householder, gradctrl, potential_flow, baselines  # noqa: F401, I001
 from untwine.directions.base import METHODS, Method
-from untwine.errors import UntwineError
 
 
 def get_method(name: str) -> Method:
     """The registered method ``name``; one error line listing the known ones otherwise."""
-    try:
-        return METHODS[name]
-    except (KeyError, TypeError):
-        raise UntwineError(f"unknown direction method {name!r}; known methods: {', '.join(METHODS)}, all") from None
+    return METHODS.lookup(name)
 
 
 def learnt_methods() -> list[str]:

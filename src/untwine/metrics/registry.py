@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from untwine.errors import UntwineError
+from untwine.registry import Registry
 
 KINDS = ("array", "interventional", "run")
 INPUTS = ("train", "train_test", "codes")
@@ -70,7 +71,7 @@ class Metric:
 
 
 #: name -> metric, in report order
-METRICS: dict[str, Metric] = {}
+METRICS: Registry[Metric] = Registry("metric")
 
 
 def register(metric: Metric, *, replace: bool = False) -> Metric:
@@ -79,10 +80,7 @@ def register(metric: Metric, *, replace: bool = False) -> Metric:
         raise UntwineError(f"metric {metric.name}: kind must be one of {', '.join(KINDS)}, got {metric.kind!r}")
     if metric.inputs not in INPUTS:
         raise UntwineError(f"metric {metric.name}: inputs must be one of {', '.join(INPUTS)}, got {metric.inputs!r}")
-    if not replace and metric.name in METRICS:
-        raise UntwineError(f"metric {metric.name!r} is registered already")
-    METRICS[metric.name] = metric
-    return metric
+    return METRICS.add(metric.name, metric, replace=replace)
 
 
 def unregister(name: str) -> None:

@@ -21,6 +21,7 @@ and for vectors and series a Bernoulli likelihood for binary data and a Gaussian
 from __future__ import annotations
 
 from untwine.errors import UntwineError
+from untwine.registry import Registry
 from untwine.models.ae import AE
 from untwine.models.annealed_vae import AnnealedVAE
 from untwine.models.base import DisentanglingModel
@@ -33,7 +34,8 @@ from untwine.models.infowgan import InfoWGANGP, QLInfoWGANGP
 from untwine.models.qlae import QLAE
 from untwine.models.vae import VAE, BetaVAE
 
-MODELS: dict[str, type[AutoencoderModel]] = {
+MODELS: Registry[type[AutoencoderModel]] = Registry("model")
+MODELS.update({
     "ae": AE,
     "vae": VAE,
     "beta_vae": BetaVAE,
@@ -48,15 +50,12 @@ MODELS: dict[str, type[AutoencoderModel]] = {
     "qlinfowgan_gp": QLInfoWGANGP,
     # time series (observation shape [C, T]): sequence VAEs and DTS
     **SEQUENCE_MODELS,
-}
+})
 
 
 def get_model_class(name: str) -> type[AutoencoderModel]:
     """The class registered under ``name``; unknown names raise one line listing the known ones."""
-    try:
-        return MODELS[name]
-    except (KeyError, TypeError):
-        raise UntwineError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+    return MODELS.lookup(name)
 
 
 def model_hparams(name: str) -> dict:

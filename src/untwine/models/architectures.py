@@ -65,6 +65,7 @@ import torch
 from torch import nn
 
 from untwine.errors import UntwineError
+from untwine.registry import Registry
 
 
 def tf_style_init(module: nn.Module) -> None:
@@ -344,19 +345,15 @@ class Architecture:
 
 
 #: image architectures by name (the ``architecture`` hyper-parameter of the image models)
-ARCHITECTURES: dict[str, Architecture] = {
-    "dlib": Architecture(ConvEncoder, DeconvDecoder, "disentanglement_lib's conv_encoder / deconv_decoder"),
-    "lq": Architecture(LQEncoder, LQStyleDecoder, "the latent-quantization paper's encoder and style decoder"),
-}
+ARCHITECTURES: Registry[Architecture] = Registry("architecture", "image architectures")
+ARCHITECTURES.add("dlib", Architecture(ConvEncoder, DeconvDecoder, "disentanglement_lib's conv_encoder / deconv_decoder"))
+ARCHITECTURES.add("lq", Architecture(LQEncoder, LQStyleDecoder, "the latent-quantization paper's encoder and style decoder"))
 DEFAULT_ARCHITECTURE = "dlib"
 
 
 def get_architecture(name: str) -> Architecture:
     """The image architecture registered as ``name``; unknown names raise one line listing the known ones."""
-    try:
-        return ARCHITECTURES[name]
-    except (KeyError, TypeError):
-        raise UntwineError(f"unknown architecture {name!r}; known image architectures: {', '.join(ARCHITECTURES)}") from None
+    return ARCHITECTURES.lookup(name)
 
 
 def make_encoder(observation_shape, num_latents: int, gaussian: bool = True, architecture: str = DEFAULT_ARCHITECTURE) -> nn.Module:

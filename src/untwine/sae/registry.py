@@ -19,11 +19,12 @@ import sys
 from pathlib import Path
 
 from untwine.errors import UntwineError
+from untwine.registry import Registry
 from untwine.sae.base import CENTER_INPUT, SparseAutoencoder
 from untwine.sae.hparams import describe
 
 #: architecture name -> class, in the order registered
-ARCHITECTURES: dict[str, type[SparseAutoencoder]] = {}
+ARCHITECTURES: Registry[type[SparseAutoencoder]] = Registry("architecture", "SAE architectures")
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 #: the --plugin sources this process imported
@@ -109,10 +110,8 @@ def unregister(name: str) -> None:
 
 
 def get_architecture(name: str) -> type[SparseAutoencoder]:
-    try:
-        return ARCHITECTURES[name]
-    except KeyError:
-        raise UntwineError(f"unknown architecture {name!r}; choose one of: {', '.join(ARCHITECTURES)}") from None
+    """The registered class of ``name``; an unknown name is one error line listing the known ones."""
+    return ARCHITECTURES.lookup(name)
 
 
 def reader_of(sl_arch: str) -> type[SparseAutoencoder] | None:
