@@ -29,13 +29,7 @@ from untwine.sae.top_afa import afa_counts
 K = {"topk": 3, "batchtopk": 3, "mp": 3, "top_afa": 6, "relu": None, "jumprelu": None}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices: one thread avoids oversubscription on a shared machine (restored after)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
