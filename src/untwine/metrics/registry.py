@@ -251,7 +251,7 @@ for _m in (
         lower_is_better=frozenset({"reconstruction", "reconstruction_mse"}),
     ),
     # models with factor heads (factor_classifier): per-factor keys accuracy.<factor> beside the mean
-    Metric("accuracy", None, ("accuracy_mean",), "test", kind="run", test_keys=frozenset({"accuracy_mean"})),
+    Metric("accuracy", None, ("accuracy_mean",), "test", kind="run"),
 ):
     register(_m)
 del _m
