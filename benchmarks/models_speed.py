@@ -19,10 +19,12 @@ from pathlib import Path
 import torch
 
 from untwine.models import MODELS, build_model
+from untwine.models.classifier import CLASSIFIER_MODELS
 from untwine.models.dts import SEQUENCE_MODELS
 
-#: the image models (the sequence models have their own benchmark, timeseries.py)
-IMAGE_MODELS = [name for name in MODELS if name not in SEQUENCE_MODELS]
+#: the unsupervised image models (the sequence models have their own benchmark, timeseries.py; the
+#: supervised classifier, trained on labels, benchmarks/factor_classifier.py)
+IMAGE_MODELS = [name for name in MODELS if name not in SEQUENCE_MODELS and name not in CLASSIFIER_MODELS]
 
 
 def blobs(n: int, seed: int = 0) -> torch.Tensor:

@@ -105,7 +105,7 @@ def test_sampled_representation_differs_from_mean(run_dir):
 
 def test_metric_selection_and_errors(run_dir, tmp_path):
     assert parse_evaluation_metrics("mig,beta_vae") == (["mig"], ["beta_vae"])
-    assert parse_evaluation_metrics("all")[1] == ["beta_vae", "factor_vae", "reconstruction"]
+    assert parse_evaluation_metrics("all")[1] == ["beta_vae", "factor_vae", "reconstruction", "accuracy"]
     with pytest.raises(UntwineError, match="unknown metric 'migg'"):
         parse_evaluation_metrics("migg")
     with pytest.raises(UntwineError, match="num-train must be an integer >= 2"):

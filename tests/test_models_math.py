@@ -18,9 +18,11 @@ from untwine.models.factor_vae import discriminator_loss, permute_dims
 from untwine.models.losses import gaussian_kl, reconstruction_loss
 from untwine.models.qlae import quantize
 from untwine.models.dts import SEQUENCE_MODELS
+from untwine.models.classifier import CLASSIFIER_MODELS
 
-#: models for images / vectors (the sequence models are tested in test_timeseries_models.py)
-IMAGE_MODELS = sorted(set(MODELS) - set(SEQUENCE_MODELS))
+#: models for images / vectors (the sequence models are tested in test_timeseries_models.py; the
+#: classifier, which has no decoder, in test_classifier.py)
+IMAGE_MODELS = sorted(set(MODELS) - set(SEQUENCE_MODELS) - set(CLASSIFIER_MODELS))
 
 IMG = (1, 64, 64)
 

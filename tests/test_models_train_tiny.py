@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from untwine.models import MODELS, build_model
+from untwine.models.classifier import CLASSIFIER_MODELS
 from untwine.models.dts import SEQUENCE_MODELS
 from untwine.models.infowgan import GAN_MODELS
 
 #: models for images / vectors (the sequence models are tested in test_timeseries_models.py; the GANs,
-#: which have no reconstruction loss, in test_infowgan.py)
-IMAGE_MODELS = sorted(set(MODELS) - set(SEQUENCE_MODELS) - set(GAN_MODELS))
+#: which have no reconstruction loss, in test_infowgan.py; the supervised classifier in test_classifier.py)
+IMAGE_MODELS = sorted(set(MODELS) - set(SEQUENCE_MODELS) - set(GAN_MODELS) - set(CLASSIFIER_MODELS))
 
 SHAPE = (1, 32, 32)  # the convolutional pair at half resolution (H, W multiples of 16) keeps this fast
 

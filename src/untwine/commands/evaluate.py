@@ -8,7 +8,8 @@
                      [--kl-threshold 0.01]
 
 Writes ``RUN_DIR/metrics.json`` (the keys of ``untwine score`` plus
-``beta_vae_score``, ``factor_vae_score``, ``reconstruction``,
+``beta_vae_score``, ``factor_vae_score``, ``reconstruction`` (models with a decoder),
+``accuracy.<factor>``/``accuracy_mean`` (models with factor heads: ``factor_classifier``),
 ``num_active_latents``/``num_passive_latents`` and, with
 ``--compare-representations``, ``mean.*``/``sampled.*``/``mean_active.*``) and
 prints the score table, the active/passive latents table and the mean vs sampled
@@ -124,9 +125,9 @@ def run(args) -> int:
         f"samples: train {cfg.num_train}, test {cfg.num_test}; interventional {cfg.interventional_train}/"
         f"{cfg.interventional_eval} points of batch {cfg.interventional_batch}; representation {cfg.representation}; seed {cfg.seed}"
     )
-    if settings.get("skipped"):
-        out.print(f"skipped {', '.join(settings['skipped'])}: they do not apply to this dataset "
-                  "(the interventional scores need a full factor grid, modularity two factors)")
+    reasons = settings.get("skipped_reasons") or {}
+    for name in settings.get("skipped") or ():
+        out.print(f"skipped {name}: {reasons.get(name, 'does not apply to this run')}")
     out.print(f"wrote {run_.path / METRICS_FILE}")
     if settings.get("findings"):
         from untwine.metrics.findings import describe

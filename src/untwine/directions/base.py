@@ -144,6 +144,11 @@ class Generator:
     """A trained model seen as a generator (see the module docstring)."""
 
     def __init__(self, model, dataset=None, *, seed: int = 0, device="cpu") -> None:
+        from untwine.models.base import has_decoder
+
+        if not has_decoder(model):
+            raise UntwineError(f"{getattr(model, 'name', 'this model')} has no decoder, so it is no generator: "
+                               "directions need a model that maps codes to images")
         self.model = model
         self.dataset = dataset
         self.device = torch.device(device)

@@ -12,7 +12,8 @@ what it needs:
 * ``kind="interventional"``: a ground-truth dataset and an encoder
   (``fn(dataset, encoder, seed, **settings)``; ``untwine evaluate``);
 * ``kind="run"``: computed by the run evaluation itself while it encodes
-  (reconstruction).
+  (reconstruction, for models with a decoder; accuracy, for models with factor heads:
+  besides ``accuracy_mean`` it writes one ``accuracy.<factor>`` key per factor).
 
 The suite's order, ``--metrics`` parsing, the CLI help, the JSON keys and the
 study's metric columns all come from :data:`METRICS`; adding a metric is one
@@ -251,6 +252,8 @@ for _m in (
         kind="run",
         lower_is_better=frozenset({"reconstruction", "reconstruction_mse"}),
     ),
+    # models with factor heads (factor_classifier): per-factor keys accuracy.<factor> beside the mean
+    Metric("accuracy", None, ("accuracy_mean",), "test", kind="run"),
 ):
     register(_m)
 del _m

@@ -1,10 +1,13 @@
-"""Disentangling models: the VAE family and quantized-latent autoencoders.
+"""Disentangling models: the VAE family, quantized-latent autoencoders, and a factor classifier.
 
-``build_model(name, observation_shape, *, binary=False, num_factors=None, **hparams)``
+``build_model(name, observation_shape, *, binary=False, num_factors=None, factor_sizes=None,
+factor_names=None, **hparams)``
 builds a model by name (see :data:`MODELS`); ``model_hparams(name)`` lists its
 hyper-parameters with their defaults.  Every model implements the interface of
 :class:`untwine.models.base.DisentanglingModel` and exposes ``loss_terms(x, step)``
-(tensors) and ``sample_latent(x)``.  ``model.hparams`` holds the resolved values,
+(tensors) and ``sample_latent(x)``.  ``factor_classifier``
+(:mod:`untwine.models.classifier`) is supervised: it is built with the dataset's factor
+sizes and trained on the factors of each batch, and has no decoder.  ``model.hparams`` holds the resolved values,
 so ``build_model(**model.hparams)`` rebuilds an identical (untrained) model.
 
 Encoder/decoder: disentanglement_lib's 64x64 convolutional pair for images
@@ -24,8 +27,9 @@ from untwine.errors import UntwineError
 from untwine.registry import Registry
 from untwine.models.ae import AE
 from untwine.models.annealed_vae import AnnealedVAE
-from untwine.models.base import DisentanglingModel
+from untwine.models.base import DisentanglingModel, has_decoder
 from untwine.models.beta_tcvae import BetaTCVAE
+from untwine.models.classifier import CLASSIFIER_MODELS, FactorClassifier
 from untwine.models.common import RESERVED, AutoencoderModel
 from untwine.models.dip_vae import DIPVAEI, DIPVAEII
 from untwine.models.dts import SEQUENCE_MODELS
@@ -50,6 +54,8 @@ MODELS.update({
     "qlinfowgan_gp": QLInfoWGANGP,
     # time series (observation shape [C, T]): sequence VAEs and DTS
     **SEQUENCE_MODELS,
+    # supervised: one softmax head per factor, no decoder (untwine.models.classifier)
+    **CLASSIFIER_MODELS,
 })
 
 
@@ -69,25 +75,31 @@ def model_hparam_docs(name: str) -> dict[str, str]:
 
 
 def build_model(
-    name: str, observation_shape, *, binary: bool = False, num_factors: int | None = None, **hparams
+    name: str, observation_shape, *, binary: bool = False, num_factors: int | None = None,
+    factor_sizes=None, factor_names=None, **hparams
 ) -> DisentanglingModel:
     """Build model ``name`` for observations of ``observation_shape`` (``[C, H, W]`` or ``[F]``).
 
     ``binary`` selects the Bernoulli reconstruction of vectors and series under
     ``reconstruction="auto"`` (images always get it);
-    ``num_factors`` sets QLAE's default latent count.  Unknown hyper-parameters raise
+    ``num_factors`` sets QLAE's default latent count; ``factor_sizes`` / ``factor_names``
+    (the dataset's) go to the models that use them (``uses_factors``: the factor classifier)
+    and are ignored by the others.  Unknown hyper-parameters raise
     :class:`UntwineError` naming them and listing the model's hyper-parameters.
     """
     cls = get_model_class(name)
     for key in RESERVED:
         if key in hparams:
             raise UntwineError(f"{key!r} is not a hyper-parameter of model {name!r}")
+    if getattr(cls, "uses_factors", False):
+        hparams = {**hparams, "factor_sizes": factor_sizes, "factor_names": factor_names}
     return cls(observation_shape, binary=binary, num_factors=num_factors, **hparams)
 
 
 __all__ = [
     "MODELS",
     "DisentanglingModel",
+    "has_decoder",
     "build_model",
     "model_hparams",
     "model_hparam_docs",
@@ -101,4 +113,5 @@ __all__ = [
     "DIPVAEI",
     "DIPVAEII",
     "QLAE",
+    "FactorClassifier",
 ]

@@ -12,7 +12,13 @@ The training loop (:mod:`untwine.train`) knows nothing model-specific: it calls
   quantised code for QLAE) and ``model.encode_dist(x)`` for ``(mean, logvar)``
   (``logvar`` is ``None`` for deterministic encoders);
 * ``model.decode(z)`` giving observations in [0, 1] (probabilities for
-  Bernoulli decoders).
+  Bernoulli decoders).  A model without a decoder (the factor classifier) sets
+  ``has_decoder = False`` and its ``decode`` raises one line; :func:`has_decoder`
+  lets reports and evaluation skip what needs one.
+
+A *supervised* model (class attribute ``supervised = True``) is given each batch's
+factors too: ``model.training_step(x, step, optimizers, factors=f)`` with ``f`` the
+``[n, K]`` int64 tensor of class indices the batch was rendered from.
 
 Hyper-parameters are plain keyword arguments named as in each model's paper;
 ``model.hparams`` holds the resolved values so a run can be rebuilt.
@@ -41,6 +47,10 @@ class DisentanglingModel(nn.Module, ABC):
     """Base class of every untwine model (see the module docstring)."""
 
     name: str = "model"
+    #: whether :meth:`decode` maps codes back to observations
+    has_decoder: bool = True
+    #: whether :meth:`training_step` takes the batch's factors (``factors=``)
+    supervised: bool = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -76,3 +86,8 @@ class DisentanglingModel(nn.Module, ABC):
     @abstractmethod
     def training_step(self, x: torch.Tensor, step: int, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
         """One optimisation step on batch ``x``; returns the logged loss terms."""
+
+
+def has_decoder(model) -> bool:
+    """Whether ``model.decode`` maps codes back to observations (False for the factor classifier)."""
+    return bool(getattr(model, "has_decoder", True)) and callable(getattr(model, "decode", None))

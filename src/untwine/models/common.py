@@ -105,7 +105,8 @@ COMMON_HPARAMS: dict[str, HParam] = {
     "adam_epsilon": HParam(1e-8, float, "Adam epsilon", positive=True),
 }
 
-RESERVED = ("name", "observation_shape", "binary", "num_factors")
+#: keys of ``model.hparams`` that describe the data, not the model (never user hyper-parameters)
+RESERVED = ("name", "observation_shape", "binary", "num_factors", "factor_sizes", "factor_names")
 
 
 def resolve_hparams(cls: type, given: dict) -> dict:

@@ -14,7 +14,9 @@ encode through :class:`ModelEncoder`.  For each input it gives
   ``reconstruction`` hyper-parameter: summed Bernoulli cross-entropy, or summed squared
   error for ``gaussian``; disentanglement_lib's ``reconstruction_loss``; a model without
   that setting is scored with Bernoulli on binary data, squared error otherwise) and the
-  per-element mean squared error.
+  per-element mean squared error;
+* and, with ``predict=True``, the model's factor predictions ``model.predict(x)``
+  (``[N, K]`` class indices; models with factor heads, such as the factor classifier).
 
 Everything runs under ``torch.no_grad()`` in eval mode, in batches of ``batch_size``
 on ``device`` (default: the model's), and comes back as float64 numpy arrays.
@@ -47,6 +49,7 @@ class Encoded:
     mean: np.ndarray | None = None
     logvar: np.ndarray | None = None
     reconstruction: dict[str, float] | None = None
+    predictions: np.ndarray | None = None
 
     def latent_kl(self) -> np.ndarray | None:
         """Average KL of each latent's posterior to the prior ``N(0, 1)``, ``[D]`` (None: deterministic)."""
@@ -131,34 +134,46 @@ class ModelEncoder:
 
     # -- many batches ------------------------------------------------------------------
     def encode(self, x, *, posterior: bool = False, reconstruct: bool = False, binary: bool = False,
-               advance=None) -> Encoded:
+               advance=None, predict: bool = False) -> Encoded:
         """Encode observations ``x`` ``[N, ...]`` in batches (see the module docstring);
         ``advance(n)`` is called after each batch of ``n`` observations."""
         n = len(x)
         return self._encode((x[s:s + self.batch_size] for s in range(0, n, self.batch_size)), n,
-                            posterior=posterior, reconstruct=reconstruct, binary=binary, advance=advance)
+                            posterior=posterior, reconstruct=reconstruct, binary=binary, advance=advance,
+                            predict=predict)
 
     def encode_factors(self, dataset, factors, *, posterior: bool = False, reconstruct: bool = False,
-                       advance=None) -> Encoded:
+                       advance=None, predict: bool = False) -> Encoded:
         """Render ``dataset.observations`` of factor rows ``[N, K]`` batch by batch and encode them."""
-        return self._encode_rendered(dataset, dataset.observations, np.asarray(factors), posterior, reconstruct, advance)
+        return self._encode_rendered(dataset, dataset.observations, np.asarray(factors), posterior, reconstruct,
+                                     advance, predict)
 
     def encode_indices(self, dataset, indices, *, posterior: bool = False, reconstruct: bool = False,
-                       advance=None) -> Encoded:
+                       advance=None, predict: bool = False) -> Encoded:
         """Render ``dataset.observations_at`` flat indices ``[N]`` (as ``sample_indices`` draws
         them) batch by batch and encode them."""
-        return self._encode_rendered(dataset, dataset.observations_at, np.asarray(indices), posterior, reconstruct, advance)
+        return self._encode_rendered(dataset, dataset.observations_at, np.asarray(indices), posterior, reconstruct,
+                                     advance, predict)
 
-    def _encode_rendered(self, dataset, render, rows: np.ndarray, posterior: bool, reconstruct: bool, advance) -> Encoded:
+    def _encode_rendered(self, dataset, render, rows: np.ndarray, posterior: bool, reconstruct: bool, advance,
+                         predict: bool = False) -> Encoded:
         n = rows.shape[0]
         batches = (render(rows[s:s + self.batch_size]) for s in range(0, n, self.batch_size))
         return self._encode(batches, n, posterior=posterior, reconstruct=reconstruct, binary=bool(dataset.binary),
-                            advance=advance)
+                            advance=advance, predict=predict)
 
-    def _encode(self, batches, n: int, *, posterior: bool, reconstruct: bool, binary: bool, advance=None) -> Encoded:
+    def _encode(self, batches, n: int, *, posterior: bool, reconstruct: bool, binary: bool, advance=None,
+                predict: bool = False) -> Encoded:
+        if reconstruct:
+            from untwine.models.base import has_decoder
+
+            if not has_decoder(self.model):
+                raise UntwineError(f"{getattr(self.model, 'name', 'this model')} has no decoder: nothing to reconstruct")
+        if predict and not callable(getattr(self.model, "predict", None)):
+            raise UntwineError(f"{getattr(self.model, 'name', 'this model')} has no factor heads: nothing predicts the factors")
         was_training = getattr(self.model, "training", False)
         self.model.eval()
-        codes, means, logvars = [], [], []
+        codes, means, logvars, predictions = [], [], [], []
         deterministic = False
         loss_sum, se_sum, n_el = 0.0, 0.0, 0
         try:
@@ -175,6 +190,9 @@ class ModelEncoder:
                 if reconstruct:
                     loss, se = self._reconstruction(xb, z, binary)
                     loss_sum, se_sum, n_el = loss_sum + loss, se_sum + se, n_el + xb.numel()
+                if predict:
+                    with torch.no_grad():
+                        predictions.append(self.model.predict(xb.to(self.device)).cpu().numpy().astype(np.int64))
                 if advance is not None:
                     advance(xb.shape[0])
         finally:
@@ -187,6 +205,8 @@ class ModelEncoder:
             out.logvar = None if deterministic else np.concatenate(logvars, axis=0)
         if reconstruct:
             out.reconstruction = {"reconstruction": loss_sum / n, "reconstruction_mse": se_sum / max(n_el, 1)}
+        if predict:
+            out.predictions = np.concatenate(predictions, axis=0)
         return out
 
     @torch.no_grad()
@@ -205,7 +225,12 @@ class ModelEncoder:
 
 @torch.no_grad()
 def decode_codes(model, z, *, batch_size: int = 256) -> np.ndarray:
-    """Decode codes ``[N, D]`` to float32 observations ``[N, ...]`` (eval mode, in batches)."""
+    """Decode codes ``[N, D]`` to float32 observations ``[N, ...]`` (eval mode, in batches); one
+    :class:`UntwineError` line for a model without a decoder."""
+    from untwine.models.base import has_decoder
+
+    if not has_decoder(model):
+        raise UntwineError(f"{getattr(model, 'name', 'this model')} has no decoder: nothing maps codes back to observations")
     dev = model_device(model)
     was_training = model.training
     model.eval()

@@ -23,7 +23,14 @@ sentence saying where the test rows came from.  On these codes:
   under the model's own likelihood (its ``reconstruction`` setting: summed Bernoulli
   cross-entropy, or summed squared error for ``gaussian`` - disentanglement_lib's
   ``reconstruction_loss``), decoding the chosen representation;
-  ``reconstruction_mse`` is the per-pixel mean squared error.
+  ``reconstruction_mse`` is the per-pixel mean squared error.  A model without a
+  decoder (the factor classifier) has none: ``all`` skips it, asking for it by name is an
+  error;
+* ``accuracy`` (models with factor heads, ``model.predict``: the factor classifier): the
+  share of test rows whose factor the model predicts exactly, ``accuracy.<factor>`` per
+  factor and ``accuracy_mean`` their mean; skipped by ``all`` for other models.
+
+Why a metric was skipped is written to ``evaluation.json`` under ``skipped_reasons``.
 
 ``representation="mean"`` uses the posterior mean (``model.encode``);
 ``"sampled"`` draws ``mean + exp(logvar / 2) * eps`` with a generator seeded by
@@ -197,21 +204,13 @@ def evaluate_run(
     run = open_run(run_dir)
     run.require_checkpoint()
     dataset = run.dataset(dataset)
-    skipped: list[str] = []
-    if registry.asks_all(cfg.metrics):
-        # "all" means all that apply: the interventional scores need a full factor grid, some
-        # metrics at least two factors
-        grid = getattr(dataset, "is_full_grid", False)
-        skipped = [
-            n for n in names
-            if (registry.METRICS[n].kind == "interventional" and not grid)
-            or registry.METRICS[n].min_factors > dataset.num_factors
-        ]
-        names = [n for n in names if n not in skipped]
+    dev = resolve_device(cfg.device)
+    model = run.load_model(dev)
+    names, reasons = applicable_metrics(names, model, dataset, asked_all=registry.asks_all(cfg.metrics))
+    skipped = list(reasons)
     kinds = {n: registry.METRICS[n].kind for n in names}
     array_names = [n for n in names if kinds[n] == "array"]
-    dev = resolve_device(cfg.device)
-    encoder = run.encoder(cfg.representation, seed=cfg.seed, device=dev, precision=cfg.precision)
+    encoder = run.encoder(cfg.representation, seed=cfg.seed, device=dev, precision=cfg.precision, model=model)
 
     rows = dataset.evaluation_rows(int(cfg.num_train), int(cfg.num_test), np.random.default_rng(int(cfg.seed)))
     i_train, i_test, test_data = rows.train, rows.test, rows.test_dataset
@@ -219,7 +218,8 @@ def evaluate_run(
     with phases.phase("encode train + test samples", total=int(cfg.num_train + cfg.num_test), key="encode") as ph:
         train = encoder.encode_indices(dataset, i_train, posterior=True, advance=ph.advance)
         test = encoder.encode_indices(test_data, i_test, posterior=bool(compare_names),
-                                      reconstruct="reconstruction" in kinds, advance=ph.advance)
+                                      reconstruct="reconstruction" in kinds, predict="accuracy" in kinds,
+                                      advance=ph.advance)
     activity = latent_activity(train.mean, train.logvar, kl_threshold=float(cfg.kl_threshold))
 
     scores: dict[str, float] = {}
@@ -252,6 +252,8 @@ def evaluate_run(
                 scores.update({k: float(v) for k, v in registry.METRICS[name](dataset, encoder, int(cfg.seed), **common).items()})
     if test.reconstruction is not None:
         scores.update(test.reconstruction)
+    if test.predictions is not None:
+        scores.update(factor_accuracy(test.predictions, f_test, dataset.factor_names))
     scores["num_active_latents"] = float(np.sum(activity["active"]))
     scores["num_passive_latents"] = float(np.sum(~np.asarray(activity["active"], dtype=bool)))
     comparison: dict[str, Any] = {"enabled": bool(compare_names)}
@@ -284,6 +286,7 @@ def evaluate_run(
         "dataset": run.config.dataset,
         "computed": names,
         "skipped": skipped,
+        "skipped_reasons": reasons,
         "resolved_device": str(dev),
         "test_split": {"kind": rows.test_split, "test_data": str(test_data.name), "note": rows.note},
         "activity": activity_table(activity),
@@ -296,6 +299,45 @@ def evaluate_run(
         write_metrics(run.path / METRICS_FILE, scores, test_split=rows.test_split, labels=labels)
         write_json(run.path / EVALUATION_FILE, settings, indent=1)
     return scores
+
+
+def applicable_metrics(names: list[str], model, dataset, *, asked_all: bool) -> tuple[list[str], dict[str, str]]:
+    """``(names that apply, {skipped name: why})``.  ``all`` means all that apply: the
+    interventional scores need a full factor grid, some metrics at least two factors,
+    ``reconstruction`` a decoder, ``accuracy`` factor heads; a metric named explicitly that
+    cannot apply to the model is an error (one line)."""
+    from untwine.models.base import has_decoder
+
+    kind = getattr(model, "name", type(model).__name__)
+    needs = {
+        "reconstruction": (has_decoder(model), f"{kind} has no decoder"),
+        "accuracy": (callable(getattr(model, "predict", None)), f"{kind} has no factor heads (factor_classifier has)"),
+    }
+    reasons: dict[str, str] = {}
+    for n in names:
+        ok, why = needs.get(n, (True, ""))
+        if not ok:
+            if not asked_all:
+                raise UntwineError(f"metric {n} does not apply: {why}")
+            reasons[n] = why
+        elif asked_all and registry.METRICS[n].kind == "interventional" and not getattr(dataset, "is_full_grid", False):
+            reasons[n] = "the interventional scores need a full factor grid"
+        elif asked_all and registry.METRICS[n].min_factors > dataset.num_factors:
+            reasons[n] = f"needs at least {registry.METRICS[n].min_factors} factors"
+    return [n for n in names if n not in reasons], reasons
+
+
+def factor_accuracy(predictions: np.ndarray, factors: np.ndarray, factor_names) -> dict[str, float]:
+    """``accuracy.<factor>``: share of rows whose factor is predicted exactly, per factor, and
+    ``accuracy_mean``, their mean."""
+    pred, true = np.asarray(predictions), np.asarray(factors)
+    if pred.shape != true.shape:
+        raise UntwineError(f"predictions of shape {pred.shape} for factors of shape {true.shape}")
+    names = [str(n) for n in factor_names] or [str(k) for k in range(true.shape[1])]
+    acc = (pred == true).mean(axis=0)
+    out = {f"accuracy.{n}": float(a) for n, a in zip(names, acc)}
+    out["accuracy_mean"] = float(acc.mean())
+    return out
 
 
 def run_findings(codes, factors, dataset, activity) -> dict[str, Any]:

@@ -64,7 +64,9 @@ def build_model(cfg: RunConfig, info: dict[str, Any]):
     """Build ``cfg.model`` for a dataset described by ``info`` (see :func:`dataset_info`)."""
     from untwine import models
 
-    hparams = {k: v for k, v in cfg.hparams.items() if k not in ("name", "observation_shape", "binary", "num_factors")}
+    from untwine.models.common import RESERVED
+
+    hparams = {k: v for k, v in cfg.hparams.items() if k not in RESERVED}
     if cfg.num_latents is not None:
         hparams[latent_hparam_name(cfg.model)] = cfg.num_latents
     return models.build_model(
@@ -72,6 +74,8 @@ def build_model(cfg: RunConfig, info: dict[str, Any]):
         tuple(info["observation_shape"]),
         binary=bool(info["binary"]),
         num_factors=int(info["num_factors"]),
+        factor_sizes=info.get("factor_sizes"),
+        factor_names=info.get("factor_names"),
         **hparams,
     )
 

@@ -3,7 +3,8 @@
 The loop is model-agnostic (see :mod:`untwine.models.base`): it draws batch
 ``i`` from the dataset with a generator seeded from ``(seed, i)`` (so the data
 stream resumes by step without any saved state), calls
-``model.training_step(x, i, optimizers)``, logs the returned loss terms and
+``model.training_step(x, i, optimizers)`` (supervised models, ``model.supervised``, also
+get ``factors=``, the batch's ``[n, K]`` class indices), logs the returned loss terms and
 writes an atomic checkpoint every ``checkpoint_every`` steps and at the end.
 
 Reproducibility: the model is built after ``torch.manual_seed(seed)``; each
@@ -34,6 +35,7 @@ import torch
 
 from untwine.errors import UntwineError
 from untwine.files import cannot_write, remove_stray_temporaries, write_json
+from untwine.models.common import RESERVED
 from untwine.train.checkpoint import (
     CHECKPOINT_DIR,
     capture_rng_state,
@@ -60,7 +62,7 @@ from untwine.train.run import (
 
 
 #: keys of model.hparams that come from the dataset, not from the user
-DATA_KEYS = ("name", "observation_shape", "binary", "num_factors")
+DATA_KEYS = RESERVED
 
 
 # -- data stream ------------------------------------------------------------------
@@ -69,24 +71,33 @@ def batch_rng(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(step)])
 
 
-def draw_batch(dataset, seed: int, step: int, batch_size: int) -> torch.Tensor:
-    """Batch ``step`` of the training stream: ``dataset.sample(batch_size, batch_rng(seed, step))``.
+def draw_labelled_batch(dataset, seed: int, step: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Batch ``step`` of the training stream with its factors: ``(x, factors [n, K] int64)`` from
+    ``dataset.sample(batch_size, batch_rng(seed, step))``.
 
     The same batch :class:`untwine.data.torch_data.GroundTruthBatches` yields at ``step``.
     """
-    _, x = dataset.sample(batch_size, batch_rng(seed, step))
+    f, x = dataset.sample(batch_size, batch_rng(seed, step))
     if not isinstance(x, torch.Tensor):
         x = torch.as_tensor(np.asarray(x))
-    return x.float()
+    return x.float(), torch.as_tensor(np.asarray(f, dtype=np.int64))
+
+
+def draw_batch(dataset, seed: int, step: int, batch_size: int) -> torch.Tensor:
+    """Batch ``step`` of the training stream (the observations of :func:`draw_labelled_batch`)."""
+    return draw_labelled_batch(dataset, seed, step, batch_size)[0]
 
 
 class BatchStream:
-    """Batches ``start, start+1, ...`` rendered one step ahead on a background thread."""
+    """Batches ``start, start+1, ...`` rendered one step ahead on a background thread: ``x``, or
+    ``(x, factors)`` when ``labelled``."""
 
-    def __init__(self, dataset, seed: int, batch_size: int, start: int, stop: int, prefetch: bool = True) -> None:
+    def __init__(self, dataset, seed: int, batch_size: int, start: int, stop: int, prefetch: bool = True,
+                 labelled: bool = False) -> None:
         self.dataset, self.seed, self.batch_size = dataset, seed, batch_size
         self.next, self.stop = start, stop
         self.prefetch = prefetch
+        self._draw = draw_labelled_batch if labelled else draw_batch
         self._pending: tuple[int, threading.Thread, list] | None = None
 
     def _launch(self, step: int) -> None:
@@ -94,7 +105,7 @@ class BatchStream:
 
         def work():
             try:
-                box.append(draw_batch(self.dataset, self.seed, step, self.batch_size))
+                box.append(self._draw(self.dataset, self.seed, step, self.batch_size))
             except BaseException as exc:  # re-raised in the main thread
                 box.append(exc)
 
@@ -104,7 +115,7 @@ class BatchStream:
 
     def get(self, step: int) -> torch.Tensor:
         if not self.prefetch:
-            return draw_batch(self.dataset, self.seed, step, self.batch_size)
+            return self._draw(self.dataset, self.seed, step, self.batch_size)
         if self._pending is None or self._pending[0] != step:
             self._launch(step)
         _, t, box = self._pending
@@ -396,7 +407,8 @@ def _run_training(
         save_checkpoint(out, step, model, optimizers, state, keep=cfg.keep_checkpoints)
 
     run = Run(out, cfg, info)
-    stream = BatchStream(dataset, cfg.seed, cfg.batch_size, start, cfg.steps)
+    supervised = bool(getattr(model, "supervised", False))
+    stream = BatchStream(dataset, cfg.seed, cfg.batch_size, start, cfg.steps, labelled=supervised)
     flag = _StopFlag()
     title = f"{cfg.model} on {info['name']}"
     _say(
@@ -412,8 +424,13 @@ def _run_training(
     try:
         with _catch_signals(flag):
             while step < cfg.steps:
-                x = stream.get(step).to(device, non_blocking=True)
-                terms = model.training_step(x, step, optimizers)
+                if supervised:
+                    x, f = stream.get(step)
+                    x = x.to(device, non_blocking=True)
+                    terms = model.training_step(x, step, optimizers, factors=f.to(device))
+                else:
+                    x = stream.get(step).to(device, non_blocking=True)
+                    terms = model.training_step(x, step, optimizers)
                 terms = {k: float(v) for k, v in terms.items()}
                 loss = terms.get("loss", 0.0)
                 if not math.isfinite(loss):

@@ -3,7 +3,8 @@
 The page holds the run's config, its metric table (``metrics.json`` from
 ``untwine evaluate``; without it the page says to run that, it never computes a
 suite of its own), latent traversals (grid and animation; small multiples of curves
-for time series ``[C, T]``), reconstructions (input-vs-reconstruction curves for series), the
+for time series ``[C, T]``), reconstructions (input-vs-reconstruction curves for series; a
+model without a decoder, the factor classifier, gets a note instead of both), the
 factor x latent heatmaps (normalised MI and DCI importance), the active/passive
 latent table with the scores on the mean, sampled and active-only representations
 (from ``metrics.json`` when evaluated with ``--compare-representations``), and the
@@ -67,6 +68,7 @@ def report_html(
     heatmaps fit on the first two thirds (train) and score on the rest (test).
     """
     from untwine.metrics.activity import latent_activity
+    from untwine.models.base import has_decoder
     from untwine.viz.traversal import encode_batches
 
     if num_samples < MIN_SAMPLES:
@@ -97,9 +99,13 @@ def report_html(
         add("headline", "Key scores", lambda: _headline_section(metrics, evaluation))
     add("config", "Configuration", lambda: _config_section(config, model, dataset))
     add("metrics", "Metrics", lambda: _metrics_section(metrics, evaluation))
-    add("traversals", "Latent traversals", lambda: _traversal_section(
-        model, x, means, logvars, activity, traverse_range, traverse_steps))
-    add("reconstructions", "Reconstructions", lambda: _reconstruction_section(model, x))
+    if has_decoder(model):
+        add("traversals", "Latent traversals", lambda: _traversal_section(
+            model, x, means, logvars, activity, traverse_range, traverse_steps))
+        add("reconstructions", "Reconstructions", lambda: _reconstruction_section(model, x))
+    else:
+        add("traversals", "Latent traversals", lambda: _no_decoder_note(model, "traversals"))
+        add("reconstructions", "Reconstructions", lambda: _no_decoder_note(model, "reconstructions"))
     add("heatmaps", "Factor x latent heatmaps", lambda: _heatmap_section(split, vnames, seed))
     add("activity", "Active and passive latents", lambda: _activity_section(activity, means, logvars, metrics))
     add("curves", "Training curves", lambda: _curves_section(log))
@@ -146,7 +152,9 @@ def _summary_section(model, x, means, logvars, metrics, evaluation, value_range,
     text = describe(findings, metrics, (evaluation or {}).get("reference"))
     body = f'<p class="summary" id="summary-text">{esc(text)}</p>'
     captured = [r for r in findings["factors"] if r["status"] == "captured"]
-    if not captured:
+    from untwine.models.base import has_decoder
+
+    if not captured or not has_decoder(model):
         return body
     names: dict[int, list[str]] = {}
     for r in captured:
@@ -286,6 +294,12 @@ def _gif_bytes(frames, duration_ms: int = 120) -> bytes:
     buf = io.BytesIO()
     imgs[0].save(buf, format="GIF", save_all=True, append_images=imgs[1:], duration=duration_ms, loop=0)
     return buf.getvalue()
+
+
+def _no_decoder_note(model, what: str) -> str:
+    name = esc(getattr(model, "name", type(model).__name__))
+    return (f'<p class="note">No {what}: {name} has no decoder (it maps images to factor predictions; nothing '
+            "maps a code back to an image). Its codes are still scored above and in the heatmaps below.</p>")
 
 
 def _reconstruction_section(model, x) -> str:

@@ -279,6 +279,11 @@ def traverse_run(run_dir, *, out=None, latents=None, value_range=None, steps: in
     if num_samples < 1:
         raise UntwineError(f"--num-samples must be at least 1, got {num_samples}")
     model = run.load_model(device)
+    from untwine.models.base import has_decoder
+
+    if not has_decoder(model):
+        raise UntwineError(f"{run.path}: {run.config.model} has no decoder, so its codes cannot be traversed "
+                           "(nothing maps a code back to an image)")
     num_latents = getattr(model, "num_latents", None)
     if latents is not None and isinstance(num_latents, int):
         check_latents(latents, num_latents)  # before any data is drawn
