@@ -35,7 +35,6 @@ model uses no randomness.
 from __future__ import annotations
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from untwine.errors import UntwineError
