@@ -28,7 +28,8 @@ from pathlib import Path
 from untwine.data.base import GroundTruthDataset
 from untwine.data.concepts import ConceptSentences
 from untwine.data.dsprites import ColorDSprites, DSprites, NoisyDSprites
-from untwine.data.dataset_files import DSpritesFile, GenericNpz, MPI3DFile, Shapes3DFile, open_file
+from untwine.data.dataset_files import DSpritesFile, MPI3DFile, Shapes3DFile, _Npz
+from untwine.data.generic_npz import GenericNpz
 from untwine.data.series import bundled_series, load_series
 from untwine.data.shapes3d import Shapes3D
 from untwine.data.sines import Sines
@@ -83,6 +84,31 @@ def _load_series(text: str, split: str = "train", **kwargs) -> GroundTruthDatase
         return load_series(text, **kwargs).ground_truth(split)
     except TypeError as exc:
         raise UntwineError(f"series data set {text}: bad arguments ({exc})") from None
+
+
+def open_file(path, **kwargs) -> GroundTruthDataset:
+    """Open a dataset file, choosing the loader from its type and contents."""
+    p = Path(os.path.expanduser(str(path)))
+    suffix = p.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        return Shapes3DFile(p, **kwargs)
+    if suffix == ".npz":
+        npz = _Npz(p)
+        names = set(npz.members)
+        npz.zf.close()
+        if {"imgs", "latents_classes"} <= names:
+            return DSpritesFile(p, **kwargs)
+        if {"images", "factors"} <= names:
+            return GenericNpz(p, **kwargs)
+        if "images" in names:
+            return MPI3DFile(p, **kwargs)
+        raise UntwineError(
+            f"{p}: unrecognised .npz contents (found: {', '.join(sorted(names)) or 'none'}); expected "
+            "'imgs'+'latents_classes' (dSprites), 'images' (MPI3D) or 'images'+'factors' (generic)"
+        )
+    if not p.exists():
+        raise UntwineError(f"dataset file not found: {p}")
+    raise UntwineError(f"{p}: unsupported file type {suffix or '(none)'!r}; expected .npz, .h5 or .hdf5")
 
 
 def load(name_or_path, **kwargs) -> GroundTruthDataset:
