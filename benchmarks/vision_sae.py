@@ -37,7 +37,8 @@ SCORES = ("mig", "dci_disentanglement", "infom", "sparse_probe_k1_mean", "sparse
 def pick_layers(layers: list[tuple[str, tuple[int, ...], str]], quick: bool) -> list[str]:
     """An early conv layer, the last conv layer and the penultimate dense layer of the encoder."""
     conv = [name for name, shape, _ in layers if len(shape) == 3 and name != "codes"]
-    dense = [name for name, shape, _ in layers if len(shape) == 1 and name != "codes"]
+    # the dense layers of the trunk (a model's output heads, e.g. the posterior's mean, are its code)
+    dense = [name for name, shape, _ in layers if len(shape) == 1 and name != "codes" and "head" not in name]
     chosen = []
     if conv:
         chosen += [conv[min(1, len(conv) - 1)], conv[-1]]
