@@ -83,9 +83,11 @@ def baselines(x, f, tr, te, names, width: int) -> dict[str, dict]:
     pca = PCA(n).fit(x[tr])
     out["pca"] = {**code_scores(pca.encode(x[tr]), pca.encode(x[te]), f[tr], f[te], names),
                   "fvu": float(fvu(x[te], pca.decode(pca.encode(x[te])))), "latents": n}
-    ica = FastICA(n_components=n, random_state=0, max_iter=400, whiten="unit-variance").fit(x[tr])
+    sv = np.linalg.svd(x[tr] - x[tr].mean(0), compute_uv=False)
+    rank = int((sv > 1e-6 * sv[0]).sum()) if sv.size and sv[0] > 0 else 1
+    ica = FastICA(n_components=min(n, rank), random_state=0, max_iter=400, whiten="unit-variance").fit(x[tr])
     out["ica"] = {**code_scores(ica.transform(x[tr]), ica.transform(x[te]), f[tr], f[te], names),
-                  "fvu": float(fvu(x[te], ica.inverse_transform(ica.transform(x[te])))), "latents": n}
+                  "fvu": float(fvu(x[te], ica.inverse_transform(ica.transform(x[te])))), "latents": min(n, rank)}
     sd = SupervisedDictionary(sizes).fit(x[tr], f[tr])
     out["supervised dictionary"] = {**code_scores(sd.encode(x[tr]), sd.encode(x[te]), f[tr], f[te], names),
                                     "fvu": float(sd.fvu(x[te], f[te])), "latents": int(sum(sizes))}
@@ -129,6 +131,9 @@ def main() -> None:
     ap.add_argument("--json", default=str(RESULTS))
     ap.add_argument("--rows", type=int, default=None, help="inputs per activation set (default 6000; --quick 3000)")
     ap.add_argument("--network-steps", type=int, default=None, help="training steps of the networks (default 4000; --quick 1500)")
+    ap.add_argument("--datasets", help="comma list (default dsprites,shapes3d; --quick dsprites)")
+    ap.add_argument("--networks", help="comma list (default beta_vae,factor_classifier; --quick beta_vae)")
+    ap.add_argument("--all-layers", action="store_true", help="with --quick: the three layers, not only the dense one")
     ap.add_argument("--sae-steps", type=int, default=None, help="training steps of the SAEs (default 2000; --quick 600)")
     args = ap.parse_args()
     from untwine.activations.models import list_layers, write_model_activations
@@ -137,14 +142,15 @@ def main() -> None:
     from untwine.models import MODELS
 
     quick = args.quick
-    datasets = ["dsprites"] if quick else ["dsprites", "shapes3d"]
-    nets = ["beta_vae"] if quick else ["beta_vae"] + (["factor_classifier"] if "factor_classifier" in MODELS else [])
+    datasets = args.datasets.split(",") if args.datasets else (["dsprites"] if quick else ["dsprites", "shapes3d"])
+    nets = args.networks.split(",") if args.networks else (
+        ["beta_vae"] if quick else ["beta_vae"] + (["factor_classifier"] if "factor_classifier" in MODELS else []))
     net_steps = args.network_steps or (1500 if quick else 4000)
     rows_n = args.rows or (3000 if quick else 6000)
     sae_steps = args.sae_steps or (600 if quick else 2000)
     width, k = 256, 8
     work = Path(args.work)
-    results = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()[0]},
+    results = {"datasets": datasets, "networks": nets, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()[0]},
                "settings": {"quick": quick, "network_steps": net_steps, "rows": rows_n, "sae_steps": sae_steps,
                             "sae_width": width, "k": k, "pool": "mean", "test_fraction": 1 / 3},
                "rows": []}
@@ -152,7 +158,7 @@ def main() -> None:
     for ds in datasets:
         for net in nets:
             run = train_network(net, ds, net_steps, work)
-            layers = pick_layers(list_layers(run), quick)
+            layers = pick_layers(list_layers(run), quick and not args.all_layers)
             acts_dir = work / f"acts-{net}-{ds}"
             write_model_activations(acts_dir, run, layers=layers, rows=rows_n, pool="mean", chunk=1000, batch_size=500)
             f = np.load(acts_dir / "factors.npy")
