@@ -34,6 +34,12 @@ class Phase:
         if self._task is not None:
             self.owner._bar.update(self._task, advance=int(n))
 
+    def update(self, done: int, note: str = "") -> None:
+        """Set the count done to ``done``; on a terminal, show ``note`` beside the name."""
+        self.done = int(done)
+        if self._task is not None:
+            self.owner._bar.update(self._task, completed=self.done, description=f"{self.name}  {note}" if note else self.name)
+
     def finish(self) -> float:
         seconds = time.perf_counter() - self.t0
         if self._task is not None:
@@ -75,6 +81,11 @@ class Phases:
         finally:
             k = key or name
             self.seconds[k] = self.seconds.get(k, 0.0) + ph.finish()
+
+    @property
+    def on_terminal(self) -> bool:
+        """Whether the phases show as bars (enabled, stderr a terminal)."""
+        return self._bar is not None
 
     def close(self) -> None:
         if self._bar is not None:
