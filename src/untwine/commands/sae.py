@@ -257,7 +257,7 @@ def run_evaluate(args) -> int:
     _load_plugins(args)
     from untwine.files import UNDEFINED_KEY, write_json
     from untwine.concepts.baselines import LABELS, code_set, suite_sample
-    from untwine.concepts.sae_evaluation import EVALUATION, check_factor_rows, concept_table, evaluate_concepts_paths
+    from untwine.concepts.sae_evaluation import EVALUATION, check_factors, concept_table, evaluate_concepts_paths
     from untwine.progress import Phases
     from untwine.sae.metrics import evaluate_paths, undefined_scores
 
@@ -268,7 +268,7 @@ def run_evaluate(args) -> int:
 
         suite_sample(3, 3, args.suite_rows)  # checks the value
         fac = read_array(args.factors)
-        check_factor_rows(fac, open_activations(args.acts).rows)
+        fac = check_factors(fac, open_activations(args.acts).rows)
     with Phases(not args.no_progress, prefix="sae evaluate: ") as phases:
         scores, notes = evaluate_paths(
             args.sae, args.acts, features=args.features, true_codes=args.true_codes,

@@ -61,10 +61,14 @@ class LatentEdit:
         return (xt + self.module.decode(c2) - self.module.decode(c)).double().cpu().numpy()
 
 
-def check_factor_rows(factors, rows: int) -> None:
-    """One line when ``factors`` has not one row per activation row."""
+def check_factors(factors, rows: int) -> np.ndarray:
+    """``factors`` as non-negative integer classes ``[N, K]``, one row per activation row (else one line)."""
+    from untwine._checks import as_factors, nonnegative_factors
+
+    factors = nonnegative_factors(as_factors(factors, "factors"))
     if factors.shape[0] != rows:
         raise UntwineError(f"factors have {factors.shape[0]} rows but the activations have {rows}; give one row of factors per activation row")
+    return factors
 
 
 def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_names=None, factor_sizes=None,
@@ -88,7 +92,6 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
     ``progress``: a :class:`untwine.progress.Phases` (or True for one) showing each phase.
     Every row is read into memory (concept corpora are small).
     """
-    from untwine._checks import as_factors, nonnegative_factors
     from untwine.activations.reader import open_activations
     from untwine.concepts.baselines import LABELS, code_set, concept_baselines, score_codes, split_rows, suite_sample
     from untwine.concepts.edit import edit_test
@@ -102,8 +105,7 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
     phases = progress if isinstance(progress, Phases) else Phases(bool(progress))
     module = sae if isinstance(sae, torch.nn.Module) else load_usable_sae(sae, resolve_device(device))
     source = open_activations(acts)
-    fac = nonnegative_factors(as_factors(factors, "factors"))
-    check_factor_rows(fac, source.rows)
+    fac = check_factors(factors, source.rows)
     if source.dim != module.d_in:
         raise UntwineError(f"{source.name} has {source.dim} columns but the SAE takes d_in = {module.d_in}")
     K = fac.shape[1]
