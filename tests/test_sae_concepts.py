@@ -127,3 +127,97 @@ def test_factors_with_other_rows_are_one_line(concept_acts, tmp_path, capsys):
                      "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and "299" in err[0] and "300" in err[0]
+
+
+def test_suite_on_every_row_equals_the_whole_split_and_a_subsample_is_reported(concept_acts):
+    """Issue 23: below --suite-rows nothing is subsampled and every suite score equals the suite on
+    the whole split (as before the option); above it the suite runs on the reported, seeded rows."""
+    from untwine.concepts.baselines import suite_sample
+    from untwine.concepts.sae_evaluation import evaluate_concepts
+    from untwine.metrics.suite import evaluate_arrays
+
+    root, sae = concept_acts
+    x = np.load(root / "acts.npy")
+    f = np.load(root / "acts" / "factors.npy")
+    codes = load_sae(sae, "cpu").encode(torch.from_numpy(x)).double().numpy()
+    tr, te = split_rows(len(x), 0)
+    kw = {"device": "cpu", "baselines": False}
+    full = evaluate_concepts(sae, root / "acts.npy", f, **kw)  # default 6000 rows > 300: every row
+    assert not full["settings"]["suite_subsampled"]
+    assert (full["settings"]["suite_train_rows"], full["settings"]["suite_test_rows"]) == (len(tr), len(te))
+    ref = evaluate_arrays(codes[tr], f[tr], codes[te], f[te], seed=0)
+    for k, v in ref.items():
+        assert full["sae"][k] == v or (np.isnan(v) and np.isnan(full["sae"][k])), k
+    sub = evaluate_concepts(sae, root / "acts.npy", f, suite_rows=60, **kw)
+    st = sub["settings"]
+    assert st["suite_subsampled"] and (st["suite_train_rows"], st["suite_test_rows"]) == (40, 20)
+    a, b = suite_sample(len(tr), len(te), 60, 0)
+    ref = evaluate_arrays(codes[tr[a]], f[tr[a]], codes[te[b]], f[te[b]], seed=0)
+    for k, v in ref.items():
+        assert sub["sae"][k] == v or (np.isnan(v) and np.isnan(sub["sae"][k])), k
+    # probing uses every row whatever the suite's sample
+    assert sub["sae"]["sparse_probe_k1_mean"] == full["sae"]["sparse_probe_k1_mean"]
+
+
+def test_evaluate_without_a_terminal_prints_one_line_per_phase_and_names_the_sample(concept_acts, tmp_path):
+    """Issue 25: no terminal, so no bar: one plain line per phase (no control characters), and
+    the suite's subsample in the printed output and the JSON."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root, sae = concept_acts
+    out = tmp_path / "flat.json"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "untwine", "sae", "evaluate", str(sae), str(root / "acts.npy"), "--factors",
+                        str(root / "acts" / "factors.npy"), "--device", "cpu", "--suite-rows", "60", "--json", str(out)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "\x1b" not in p.stderr + p.stdout and "\r" not in p.stderr
+    phases = [line for line in p.stderr.splitlines() if line.startswith("sae evaluate: ")]
+    names = [line.rsplit(": ", 1)[0] for line in phases]
+    for want in ("SAE codes: encoding", "SAE codes: suite and sparse probing", "raw activations: suite and sparse probing",
+                 "PCA: suite and sparse probing", "supervised dictionary: edit test"):
+        assert sum(n.startswith(f"sae evaluate: {want}") for n in names) == 1, (want, names)
+    assert all(line.endswith(" s") for line in phases)
+    for line in p.stderr.splitlines():  # every warning names its code set
+        if line.startswith("warning: "):
+            assert line.split(": ")[1] in ("SAE codes", "raw activations", "PCA", "supervised dictionary",
+                                            "supervised projection"), line
+    assert "seeded subsample of 40 train + 20 test rows" in p.stdout and "fvu (test rows)" in p.stdout
+    flat = json.loads(out.read_text())
+    assert (flat["suite_train_rows"], flat["suite_test_rows"]) == (40, 20)
+    assert flat["fvu_test_rows"] != flat["fvu"]  # every row vs the test rows, both labelled
+
+
+def test_warnings_name_their_code_set():
+    import warnings
+
+    from untwine.concepts.baselines import code_set
+    from untwine.errors import UntwineWarning
+
+    with pytest.warns(UntwineWarning) as rec:
+        with code_set("PCA"):
+            warnings.warn("x is undefined", UntwineWarning)
+            warnings.warn("x is undefined", UntwineWarning)  # the same line once
+    assert [str(w.message) for w in rec] == ["PCA: x is undefined"]
+
+
+def test_sae_train_without_a_terminal_prints_a_line_per_tenth(tmp_path):
+    """Issue 25: with 100 steps and a log row every 32, only the last step was printed."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    np.save(tmp_path / "a.npy", np.random.default_rng(0).standard_normal((600, 8)).astype(np.float32))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"), OMP_NUM_THREADS="1")
+    p = subprocess.run([sys.executable, "-m", "untwine", "sae", "train", str(tmp_path / "a.npy"), "--arch", "topk",
+                        "--latents", "16", "--k", "2", "--steps", "100", "--batch-size", "64", "--out", str(tmp_path / "s")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "\x1b" not in p.stderr and "\r" not in p.stderr
+    steps = [line for line in p.stderr.splitlines() if ": step " in line]
+    assert [line.split(": step ")[1].split()[0] for line in steps] == ["32/100", "64/100", "96/100", "100/100"]
+    assert any(line.endswith(": training (100 of 100): " + line.rsplit(": ", 1)[1]) for line in p.stderr.splitlines())

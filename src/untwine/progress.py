@@ -34,12 +34,19 @@ class Phase:
         if self._task is not None:
             self.owner._bar.update(self._task, advance=int(n))
 
-    def finish(self) -> float:
+    def update(self, done: int, note: str = "") -> None:
+        """Set the count done to ``done``; on a terminal, show ``note`` beside the name."""
+        self.done = int(done)
+        if self._task is not None:
+            self.owner._bar.update(self._task, completed=self.done, description=f"{self.name}  {note}" if note else self.name)
+
+    def finish(self, *, failed: bool = False) -> float:
+        """End the phase (its line in logs, unless it ``failed``: the error is the line then)."""
         seconds = time.perf_counter() - self.t0
         if self._task is not None:
             bar = self.owner._bar
             bar.update(self._task, total=self.total or max(self.done, 1), completed=self.total or max(self.done, 1))
-        elif self.owner.enabled:
+        elif self.owner.enabled and not failed:
             count = f" ({self.done:,} of {self.total:,})" if self.total else ""
             print(f"{self.owner.prefix}{self.name}{count}: {seconds:.1f} s", file=sys.stderr, flush=True)
         return seconds
@@ -70,11 +77,18 @@ class Phases:
     def phase(self, name: str, total: int | None = None, *, key: str | None = None):
         """A phase shown as ``name``; its seconds add up in :attr:`seconds` under ``key`` (default ``name``)."""
         ph = Phase(self, name, total)
+        failed = True
         try:
             yield ph
+            failed = False
         finally:
             k = key or name
-            self.seconds[k] = self.seconds.get(k, 0.0) + ph.finish()
+            self.seconds[k] = self.seconds.get(k, 0.0) + ph.finish(failed=failed)
+
+    @property
+    def on_terminal(self) -> bool:
+        """Whether the phases show as bars (enabled, stderr a terminal)."""
+        return self._bar is not None
 
     def close(self) -> None:
         if self._bar is not None:

@@ -4,7 +4,8 @@
                       [--lr X] [--seed S] [--device auto] [--set key=value ...] [--checkpoint-every N] [--resume] [--overwrite]
     untwine sae sweep ACTS --arch topk,batchtopk --latents 256,512 --k 2,4,8 --out DIR [...]
     untwine sae encode DIR ACTS --out codes.npy
-    untwine sae evaluate DIR ACTS [--features TRUE_DIRS.npy] [--true-codes C.npz] [--factors F.npy [--no-baselines]] [--json OUT]
+    untwine sae evaluate DIR ACTS [--features TRUE_DIRS.npy] [--true-codes C.npz] [--factors F.npy [--no-baselines]
+                         [--suite-rows N]] [--json OUT] [--no-progress]
     untwine sae synthetic --features 256 --dim 64 --samples 100000 --out DIR [--active 4 ...]
 
 ACTS is a ``.npy`` file (memory-mapped), a ``.safetensors`` file or a directory of shards.
@@ -121,10 +122,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     v.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
                    help="with --factors: also score raw activations, PCA and the supervised dictionary on the same rows (default on)")
     v.add_argument("--metrics", default="all", help="the SAE's suite metrics with --factors (as untwine score; baselines get all)")
+    v.add_argument("--suite-rows", type=int, default=6000, metavar="N",
+                   help="with --factors: the suite and the DCI importance matrix of every code set run on a seeded "
+                        "subsample of N rows (train and test in proportion) when there are more; 0: every row "
+                        "(minutes on 100,000 rows of 512 latents). Probing, FVU and edit tests use every row (default 6000)")
     v.add_argument("--seed", type=int, default=0,
-                   help="seed of the suite's train/test split and the baselines' subsamples (default 0)")
+                   help="seed of the concept scores' train/test split, the suite's subsample and the metrics' "
+                        "estimators (default 0)")
     v.add_argument("--device", default="auto", help=DEVICE_HELP)
     v.add_argument("--json", metavar="OUT", help="write the scores as one flat JSON object")
+    v.add_argument("--no-progress", action="store_true", help="no progress output")
     plugin(v)
     v.set_defaults(func=run_evaluate)
 
@@ -248,44 +255,66 @@ def run_evaluate(args) -> int:
 
     check_seed(args.seed)
     _load_plugins(args)
-    from untwine.files import write_json
-    from untwine.concepts.sae_evaluation import EVALUATION, concept_table, evaluate_concepts_paths
-    from untwine.sae.metrics import evaluate_paths
+    from untwine.files import UNDEFINED_KEY, write_json
+    from untwine.concepts.baselines import LABELS, code_set, suite_sample
+    from untwine.concepts.sae_evaluation import EVALUATION, check_factors, concept_table, evaluate_concepts_paths
+    from untwine.progress import Phases
+    from untwine.sae.metrics import evaluate_paths, undefined_scores
 
-    scores, notes = evaluate_paths(
-        args.sae, args.acts, features=args.features, true_codes=args.true_codes,
-        seed=args.seed, device=args.device,
-    )
-    concepts = None
-    if args.factors is not None:
-        concepts = evaluate_concepts_paths(args.sae, args.acts, args.factors, baselines=args.baselines,
-                                           metrics=args.metrics, seed=args.seed, device=args.device)
-        concepts["reconstruction"] = scores  # on every row; the table's fvu is on the test rows
-        scores = {**concepts["sae"], **scores}
-    from untwine.files import UNDEFINED_KEY
-    from untwine.sae.metrics import undefined_scores
+    fac = None
+    if args.factors is not None:  # bad factors are one error line before any work
+        from untwine.activations.reader import open_activations
+        from untwine.io import read_array
 
-    undefined = undefined_scores(scores)
+        suite_sample(3, 3, args.suite_rows)  # checks the value
+        fac = read_array(args.factors)
+        fac = check_factors(fac, open_activations(args.acts).rows)
+    with Phases(not args.no_progress, prefix="sae evaluate: ") as phases:
+        scores, notes = evaluate_paths(
+            args.sae, args.acts, features=args.features, true_codes=args.true_codes,
+            seed=args.seed, device=args.device, progress=phases,
+        )
+        concepts = None
+        if fac is not None:
+            concepts = evaluate_concepts_paths(args.sae, args.acts, fac, baselines=args.baselines, metrics=args.metrics,
+                                               seed=args.seed, device=args.device, suite_rows=args.suite_rows,
+                                               progress=phases)
+    with code_set(LABELS["sae"]):
+        undefined = undefined_scores({**(concepts["sae"] if concepts is not None else {}), **scores})
     for n in notes:
         print(n)
-    width = max(len(k) for k in scores)
-    for k, v in scores.items():
-        print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    print(f"reconstruction{' and dictionary recovery' if args.features else ''}, on all {scores['rows']} rows:")
+    _print_flat(scores)
+    flat = dict(scores)
     if concepts is not None:
+        concepts["reconstruction"] = scores  # on every row; the table's fvu is on the test rows
+        st = concepts["settings"]
+        suite = (f"the suite on a seeded subsample of {st['suite_train_rows']} train + {st['suite_test_rows']} test "
+                 f"rows (--suite-rows {st['suite_rows_limit']})" if st["suite_subsampled"] else "the suite on every row")
+        print(f"\nconcept scores: fitted on {st['train_rows']} train rows, scored on {st['test_rows']} test rows "
+              f"(seed {st['seed']}); {suite}:")
         header, rows = concept_table(concepts)
         w = max(len(r[0]) for r in rows)
-        print("\n" + "  ".join(f"{h:>12}" if i else f"{h:<{w}}" for i, h in enumerate(header)))
+        print("  ".join(f"{h:>12}" if i else f"{h:<{w}}" for i, h in enumerate(header)))
         for r in rows:
             print("  ".join(f"{v:>12.4f}" if i else f"{v:<{w}}" for i, v in enumerate(r)))
         path = Path(args.sae) / EVALUATION
         write_json(path, concepts)
         print(f"wrote {path} (untwine report {args.sae})")
+        flat = {**concepts["sae"], **scores, "fvu_test_rows": concepts["sae"].get("fvu"),
+                **{k: st[k] for k in ("suite_train_rows", "suite_test_rows")}}
         if concepts["baselines"]:
-            scores |= {f"{b}.{k}": v for b, s in concepts["baselines"].items() for k, v in s.items()}
+            flat |= {f"{b}.{k}": v for b, s in concepts["baselines"].items() for k, v in s.items()}
     if args.json:
-        write_json(args.json, {**scores, **({UNDEFINED_KEY: undefined} if undefined else {})})
+        write_json(args.json, {**flat, **({UNDEFINED_KEY: undefined} if undefined else {})})
         print(f"wrote {args.json}")
     return 0
+
+
+def _print_flat(scores) -> None:
+    width = max(len(k) for k in scores)
+    for k, v in scores.items():
+        print(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
 
 
 def run_synthetic(args) -> int:

@@ -15,11 +15,19 @@ the test FVU of the code set's reconstruction.
 * ``supervised_projection``: its label-free projection codes;
 * ``edit``: the edit test of the supervised dictionary (:mod:`untwine.concepts.edit`) judged by
   linear probes fitted on the raw train activations, whose test accuracy is ``probe_accuracy``.
+
+The suite's cost grows with rows times latents (InfoMEC's neighbour searches, the pairwise
+``mutual_info_score``, DCI's boosted trees): on 100,000 rows of 512 latents it took minutes.
+``suite_rows`` (positions from :func:`suite_sample`) runs it on a seeded subsample of each
+split; k-sparse probing, the reconstruction and the edit test always use every row.  Without
+it, or when the rows fit in :data:`SUITE_ROWS`, the suite sees every row and the scores are
+those of the whole split.  Warnings name the code set they concern (``raw activations: ...``).
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
@@ -36,12 +44,58 @@ def split_rows(n: int, seed: int = 0, fraction: float = 2 / 3) -> tuple[np.ndarr
     return np.sort(perm[:cut]), np.sort(perm[cut:])
 
 
+#: rows (train + test) the suite runs on in ``untwine sae evaluate`` by default; more are subsampled
+SUITE_ROWS = 6000
+#: the name each code set's warnings and progress lines carry
+LABELS = {"sae": "SAE codes", "raw": "raw activations", "pca": "PCA", "supervised": "supervised dictionary",
+          "supervised_projection": "supervised projection"}
+
+
+def suite_sample(n_train: int, n_test: int, max_rows: int | None = SUITE_ROWS, seed: int = 0):
+    """Positions ``(train, test)`` of the rows the suite runs on, or ``None`` for every row.
+
+    Every row when ``max_rows`` is ``None`` or 0 or ``n_train + n_test <= max_rows``; otherwise
+    ``max_rows`` rows, shared between the splits in proportion to their sizes (at least 2
+    each), drawn without replacement by ``numpy.random.default_rng([seed, 1])``, sorted.
+    """
+    if max_rows is not None and (isinstance(max_rows, bool) or int(max_rows) < 0 or 0 < int(max_rows) < 6):
+        raise UntwineError(f"suite rows must be 0 (every row) or at least 6, got {max_rows}")
+    if not max_rows or n_train + n_test <= int(max_rows):
+        return None
+    k_train = min(n_train, max(2, round(int(max_rows) * n_train / (n_train + n_test))))
+    k_test = min(n_test, max(2, int(max_rows) - k_train))
+    rng = np.random.default_rng([int(seed), 1])
+    return (np.sort(rng.choice(n_train, k_train, replace=False)), np.sort(rng.choice(n_test, k_test, replace=False)))
+
+
+@contextmanager
+def code_set(label: str, phases=None, what: str = "suite and sparse probing"):
+    """Work on one code set: a progress phase ``label: what`` and every warning raised inside
+    re-issued once, prefixed with ``label: `` (so a reader knows which code set it concerns)."""
+    import warnings
+
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with phases.phase(f"{label}: {what}") if phases is not None else nullcontext():
+                yield
+    finally:
+        seen = set()
+        for w in caught:
+            msg = f"{label}: {w.message}"
+            if (msg, w.category) not in seen:
+                seen.add((msg, w.category))
+                warnings.warn_explicit(msg, w.category, w.filename, w.lineno)
+
+
 def score_codes(codes_train, codes_test, factors_train, factors_test, *, fvu: float | None = None,
-                factor_names=None, seed: int = 0, suite: bool = True) -> dict[str, float]:
+                factor_names=None, seed: int = 0, suite: bool = True, suite_rows=None) -> dict[str, float]:
     """Suite scores, k-sparse probing accuracies and ``fvu`` of one code set (module docstring).
 
-    A suite that cannot run on the codes (e.g. every latent constant) is reported as
-    ``suite_error`` instead of raising.
+    ``suite_rows``: positions ``(train, test)`` of the rows the suite runs on (:func:`suite_sample`;
+    default every row).  A suite that cannot run on the codes (e.g. every latent constant) is
+    reported as ``suite_error`` instead of raising.
     """
     from untwine.concepts.probing import sparse_probing
 
@@ -53,8 +107,13 @@ def score_codes(codes_train, codes_test, factors_train, factors_test, *, fvu: fl
     if suite:
         from untwine.metrics.suite import evaluate_arrays
 
+        ctr_s, ftr_s, cte_s, fte_s = codes_train, factors_train, codes_test, factors_test
+        if suite_rows is not None:
+            a, b = suite_rows
+            ctr_s, ftr_s = np.asarray(codes_train)[a], np.asarray(factors_train)[a]
+            cte_s, fte_s = np.asarray(codes_test)[b], np.asarray(factors_test)[b]
         try:
-            out.update(evaluate_arrays(codes_train, factors_train, codes_test, factors_test, seed=seed))
+            out.update(evaluate_arrays(ctr_s, ftr_s, cte_s, fte_s, seed=seed))
         except UntwineError as exc:
             out["suite_error"] = str(exc)
     out.update(sparse_probing(codes_train, factors_train, codes_test, factors_test, factor_names=factor_names, seed=seed))
@@ -63,8 +122,14 @@ def score_codes(codes_train, codes_test, factors_train, factors_test, *, fvu: fl
 
 
 def concept_baselines(x_train, factors_train, x_test, factors_test, *, num_latents: int, factor_names=None,
-                      factor_sizes=None, seed: int = 0, suite: bool = True) -> dict[str, dict]:
-    """Every baseline of the module docstring on the same rows: ``{name: scores}``."""
+                      factor_sizes=None, seed: int = 0, suite: bool = True, suite_rows=None, probes=None,
+                      phases=None) -> dict[str, dict]:
+    """Every baseline of the module docstring on the same rows: ``{name: scores}``.
+
+    ``suite_rows``: as :func:`score_codes`; ``probes``: linear probes already fitted on
+    ``x_train`` (:class:`~untwine.concepts.probing.LinearProbes`, the same seed), else fitted
+    here; ``phases``: a :class:`untwine.progress.Phases` showing one phase per code set.
+    """
     from untwine.concepts.edit import edit_test
     from untwine.concepts.pca import PCA
     from untwine.concepts.probing import LinearProbes
@@ -78,21 +143,27 @@ def concept_baselines(x_train, factors_train, x_test, factors_test, *, num_laten
     same_rows(xte, fte, "activations_test", "factors_test")
     sizes = tuple(factor_sizes) if factor_sizes is not None else tuple(
         int(m) + 1 for m in np.maximum(ftr.max(0), fte.max(0)))
-    kw = {"factor_names": factor_names, "seed": seed, "suite": suite}
+    kw = {"factor_names": factor_names, "seed": seed, "suite": suite, "suite_rows": suite_rows}
     out: dict[str, dict] = {}
-    out["raw"] = score_codes(xtr, xte, ftr, fte, fvu=0.0, **kw)
-    pca = PCA(num_latents).fit(xtr)
-    ptr, pte = pca.encode(xtr), pca.encode(xte)
-    out["pca"] = score_codes(ptr, pte, ftr, fte, fvu=fvu(xte, pca.decode(pte)), **kw)
-    sd = SupervisedDictionary(sizes).fit(xtr, ftr)
-    out["supervised"] = score_codes(sd.codes_from_factors(ftr), sd.codes_from_factors(fte), ftr, fte,
-                                    fvu=sd.fvu(xte, fte), **kw)
-    out["supervised_projection"] = score_codes(sd.encode(xtr), sd.encode(xte), ftr, fte, **kw)
-    probes = LinearProbes().fit(xtr, ftr, seed=seed)
-    names = list(factor_names) if factor_names is not None else [str(k) for k in range(ftr.shape[1])]
-    out["probe_accuracy"] = dict(zip(names, map(float, probes.accuracy(xte, fte))))
-    out["edit"] = edit_test(xte, fte, probes, sd.edit, factor_names=names, factor_sizes=sizes, seed=seed)
+    with code_set(LABELS["raw"], phases):
+        out["raw"] = score_codes(xtr, xte, ftr, fte, fvu=0.0, **kw)
+    with code_set(LABELS["pca"], phases):
+        pca = PCA(num_latents).fit(xtr)
+        ptr, pte = pca.encode(xtr), pca.encode(xte)
+        out["pca"] = score_codes(ptr, pte, ftr, fte, fvu=fvu(xte, pca.decode(pte)), **kw)
+    with code_set(LABELS["supervised"], phases):
+        sd = SupervisedDictionary(sizes).fit(xtr, ftr)
+        out["supervised"] = score_codes(sd.codes_from_factors(ftr), sd.codes_from_factors(fte), ftr, fte,
+                                        fvu=sd.fvu(xte, fte), **kw)
+    with code_set(LABELS["supervised_projection"], phases):
+        out["supervised_projection"] = score_codes(sd.encode(xtr), sd.encode(xte), ftr, fte, **kw)
+    with code_set(LABELS["supervised"], phases, "edit test"):
+        if probes is None:
+            probes = LinearProbes().fit(xtr, ftr, seed=seed)
+        names = list(factor_names) if factor_names is not None else [str(k) for k in range(ftr.shape[1])]
+        out["probe_accuracy"] = dict(zip(names, map(float, probes.accuracy(xte, fte))))
+        out["edit"] = edit_test(xte, fte, probes, sd.edit, factor_names=names, factor_sizes=sizes, seed=seed)
     return out
 
 
-__all__ = ["concept_baselines", "score_codes", "split_rows"]
+__all__ = ["LABELS", "SUITE_ROWS", "code_set", "concept_baselines", "score_codes", "split_rows", "suite_sample"]

@@ -106,11 +106,11 @@ def sparse_probing(
     if not ks or min(ks) < 1:
         raise UntwineError(f"ks must be positive integers, got {ks}")
     out: dict[str, float] = {}
+    order = [np.argsort(-correlation_ratio(ctr, ftr[:, j]), kind="stable") for j in range(len(names))]
     for k in ks:
         accs = []
         for j, name in enumerate(names):
-            eta = correlation_ratio(ctr, ftr[:, j])
-            top = np.argsort(-eta, kind="stable")[: min(k, ctr.shape[1])]
+            top = order[j][: min(k, ctr.shape[1])]
             a, b = ctr[:, top], cte[:, top]
             mu, sd = a.mean(0), a.std(0)
             sd = np.where(sd > 1e-12, sd, 1.0)

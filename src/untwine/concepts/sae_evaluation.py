@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from untwine.concepts.baselines import SUITE_ROWS
 from untwine.errors import UntwineError
 
 #: file in the SAE directory holding the concept evaluation the report reads
@@ -60,9 +61,20 @@ class LatentEdit:
         return (xt + self.module.decode(c2) - self.module.decode(c)).double().cpu().numpy()
 
 
+def check_factors(factors, rows: int) -> np.ndarray:
+    """``factors`` as non-negative integer classes ``[N, K]``, one row per activation row (else one line)."""
+    from untwine._checks import as_factors, nonnegative_factors
+
+    factors = nonnegative_factors(as_factors(factors, "factors"))
+    if factors.shape[0] != rows:
+        raise UntwineError(f"factors have {factors.shape[0]} rows but the activations have {rows}; give one row of factors per activation row")
+    return factors
+
+
 def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_names=None, factor_sizes=None,
                       sentences=None, rows=None, metrics: str = "all", seed: int = 0, device: str = "auto",
-                      top_n: int = 5, images=None) -> dict[str, Any]:
+                      top_n: int = 5, images=None, suite_rows: int | None = SUITE_ROWS,
+                      progress=False) -> dict[str, Any]:
     """The SAE's codes beside the concept baselines on the same train / test rows.
 
     Rows are split by :func:`untwine.concepts.baselines.split_rows` (``seed``).  ``sae``: the SAE's
@@ -71,58 +83,73 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
     probes on raw activations as the supervised dictionary's edit);  ``baselines``:
     :func:`~untwine.concepts.baselines.concept_baselines` with as many PCA components as latents.
     ``metrics`` selects the SAE's suite metrics (the baselines get the whole suite).
-    ``matrices``: normalised MI (all rows) and DCI importance (train / test) of latents vs
+    ``suite_rows``: above this many rows the suite and the DCI importance matrix of every code
+    set run on one seeded subsample of each split (:func:`~untwine.concepts.baselines.suite_sample`,
+    recorded in ``settings`` as ``suite_train_rows`` / ``suite_test_rows``); ``None`` or 0: every row.
+    ``matrices``: normalised MI (all rows) and DCI importance (the suite's rows) of latents vs
     factors, ``[d_sae, K]``; ``shown``: the :data:`SHOWN_PER_FACTOR` latents of largest
     normalised MI per factor; ``top_sentences``: for those, the ``top_n`` sentences of
     largest code when ``sentences`` (and ``rows``, each activation row's sentence) are given;
     ``top_images``: the same for inputs drawn from a dataset (``images``, see :func:`image_record`).
+    ``progress``: a :class:`untwine.progress.Phases` (or True for one) showing each phase.
     Every row is read into memory (concept corpora are small).
     """
-    from untwine._checks import as_factors, nonnegative_factors
     from untwine.activations.reader import open_activations
-    from untwine.concepts.baselines import concept_baselines, score_codes, split_rows
+    from untwine.concepts.baselines import LABELS, code_set, concept_baselines, score_codes, split_rows, suite_sample
     from untwine.concepts.edit import edit_test
     from untwine.concepts.probing import LinearProbes
     from untwine.concepts.reconstruction import fvu
+    from untwine.progress import Phases
     from untwine.sae.encode import load_usable_sae
     from untwine.device import resolve_device
     from untwine.metrics.matrices import dci_importance, normalized_mi
 
+    phases = progress if isinstance(progress, Phases) else Phases(bool(progress))
     module = sae if isinstance(sae, torch.nn.Module) else load_usable_sae(sae, resolve_device(device))
     source = open_activations(acts)
-    fac = nonnegative_factors(as_factors(factors, "factors"))
-    if fac.shape[0] != source.rows:
-        raise UntwineError(f"factors have {fac.shape[0]} rows but the activations have {source.rows}; give one row of factors per activation row")
+    fac = check_factors(factors, source.rows)
     if source.dim != module.d_in:
         raise UntwineError(f"{source.name} has {source.dim} columns but the SAE takes d_in = {module.d_in}")
     K = fac.shape[1]
     names = [str(n) for n in factor_names] if factor_names is not None and len(factor_names) == K else [f"factor {k}" for k in range(K)]
     sizes = [int(s) for s in factor_sizes] if factor_sizes is not None and len(factor_sizes) == K else None
     sizes = [max(int(m) + 1, s) for m, s in zip(fac.max(0), sizes or [0] * K)]
-    x = source.read(0, source.rows).astype(np.float64)
-    dev = next(module.parameters()).device
-    with torch.no_grad():
-        pairs = [module.reconstruct(torch.from_numpy(x[a : a + 8192].astype(np.float32)).to(dev)) for a in range(0, len(x), 8192)]
-    codes = np.concatenate([c.double().cpu().numpy() for c, _ in pairs])
-    x_hat = np.concatenate([h.double().cpu().numpy() for _, h in pairs])
+    sae_label = LABELS["sae"]
+    with phases.phase(f"{sae_label}: encoding", total=source.rows) as ph:
+        x = source.read(0, source.rows).astype(np.float64)
+        dev = next(module.parameters()).device
+        pairs = []
+        with torch.no_grad():
+            for a in range(0, len(x), 8192):
+                pairs.append(module.reconstruct(torch.from_numpy(x[a : a + 8192].astype(np.float32)).to(dev)))
+                ph.advance(len(pairs[-1][0]))
+        codes = np.concatenate([c.double().cpu().numpy() for c, _ in pairs])
+        x_hat = np.concatenate([h.double().cpu().numpy() for _, h in pairs])
     tr, te = split_rows(len(x), seed)
+    picked = suite_sample(len(tr), len(te), suite_rows, seed)
+    s_tr, s_te = (tr, te) if picked is None else (tr[picked[0]], te[picked[1]])
     test_fvu = fvu(x[te], x_hat[te], undefined="nan")
-    sae_scores = score_codes(codes[tr], codes[te], fac[tr], fac[te], fvu=test_fvu, factor_names=names, seed=seed,
-                             suite=metrics == "all")
-    if metrics != "all":
-        from untwine.metrics.suite import evaluate_arrays
+    with code_set(sae_label, phases):
+        sae_scores = score_codes(codes[tr], codes[te], fac[tr], fac[te], fvu=test_fvu, factor_names=names, seed=seed,
+                                 suite=metrics == "all", suite_rows=picked)
+        if metrics != "all":
+            from untwine.metrics.suite import evaluate_arrays
 
-        sae_scores.update(evaluate_arrays(codes[tr], fac[tr], codes[te], fac[te], metrics=metrics, seed=seed))
-    probes = LinearProbes().fit(x[tr], fac[tr], seed=seed)
-    edit = LatentEdit(module, codes[tr], fac[tr], sizes)
-    sae_scores.update(edit_test(x[te], fac[te], probes, edit, factor_names=names, factor_sizes=sizes, seed=seed))
+            sae_scores.update(evaluate_arrays(codes[s_tr], fac[s_tr], codes[s_te], fac[s_te], metrics=metrics, seed=seed))
+    with code_set(LABELS["raw"], phases, "linear probes of the edit tests"):
+        probes = LinearProbes().fit(x[tr], fac[tr], seed=seed)
+    with code_set(sae_label, phases, "edit test"):
+        edit = LatentEdit(module, codes[tr], fac[tr], sizes)
+        sae_scores.update(edit_test(x[te], fac[te], probes, edit, factor_names=names, factor_sizes=sizes, seed=seed))
     base = (concept_baselines(x[tr], fac[tr], x[te], fac[te], num_latents=module.d_sae, factor_names=names,
-                              factor_sizes=sizes, seed=seed) if baselines else None)
-    nmi = normalized_mi(codes, fac)
-    try:
-        imp = dci_importance(codes[tr], fac[tr], codes[te], fac[te], seed=seed)
-    except UntwineError:
-        imp = None  # e.g. every latent dead on these rows
+                              factor_sizes=sizes, seed=seed, suite_rows=picked, probes=probes, phases=phases)
+            if baselines else None)
+    with code_set(sae_label, phases, "normalised MI and DCI importance matrices"):
+        nmi = normalized_mi(codes, fac)
+        try:
+            imp = dci_importance(codes[s_tr], fac[s_tr], codes[s_te], fac[s_te], seed=seed)
+        except UntwineError:
+            imp = None  # e.g. every latent dead on these rows
     shown: list[int] = []
     for k in range(K):
         shown += [int(j) for j in np.argsort(-nmi[:, k], kind="stable")[:SHOWN_PER_FACTOR] if nmi[j, k] > 0 and int(j) not in shown]
@@ -140,7 +167,10 @@ def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_name
         "matrices": {"normalized_mi": nmi.tolist(), "dci_importance": None if imp is None else imp.tolist()},
         "shown": shown, "top_sentences": tops, **image_record(codes, images, rows, shown, top_n),
         "settings": {"rows": len(x), "train_rows": len(tr), "test_rows": len(te), "seed": int(seed),
+                     "suite_train_rows": len(s_tr), "suite_test_rows": len(s_te),
+                     "suite_subsampled": picked is not None, "suite_rows_limit": int(suite_rows or 0),
                      "d_in": int(module.d_in), "d_sae": int(module.d_sae), "edit_latents_per_factor": EDIT_LATENTS},
+        "seconds": {k: round(v, 3) for k, v in phases.seconds.items()},
     }
 
 
@@ -158,16 +188,20 @@ def evaluate_concepts_paths(sae_dir, acts, factors, *, factor_key: str | None = 
     """:func:`evaluate_concepts` with the factors read from a file and, for a layer directory of an
     activations folder, the factor names, sentences and rows from the folder
     (:meth:`~untwine.activations.layout.ActivationFolder.context`)."""
+    from pathlib import Path
+
     from untwine.activations.layout import ActivationFolder
     from untwine.arrays import read_array
 
-    fac = read_array(factors, factor_key)
+    fac = read_array(factors, factor_key) if isinstance(factors, (str, Path)) else factors
     folder = ActivationFolder.of_layer(acts)
     return evaluate_concepts(sae_dir, acts, fac, **(folder.context() if folder is not None else {}), **kw)
 
 
 #: columns of the comparison table: the SAE, then the baselines of :func:`untwine.concepts.baselines.concept_baselines`
 TABLE_CODES = ("sae", "raw", "pca", "supervised", "supervised_projection")
+#: row names of the table that differ from their keys (the reconstruction scores of ``sae evaluate`` are on every row)
+TABLE_LABELS = {"fvu": "fvu (test rows)"}
 
 
 def concept_table(evaluation) -> tuple[list[str], list[list[Any]]]:
@@ -182,8 +216,8 @@ def concept_table(evaluation) -> tuple[list[str], list[list[Any]]]:
     for c in names:
         cols.append({**base[c], **(base.get("edit", {}) if c == "supervised" else {})})
     nan = float("nan")
-    rows = [[k, *(nan if col.get(k) is None or isinstance(col.get(k), str) else float(col[k]) for col in cols)]
-            for k in keys]
+    rows = [[TABLE_LABELS.get(k, k), *(nan if col.get(k) is None or isinstance(col.get(k), str) else float(col[k])
+                                       for col in cols)] for k in keys]
     return ["score", "this SAE", *names], rows
 
 

@@ -110,20 +110,24 @@ def evaluate_sae(
     device: str = "auto",
     chunk_rows: int = 16384,
     key: str | None = None,
+    progress=False,
 ) -> dict[str, Any]:
     """Every applicable metric of ``sae`` (directory or module) on ``acts`` (path or array).
 
     ``features [F, d_in]``: the true dictionary (MMCS, recovered); ``true_codes [N, F]``
     (dense or scipy sparse, rows aligned with ``acts``): MCC and, with ``hierarchy``
     (``[(parent, [children])]``), absorption; ``factors [N, K]``: the disentanglement suite
-    on the codes (``metrics`` selects, as in ``untwine score``).  Returns a flat dict.
+    on the codes (``metrics`` selects, as in ``untwine score``).  ``progress``: a
+    :class:`untwine.progress.Phases` (or True for one) showing the pass over the rows.  Returns a flat dict.
     """
     import scipy.sparse as sp
 
     from untwine.activations.reader import open_activations
+    from untwine.progress import Phases
     from untwine.sae.encode import load_usable_sae
     from untwine.device import resolve_device
 
+    phases = progress if isinstance(progress, Phases) else Phases(bool(progress))
     dev = resolve_device(device)
     module = sae if isinstance(sae, torch.nn.Module) else load_usable_sae(sae, dev)
     if module.members != 1:
@@ -180,50 +184,52 @@ def evaluate_sae(
             absorb[int(p)] = [0, 0]
     all_codes = np.empty((N, h), dtype=np.float32) if fac is not None else None
 
-    for a in range(0, N, chunk_rows):
-        b = min(N, a + chunk_rows)
-        x_np = source.read(a, b)
-        x = torch.from_numpy(x_np).to(dev)
-        codes, x_hat = module.reconstruct(x)
-        c = codes.double().cpu().numpy()
-        xh = x_hat.double().cpu().numpy()
-        xd = x_np.astype(np.float64)
-        shift = xd[0].copy() if shift is None else shift
-        s_x += (xd - shift).sum(0)
-        s_xx += float(((xd - shift) ** 2).sum())
-        sse += float(((xd - xh) ** 2).sum())
-        nx = np.linalg.norm(xd, axis=1)
-        nh = np.linalg.norm(xh, axis=1)
-        cos_sum += float(((xd * xh).sum(1) / np.maximum(nx * nh, 1e-12)).sum())
-        ratio_sum += float(nh.sum())
-        norm_sum += float(nx.sum())
-        nz = c != 0
-        l0 = nz.sum(1)
-        l0_sum += float(l0.sum())
-        fires += nz.sum(0)
-        fz = np.linalg.norm(c * row_norm, axis=1)
-        zn = np.linalg.norm(xd - b_dec, axis=1)
-        zf_ratio += float((fz / np.maximum(zn, 1e-12)).sum())
-        ok = (l0 >= 2) & (fz > 0)
-        if ok.any():
-            zf_dev += float((np.abs(zn[ok] ** 2 - fz[ok] ** 2) / ((l0[ok] - 1) * fz[ok] ** 2)).sum())
-            zf_n += int(ok.sum())
-        if true_codes is not None:
-            t = true_codes[a:b]
-            s_t += np.asarray(t.sum(0)).ravel()
-            s_tt += np.asarray(t.multiply(t).sum(0)).ravel()
-            s_f += c.sum(0)
-            s_ff += (c**2).sum(0)
-            s_tf += np.asarray(t.T @ c)
-            for p, kids in hierarchy or []:
-                if int(p) not in parent_latent:
-                    continue
-                tp = t[:, [int(p)] + [int(k) for k in kids]].toarray() > 0
-                both = tp[:, 0] & tp[:, 1:].any(1)
-                absorb[int(p)][0] += int(both.sum())
-                absorb[int(p)][1] += int((both & (c[:, parent_latent[int(p)]] == 0)).sum())
-        if all_codes is not None:
-            all_codes[a:b] = codes.float().cpu().numpy()
+    with phases.phase("SAE codes: reconstruction and dictionary statistics", total=N) as ph:
+        for a in range(0, N, chunk_rows):
+            b = min(N, a + chunk_rows)
+            ph.advance(b - a)
+            x_np = source.read(a, b)
+            x = torch.from_numpy(x_np).to(dev)
+            codes, x_hat = module.reconstruct(x)
+            c = codes.double().cpu().numpy()
+            xh = x_hat.double().cpu().numpy()
+            xd = x_np.astype(np.float64)
+            shift = xd[0].copy() if shift is None else shift
+            s_x += (xd - shift).sum(0)
+            s_xx += float(((xd - shift) ** 2).sum())
+            sse += float(((xd - xh) ** 2).sum())
+            nx = np.linalg.norm(xd, axis=1)
+            nh = np.linalg.norm(xh, axis=1)
+            cos_sum += float(((xd * xh).sum(1) / np.maximum(nx * nh, 1e-12)).sum())
+            ratio_sum += float(nh.sum())
+            norm_sum += float(nx.sum())
+            nz = c != 0
+            l0 = nz.sum(1)
+            l0_sum += float(l0.sum())
+            fires += nz.sum(0)
+            fz = np.linalg.norm(c * row_norm, axis=1)
+            zn = np.linalg.norm(xd - b_dec, axis=1)
+            zf_ratio += float((fz / np.maximum(zn, 1e-12)).sum())
+            ok = (l0 >= 2) & (fz > 0)
+            if ok.any():
+                zf_dev += float((np.abs(zn[ok] ** 2 - fz[ok] ** 2) / ((l0[ok] - 1) * fz[ok] ** 2)).sum())
+                zf_n += int(ok.sum())
+            if true_codes is not None:
+                t = true_codes[a:b]
+                s_t += np.asarray(t.sum(0)).ravel()
+                s_tt += np.asarray(t.multiply(t).sum(0)).ravel()
+                s_f += c.sum(0)
+                s_ff += (c**2).sum(0)
+                s_tf += np.asarray(t.T @ c)
+                for p, kids in hierarchy or []:
+                    if int(p) not in parent_latent:
+                        continue
+                    tp = t[:, [int(p)] + [int(k) for k in kids]].toarray() > 0
+                    both = tp[:, 0] & tp[:, 1:].any(1)
+                    absorb[int(p)][0] += int(both.sum())
+                    absorb[int(p)][1] += int((both & (c[:, parent_latent[int(p)]] == 0)).sum())
+            if all_codes is not None:
+                all_codes[a:b] = codes.float().cpu().numpy()
 
     mean = s_x / N
     total_var = s_xx - N * float(mean @ mean)
@@ -286,6 +292,7 @@ def evaluate_paths(
     seed: int = 0,
     device: str = "auto",
     factor_key: str | None = None,
+    progress=False,
 ) -> tuple[dict[str, Any], list[str]]:
     """:func:`evaluate_sae` with the ground truth read from files; returns ``(scores, notes)``.
 
@@ -329,7 +336,7 @@ def evaluate_paths(
     fac = read_array(factors, factor_key) if factors is not None else None
     scores = evaluate_sae(
         sae_dir, source, features=feats, true_codes=codes, hierarchy=hierarchy, factors=fac,
-        metrics=metrics, seed=seed, device=device,
+        metrics=metrics, seed=seed, device=device, progress=progress,
     )
     return scores, notes
 

@@ -33,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from untwine._memory import reuse_freed_memory
 from untwine.device import resolve_device  # noqa: F401  (re-exported)
 from untwine.errors import UntwineError
 from untwine.files import exclusive_lock, write_json
+from untwine.progress import Phases
 from untwine.sae.base import SparseAutoencoder, geometric_median
 from untwine.sae.data import (
     ActivationSource,
@@ -120,47 +122,32 @@ def _group_specs(specs: list[SAESpec], d_in: int, stack: bool = True) -> list[_G
 
 
 class _Progress:
-    """Rich progress bar on a terminal; one plain line per tenth of the run otherwise."""
+    """The training phase of :class:`untwine.progress.Phases`: a bar (with the loss terms) on a
+    terminal; otherwise one plain line per tenth of the run (at the first update past each
+    tenth: updates come every ``log_every`` steps), then the phase's own line."""
 
-    def __init__(self, enabled: bool, total: int, start: int, title: str):
-        self.enabled, self.total, self.title = enabled, total, title
-        self._bar = None
+    def __init__(self, phases: Phases, total: int, start: int, title: str):
+        self.enabled, self.total, self.title = phases.enabled, total, title
         self._t0, self._s0 = time.perf_counter(), start
         self._every = max(1, (total - start) // 10)
-        if not enabled:
-            return
-        from rich.console import Console
-
-        console = Console(stderr=True)
-        if console.is_terminal:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self._bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                TextColumn("{task.fields[terms]}"), console=console,
-            )
-            self._task = self._bar.add_task(title, total=total, completed=start, terms="")
-            self._bar.start()
+        self._next = start + self._every
+        self._stack = ExitStack()
+        self._phase = self._stack.enter_context(phases.phase("training", total=total))
+        self._phase.update(start)
+        self._terminal = phases.on_terminal
 
     def update(self, step: int, terms: str) -> None:
-        if not self.enabled:
+        self._phase.update(step, terms)
+        if not self.enabled or self._terminal:
             return
-        if self._bar is not None:
-            self._bar.update(self._task, completed=step, terms=terms)
-        elif step % self._every == 0 or step == self.total:
+        if step >= self._next or step == self.total:
+            while self._next <= step:
+                self._next += self._every
             rate = (step - self._s0) / max(time.perf_counter() - self._t0, 1e-9)
             print(f"{self.title}: step {step}/{self.total}  {rate:.1f} steps/s  {terms}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
+        self._stack.close()
 
 
 class _InterruptGuard:
@@ -258,27 +245,31 @@ def train_saes(
     if len(set(labels)) != len(labels):
         raise UntwineError("two SAEs in the sweep have the same name; give them distinct names")
     _group_specs(specs, source.dim)  # every spec's values checked before anything is written
-    sample = torch.from_numpy(sample_rows(source, 16384, seed)).double()
-    mean_sq = check_spread(sample, source)
     out = Path(out)
     check_out_folder(out)
     dirs = [out] if single else [out / lab for lab in labels]
     if holds_run(out, dirs) and not resume and not overwrite:
         raise UntwineError(f"{out} already holds an SAE run; pass --resume to continue it or --overwrite to replace it")
-    data = fingerprint(source)
-    with exclusive_lock(out, what="an SAE training run writes there"):
-        tidy(out, dirs)
-        return _train_locked(
-            source, specs, labels, dirs, out, data, sample, mean_sq, dev, steps=steps, batch_size=batch_size, seed=seed,
-            resume=resume, overwrite=overwrite, progress=progress, checkpoint_every=checkpoint_every,
-            b_dec_init=b_dec_init, normalize=normalize, dead_rows=dead_rows, lr_warmup=lr_warmup, lr_decay=lr_decay,
-            log_every=log_every, stop_after=stop_after, single=single, stack=stack,
-        )
+    title = labels[0] if len(specs) == 1 else f"{len(specs)} SAEs"
+    with Phases(progress, prefix=f"sae {title}: ") as phases:
+        with phases.phase("reading a sample and fingerprinting the activations"):
+            sample = torch.from_numpy(sample_rows(source, 16384, seed)).double()
+            mean_sq = check_spread(sample, source)
+            data = fingerprint(source)
+        with exclusive_lock(out, what="an SAE training run writes there"):
+            tidy(out, dirs)
+            return _train_locked(
+                source, specs, labels, dirs, out, data, sample, mean_sq, dev, steps=steps, batch_size=batch_size,
+                seed=seed, resume=resume, overwrite=overwrite, progress=progress, checkpoint_every=checkpoint_every,
+                b_dec_init=b_dec_init, normalize=normalize, dead_rows=dead_rows, lr_warmup=lr_warmup,
+                lr_decay=lr_decay, log_every=log_every, stop_after=stop_after, single=single, stack=stack,
+                phases=phases, title=title,
+            )
 
 
 def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, *, steps, batch_size, seed, resume,
                   overwrite, progress, checkpoint_every, b_dec_init, normalize, dead_rows, lr_warmup, lr_decay, log_every,
-                  stop_after, single, stack) -> list[Path]:
+                  stop_after, single, stack, phases, title) -> list[Path]:
     d_in = source.dim
     ckpt_path = out / CHECKPOINT
     state = load_checkpoint(ckpt_path, data) if resume and ckpt_path.is_file() else None
@@ -318,7 +309,9 @@ def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, 
             clear_run(out)
         scale = math.sqrt(d_in) / float(sample.norm(dim=-1).mean().clamp_min(1e-12)) if normalize else 1.0
         xs = sample * scale
-        b0 = {"geometric_median": lambda: geometric_median(xs), "mean": lambda: xs.mean(0), "zeros": lambda: torch.zeros(d_in)}[b_dec_init]()
+        with phases.phase(f"initial b_dec ({b_dec_init.replace('_', ' ')} of the sample)"):
+            b0 = {"geometric_median": lambda: geometric_median(xs), "mean": lambda: xs.mean(0),
+                  "zeros": lambda: torch.zeros(d_in)}[b_dec_init]()
         for g in groups:
             with torch.no_grad():
                 g.module.input_scale.fill_(scale)
@@ -338,8 +331,7 @@ def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, 
         check_diverged(at, groups, log[-1] if log else None, limit, specs)
         save_checkpoint(ckpt_path, at, config, [g.module for g in groups], [g.opt for g in groups], log, data)
 
-    title = labels[0] if len(specs) == 1 else f"{len(specs)} SAEs"
-    bar = _Progress(progress, steps, start, f"sae {title}")
+    bar = _Progress(phases, steps, start, f"sae {title}")
     batches = iter_batches(source, batch_size, seed=seed, skip_batches=start)
     t0 = time.perf_counter()
     step = start
@@ -381,6 +373,14 @@ def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, 
     checkpoint(step)
     if step < steps:
         return []
+    with phases.phase(f"writing {len(dirs)} SAE{'s' if len(dirs) > 1 else ''}"):
+        _write_saes(groups, dirs, labels, log, steps, batch_size, seed, data, seconds, step - start, len(specs))
+    if not single:
+        write_json(out / SWEEP, {"saes": [{"name": labels[i], "dir": str(dirs[i])} for i in range(len(specs))]})
+    return dirs
+
+
+def _write_saes(groups, dirs, labels, log, steps, batch_size, seed, data, seconds, session_steps, trained_with) -> None:
     for g in groups:
         g.module.eval()
         for m, i in enumerate(g.specs):
@@ -395,14 +395,11 @@ def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, 
                     "seed": seed,
                     "data": data,
                     "seconds_this_session": seconds,
-                    "rows_per_second_this_session": (step - start) * batch_size / max(seconds, 1e-9),
-                    "trained_with": len(specs),
+                    "rows_per_second_this_session": session_steps * batch_size / max(seconds, 1e-9),
+                    "trained_with": trained_with,
                     "log": [{"step": r["step"], **r["members"][i]} for r in log],
                 },
             )
-    if not single:
-        write_json(out / SWEEP, {"saes": [{"name": labels[i], "dir": str(dirs[i])} for i in range(len(specs))]})
-    return dirs
 
 
 def _log_row(step, groups, row, specs, dead_rows) -> dict[str, Any]:

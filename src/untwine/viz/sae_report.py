@@ -61,6 +61,10 @@ def _scores_section(ev) -> str:
         "value's mean code and the row moves by the difference of the decodings; for supervised, the "
         "dictionary swaps the value's vector. nan: not defined for that code set."
     )
+    if st.get("suite_subsampled"):
+        note += (f" The disentanglement suite and the DCI importance ran on a seeded subsample of "
+                 f"{st.get('suite_train_rows')} train and {st.get('suite_test_rows')} test rows "
+                 f"(<code>--suite-rows {st.get('suite_rows_limit')}</code>); probing, FVU and edits on every row.")
     if not ev.get("baselines"):
         note += " Baselines were not computed (<code>--no-baselines</code>)."
     return f'<p class="note">{note}</p>' + table(header, rows)
