@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_sae import one_thread  # noqa: F401 - autouse: one torch thread on a shared machine
 
 from untwine.activations.shards import ShardWriter
 from untwine.cli import main as cli_main
@@ -16,6 +15,8 @@ from untwine.concepts.baselines import split_rows
 from untwine.concepts.probing import sparse_probing
 from untwine.concepts.sae_evaluation import EVALUATION
 from untwine.sae import load_sae, train_sae
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # one torch thread on a shared machine (conftest)
 
 SIZES = (3, 4, 2)
 NAMES = ["colour", "shape", "size"]
