@@ -44,6 +44,7 @@ CANDIDATES: dict[str, tuple[str, int, int, dict[str, float | int]]] = {
     "tcvae_b6_lr1e-3_2000": ("beta_tcvae", 2000, 64, {"beta": 6, "learning_rate": 1e-3}),
     "tcvae_b16_lr1e-3_1500": ("beta_tcvae", 1500, 64, {"beta": 16, "learning_rate": 1e-3}),
     "tcvae_b10_lr2e-3_1500": ("beta_tcvae", 1500, 64, {"beta": 10, "learning_rate": 2e-3}),
+    "tcvae_b10_lr1e-3_3000": ("beta_tcvae", 3000, 64, {"beta": 10, "learning_rate": 1e-3}),
 }
 
 
