@@ -27,7 +27,7 @@ from untwine.sae.specs import SAESpec
 from untwine.sae.train import train_sae, train_saes
 
 #: untwine's own architectures: each module registers its class (in this order) when imported
-BUILTIN = ("relu", "topk", "batchtopk", "jumprelu", "mp", "top_afa")
+BUILTIN = ("relu", "topk", "batchtopk", "jumprelu", "mp", "top_afa", "codebook")
 for _module in BUILTIN:
     importlib.import_module(f"untwine.sae.{_module}")
 
