@@ -16,11 +16,13 @@ encoder: the codebook is both dictionary and encoder, as matching pursuit's atom
 
 Training, here: the reconstruction loss ``||x - x_hat||^2`` only, through autograd.  The
 choice of codes is discrete (no gradient); the chosen vectors and ``b_dec`` get the
-gradient of the error.  A code no row chose for ``replace_rows`` rows is replaced, after a
+gradient of the error.  Optionally (``replace_rows`` > 0; off by default, as in the paper's
+released configuration) a code no row chose for ``replace_rows`` rows is replaced, after a
 batch, by the centred input of one of the batch's worst-reconstructed rows divided by ``k``
 (the paper replaces unused codes by random inputs, with outputs averaging their ``k`` codes;
 divided by ``k`` the same vector under this sum; untwine takes the worst rows, so a run is
-deterministic).  The codebook starts at random directions of norm ``sqrt(d_in / k)``, so ``k``
+deterministic).  On the synthetic benchmark's default case replacing after 16384 rows
+recovered the dictionary less well than never replacing (MMCS 0.945 against 0.979).  The codebook starts at random directions of norm ``sqrt(d_in / k)``, so ``k``
 codes sum to about the norm of a normalised input.
 
 How this differs from the paper's codebooks, which are bottlenecks *inside* a network: there
@@ -63,7 +65,7 @@ class CodebookSAE(SparseAutoencoder):
     class Params:
         k: int = hparam(doc="codebook vectors summed per row", member=True, low=1)
         replace_rows: int = hparam(
-            16384, doc="a code unused for this many training rows is replaced by an input (0: never)", member=True, low=0,
+            0, doc="a code unused for this many training rows is replaced by an input (0: never)", member=True, low=0,
         )
 
     # the codebook's scale is learnt from a small start (no unit norm): Adam needs larger steps
