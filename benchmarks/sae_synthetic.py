@@ -3,8 +3,8 @@
 Built-in ground truth (``untwine.sae.synthetic``): 64 dimensions, 256 true features,
 about 4 active per row (power-law frequencies).  Every architecture trains at the same
 budget (``--steps`` steps of ``--batch-size`` rows, ``--latents`` latents, ``k`` for topk,
-batchtopk and mp; top_afa chooses its own k per row, relu and jumprelu use their default
-penalties), SAELens's TopK SAE trains on the same arrays in the same process (when
+batchtopk, mp and codebook; top_afa chooses its own k per row, relu and jumprelu use their
+default penalties), SAELens's TopK SAE trains on the same arrays in the same process (when
 ``sae-lens`` is installed: ``pip install -e .[sae-bench]``), and a sweep of several SAEs
 (architectures x k x widths) trains once together (one pass over the data) and once one
 after another.  Quality is measured on held-out rows by ``untwine.sae.evaluate_sae``
@@ -107,7 +107,7 @@ def main() -> int:
     ap.add_argument("--eval-rows", type=int, default=65536)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--archs", default="topk,batchtopk,mp,top_afa,jumprelu,relu")
+    ap.add_argument("--archs", default="topk,batchtopk,mp,top_afa,codebook,jumprelu,relu")
     ap.add_argument("--top-afa-k", type=int, default=None, help="cap on top_afa's active latents (default: none, the method as published)")
     ap.add_argument("--saelens-lr", type=float, default=3e-3)
     ap.add_argument("--no-saelens", action="store_true")
@@ -153,7 +153,9 @@ def main() -> int:
 
     def untwine_one(arch, out, **options):
         # top_afa picks k per row (its point; --top-afa-k caps it); the others use --k where they have one
-        k = args.k if arch in ("topk", "batchtopk", "mp") else args.top_afa_k if arch == "top_afa" else None
+        from untwine.sae import get_architecture
+
+        k = args.top_afa_k if arch == "top_afa" else args.k if "k" in get_architecture(arch).hparam_defaults else None
         train_sae(train, arch=arch, latents=args.latents, k=k, steps=args.steps, batch_size=args.batch_size,
                   seed=args.seed, out=out, device="cpu", progress=False, overwrite=True, **options)
         info = json.loads((out / "training.json").read_text())

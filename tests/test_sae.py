@@ -26,7 +26,7 @@ from untwine.sae.metrics import coherence, dictionary_match
 from untwine.sae.synthetic import make_synthetic
 from untwine.sae.top_afa import afa_counts
 
-K = {"topk": 3, "batchtopk": 3, "mp": 3, "top_afa": 6, "relu": None, "jumprelu": None}
+K = {"topk": 3, "batchtopk": 3, "mp": 3, "top_afa": 6, "codebook": 3, "relu": None, "jumprelu": None}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -334,7 +334,10 @@ def test_save_load_round_trip_in_saelens_layout(arch, tmp_path):
         assert t["W_enc"].shape == (16, 48) and t["b_enc"].shape == (48,)
     if arch in ("jumprelu", "batchtopk"):
         assert t["threshold"].shape == (48,)
-    assert torch.allclose(t["W_dec"].norm(dim=-1), torch.ones(48), atol=1e-5)
+    if arch == "codebook":  # 0/1 codes: the codebook carries the scale, the normalisation divided out
+        assert torch.equal(t["W_dec"], m.W_dec[0] / 2.5)
+    else:
+        assert torch.allclose(t["W_dec"].norm(dim=-1), torch.ones(48), atol=1e-5)
     back = load_sae(tmp_path / arch)
     x = torch.randn(40, 16) * 2
     _, xh0 = m.reconstruct(x)

@@ -163,7 +163,7 @@ def test_training_gradient_equals_autograd_for_every_architecture(arch, two):
 
 
 def test_the_cross_check_covers_every_registered_architecture():
-    assert set(ARCHITECTURES) == {"relu", "topk", "batchtopk", "jumprelu", "mp", "top_afa"}
+    assert set(ARCHITECTURES) == {"relu", "topk", "batchtopk", "jumprelu", "mp", "top_afa", "codebook"}
     assert ARCHITECTURES["topk"](16, 48, [{"k": 3}]).uses_hand_gradients()
     assert not ARCHITECTURES["top_afa"](16, 48, [{"afa_coefficient": 0.5}]).uses_hand_gradients()
 

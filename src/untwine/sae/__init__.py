@@ -1,7 +1,7 @@
 """Sparse autoencoders with ground truth: train, encode, evaluate, synthetic activations.
 
 * architectures (one module each, :data:`ARCHITECTURES`): ``relu``, ``topk``,
-  ``batchtopk``, ``jumprelu``, ``mp`` (matching pursuit), ``top_afa``; a new one is one
+  ``batchtopk``, ``jumprelu``, ``mp`` (matching pursuit), ``top_afa``, ``codebook``; a new one is one
   :class:`SparseAutoencoder` (or :class:`SelectingSAE`) subclass with a ``Params`` dataclass
   of :func:`hparam` fields and one :func:`register` call (:mod:`untwine.sae.registry`);
 * :func:`train_sae` / :func:`train_saes`: one shared training loop; many SAEs train
@@ -27,7 +27,7 @@ from untwine.sae.specs import SAESpec
 from untwine.sae.train import train_sae, train_saes
 
 #: untwine's own architectures: each module registers its class (in this order) when imported
-BUILTIN = ("relu", "topk", "batchtopk", "jumprelu", "mp", "top_afa")
+BUILTIN = ("relu", "topk", "batchtopk", "jumprelu", "mp", "top_afa", "codebook")
 for _module in BUILTIN:
     importlib.import_module(f"untwine.sae.{_module}")
 
