@@ -19,12 +19,7 @@ from untwine.train import evaluate_run, load, open_run, train
 SMALL = dict(num_train=100, num_test=300)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest
 
 
 @pytest.fixture(scope="module")
