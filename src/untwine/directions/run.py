@@ -30,6 +30,7 @@ import torch
 
 from untwine.directions.base import METHODS, Found, Generator, check_num
 from untwine.directions.methods import get_method
+from untwine.directions.report import COLUMNS
 from untwine.directions.oracle import DEFAULT_STEPS as ORACLE_STEPS
 from untwine.directions.oracle import check_dataset, check_steps, get_oracle
 from untwine.directions.scoring import (
@@ -47,7 +48,7 @@ from untwine.files import atomic_write_bytes, check_output_dir, read_json, write
 DIRECTIONS_DIR = "directions"
 SCORES_FILE = "scores.json"
 #: the columns of the comparison table, in order
-TABLE_COLUMNS = ("disentanglement", "completeness", "gap", "alignment", "mean_effect", "seconds")
+TABLE_COLUMNS = COLUMNS  # the comparison table's columns, as the report shows them
 
 
 def _loss_summary(losses: list[float]) -> dict[str, float]:
