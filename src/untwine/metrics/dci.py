@@ -49,7 +49,7 @@ scores LightGBM keeps for the training and test sets while boosting (its
 ``multi_error``/``binary_error`` metric; an exact tie for the top score counts
 as an error), so the trees are never evaluated a second time.  Each LightGBM
 fit is single-threaded (its OpenMP threads spin and slow to a crawl when the
-cores are shared); ``n_jobs`` factors are fitted at once in threads instead.
+cores are shared); ``n_jobs`` factors (default: all) are fitted at once in threads instead.
 
 Codes that carry the same information (redundant codes): two codes whose training
 values are in the same order (equal ranks, or exactly reversed ranks - one code a
@@ -81,23 +81,28 @@ classes; ``benchmarks/results/dci_estimators.json``): largest absolute differenc
 0.034 (disentanglement of the mixed codes), 0.033 on the redundant kinds (before the
 grouping and the 511 bins: 0.26, completeness of the duplicated codes); informativeness
 within 0.02.  Speed at 10000/5000 points on this
-kind of input: about 10 CPU-seconds for "fast" against about 7 minutes (421 s) for "gbt".
+kind of input: about 7.5 CPU-seconds for "fast" against about 7 minutes (421 s) for "gbt".
 
 Where the fast estimator's time goes (10000/5000 points, factors with 3, 6, 40, 32, 32
-classes: 113 class trees per round, 11300 trees; measured on a shared 2-core machine,
-CPU seconds): about 8 s in all, of which the LightGBM trees take about three quarters
-(0.5-0.7 ms per depth-3 tree, mostly the per-tree histograms and split search over 10000
-rows), the test scores kept while boosting about an eighth (predicting afterwards costs
-more), writing and parsing the model text for the importances about a tenth.  Fewer bins
-save little (255: about 12%, 127: about 20%) and move the scores towards the 0.05
-agreement limit (on the standard case D and C +0.007/+0.012, train accuracy -0.01/-0.02),
-so they stay at 511.  Going much below this needs one pass over the data per round for all
-of a factor's class trees (a compiled kernel), not another LightGBM setting.
+classes: 113 class trees per round, 11300 trees; ``python benchmarks/dci_floor.py``, quiet
+2-core machine, ``benchmarks/results/dci_floor.json``): about 7.5 CPU-seconds, of which the
+LightGBM trees take about three quarters, the test scores kept while boosting about an eighth
+(predicting afterwards costs more: 0.50 against 0.34 s for the 40-class factor), writing and
+parsing the model text for the importances about a twentieth.  A depth-3 tree costs 0.50 ms
+at 10000 rows and 10 codes, 0.36 ms at 5000 and 0.28 ms at 2500: about 0.2 ms per tree is
+fixed (511-bin histograms and their split search) and 0.03 ms per 1000 rows.  The cheaper
+settings measured against "gbt" (largest absolute difference over the nine kinds of
+``dci_estimators.py``; the shipped settings: 0.034): 255 bins -7% CPU but 0.055 on the
+near-copies; 127 bins -15%, 0.091; 50 rounds at rate 0.2 -44% but 0.37 (it agrees on the
+standard case, 0.024, and not on 2000-row data); GOSS and bagging save nothing here and
+disagree by 0.60 and 0.57.  So the estimator stays as it is, and about 7.5 CPU-s (3.8 s wall
+on two cores) is its floor with LightGBM.  Going below needs one pass over the rows per round
+for all of a factor's class trees, with the histograms of all classes built together (a
+compiled kernel, not another LightGBM setting).
 """
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import sys
@@ -382,8 +387,10 @@ def importance_matrix(
         reps = np.array([g[0] for g in groups])
         xtr, xte = (ctr, cte) if len(reps) == D else (ctr[:, reps], cte[:, reps])
         # one single-threaded LightGBM fit per factor, ``n_jobs`` factors at a time (LightGBM
-        # releases the GIL); largest factors first so the workers finish together
-        workers = max(1, min(int(n_jobs or os.cpu_count() or 1), K))
+        # releases the GIL); by default all at once, so the OS shares the cores among fits of
+        # unequal cost (two workers on two cores left one idle while the other fitted two
+        # 32-class factors: 4.1-4.8 s against 3.9-4.1 s wall on the standard case)
+        workers = max(1, min(int(n_jobs or K), K))
         order = sorted(range(K), key=lambda k: -len(np.unique(ftr[:, k])))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             fits = {k: pool.submit(_fast_factor, xtr, xte, ftr[:, k], fte[:, k], int(seed)) for k in order}
@@ -407,7 +414,7 @@ def dci(
     classes; the classifiers are fitted on the train split.  ``estimator`` is
     ``"fast"`` (default) or ``"gbt"`` (disentanglement_lib's, minutes).
     ``seed`` seeds both estimators; ``n_jobs`` is how many factors the fast
-    estimator fits at once (default: the number of CPU cores).
+    estimator fits at once (default: all of them, each fit single-threaded).
     """
     R, acc_tr, acc_te = importance_matrix(
         codes_train, factors_train, codes_test, factors_test, estimator=estimator, seed=seed, n_jobs=n_jobs
