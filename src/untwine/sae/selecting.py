@@ -122,7 +122,6 @@ class SelectingSAE(SparseAutoencoder):
         wd = self.W_dec.reshape(M * h, d).index_select(0, flat).view(M * B, K, d)
         # (products of a [B*K, d] gather and a sum over K: faster here than B tiny bmm's)
         err = xn.unsqueeze(0) - (vals.view(M * B, K, 1) * wd).sum(1).view(M, B, d) - self.b_dec.unsqueeze(1)
-        recon = err.pow(2).sum(-1).mean(-1)
         g_x = err * (-2.0 / B)  # d loss / d x_hat
         g_vals = (wd * g_x.view(M * B, 1, d)).sum(-1) * gate.view(M * B, K)  # d loss / d pre
         g_dec = torch.zeros(M * h, d, dtype=xn.dtype, device=xn.device)
@@ -131,10 +130,18 @@ class SelectingSAE(SparseAutoencoder):
         g_benc = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, flat, g_vals.view(-1))
         we = self.W_enc.transpose(1, 2).reshape(M * h, d).index_select(0, flat).view(M * B, K, d)
         g_xc = (g_vals.view(M * B, K, 1) * we).sum(1).view(M, B, d)
-        g_dec, g_enc_t, g_benc = g_dec.view(M, h, d), g_enc_t.view(M, h, d), g_benc.view(M, h)
 
         enc = Encoded(vals, idx, pre, xc)
-        terms = {"mse": recon}
+        terms = self._finish_gradients(xn, xc, pre, err, g_x, g_dec.view(M, h, d), g_enc_t.view(M, h, d), g_benc.view(M, h),
+                                       g_xc, enc, dead_rows)
+        terms["l0"] = (vals != 0).sum(-1).float().mean(-1)
+        return terms, enc
+
+    def _finish_gradients(self, xn, xc, pre, err, g_x, g_dec, g_enc_t, g_benc, g_xc, enc, dead_rows) -> dict[str, Tensor]:
+        """AuxK's terms added to the reconstruction gradients (``g_dec``, ``g_enc_t`` ``[M, h, d]``,
+        ``g_benc [M, h]``, ``g_xc [M, B, d]``), then every parameter's ``.grad`` set; the terms."""
+        B, h = xn.shape[0], self.d_sae
+        terms = {"mse": err.pow(2).sum(-1).mean(-1)}
         dead = self.dead_after(enc.fired(h), B, dead_rows)
         if self.uses_auxk and bool(dead.any()):
             terms["auxk"] = self._auxk_gradients(xc, pre, err, dead, g_dec, g_enc_t, g_benc, g_xc)
@@ -142,7 +149,42 @@ class SelectingSAE(SparseAutoencoder):
         for param, grad in ((self.W_dec, g_dec), (self.W_enc, g_enc_t.transpose(1, 2)), (self.b_enc, g_benc), (self.b_dec, g_bdec)):
             # the parameter's own memory layout (fused Adam walks grads and parameters alike)
             param.grad = grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)
-        terms["l0"] = (vals != 0).sum(-1).float().mean(-1)
+        return terms
+
+    def _pick_gradients(self, xn: Tensor, xc: Tensor, pre: Tensor, rows: Tensor, cols: Tensor, counts: list[int],
+                        dead_rows: int) -> tuple[dict[str, Tensor], Encoded]:
+        """The hand-written gradient for picks given as one flat list over the members: ``rows``
+        into ``M * B`` (member-major), ``cols`` into ``M * d_sae``, ``counts[m]`` of them for
+        member ``m`` (in order); codes ``ReLU(pre)`` at the picks.  For selections whose rows
+        hold different numbers of latents (BatchTopK): every product touches the picks only.
+        The :class:`Encoded` returned holds each member's picks as one row ``[M, 1, max count]``
+        (what :meth:`update_state` needs: which latents fired, the values)."""
+        M, h, d = self.members, self.d_sae, self.d_in
+        B = xn.shape[0]
+        top = pre.reshape(M * B, h)[rows, cols - rows.div(B, rounding_mode="floor") * h]
+        vals = top.clamp_min(0)
+        gate = (top > 0).to(top.dtype)
+        wd = self.W_dec.reshape(M * h, d).index_select(0, cols)
+        x_hat = torch.zeros(M * B, d, dtype=xn.dtype, device=xn.device).index_add_(0, rows, vals.unsqueeze(1) * wd)
+        err = xn.unsqueeze(0) - x_hat.view(M, B, d) - self.b_dec.unsqueeze(1)
+        g_x = err * (-2.0 / B)
+        g_xr = g_x.reshape(M * B, d).index_select(0, rows)
+        g_vals = (wd * g_xr).sum(-1) * gate
+        zeros = torch.zeros(M * h, d, dtype=xn.dtype, device=xn.device)
+        g_dec = zeros.index_add(0, cols, vals.unsqueeze(1) * g_xr)
+        g_enc_t = zeros.index_add_(0, cols, g_vals.unsqueeze(1) * xc.reshape(M * B, d).index_select(0, rows))
+        g_benc = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, cols, g_vals)
+        we = self.W_enc.transpose(1, 2).reshape(M * h, d).index_select(0, cols)
+        g_xc = torch.zeros(M * B, d, dtype=xn.dtype, device=xn.device).index_add_(0, rows, g_vals.unsqueeze(1) * we).view(M, B, d)
+        fired = torch.zeros(M * h, dtype=torch.bool, device=xn.device)
+        fired[cols[vals != 0]] = True
+        per = torch.zeros(M, max(counts), dtype=vals.dtype, device=vals.device)
+        for m, part in enumerate(vals.split(counts)):
+            per[m, : part.numel()] = part
+        enc = Encoded(per.unsqueeze(1), None, pre, xc, _fired=fired.view(M, h))
+        terms = self._finish_gradients(xn, xc, pre, err, g_x, g_dec.view(M, h, d), g_enc_t.view(M, h, d), g_benc.view(M, h),
+                                       g_xc, enc, dead_rows)
+        terms["l0"] = (per != 0).sum(-1).float() / B
         return terms, enc
 
     def _auxk_gradients(self, xc, pre, residual, dead, g_dec, g_enc_t, g_benc, g_xc) -> Tensor:
