@@ -30,6 +30,7 @@ from untwine.sae.hparams import hparam
 from untwine.sae.registry import register
 from untwine.sae.saelens_keys import boolean, cfg_value, pos_number
 from untwine.sae.selecting import SelectingSAE, Selection
+from untwine.sae.sparse_grad import pick_gradients
 from untwine.sae.topk import TOPK_TRAINING_KEYS, fold_saelens_decoder_norms
 
 
@@ -124,7 +125,7 @@ class BatchTopKSAE(SelectingSAE):
     def _hand_gradients(self, xn: Tensor, dead_rows: int):
         xc = self.centered(xn)
         pre = self.pre_acts(xn, xc)
-        return self._pick_gradients(xn, xc, pre, *self.batch_picks(pre), dead_rows)
+        return pick_gradients(self, xn, xc, pre, *self.batch_picks(pre), dead_rows)[:2]
 
     def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
         if train:

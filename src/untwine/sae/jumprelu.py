@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from untwine.sae.base import Encoded, SparseAutoencoder
 from untwine.sae.hparams import hparam
 from untwine.sae.registry import register
+from untwine.sae.sparse_grad import nonzero_picks, pick_gradients, same_loss_as
 
 
 def _rect(u: Tensor) -> Tensor:
@@ -115,6 +116,31 @@ class JumpReLUSAE(SparseAutoencoder):
         theta = self.log_threshold.exp()
         l0 = _Step.apply(enc.pre, theta, self.hparams[0]["bandwidth"]).sum(-1).mean(-1)
         return self.member_tensor("l0_coefficient") * l0
+
+    def gradients(self, xn: Tensor, *, progress: float, dead_rows: int):
+        """The loss's gradient written out (:mod:`untwine.sae.sparse_grad`): the reconstruction
+        over the non-zero codes only, the thresholds' kernel estimates over the pre-activations
+        inside the kernel's window only; autograd for a subclass that changes the loss."""
+        if not same_loss_as(type(self), JumpReLUSAE):
+            return super().gradients(xn, progress=progress, dead_rows=dead_rows)
+        with torch.no_grad():
+            M, B, h, d = self.members, xn.shape[0], self.d_sae, self.d_in
+            xc = self.centered(xn)
+            pre = self.pre_acts(xn, xc)
+            theta = self.log_threshold.exp()  # [M, 1, h]
+            rows, cols, counts = nonzero_picks(pre > theta)
+            terms, enc, g_x, _ = pick_gradients(self, xn, xc, pre, rows, cols, counts, dead_rows)
+            coef = self.member_tensor("l0_coefficient")
+            terms["penalty"] = coef * torch.tensor(counts, dtype=xn.dtype, device=xn.device) / B
+            # d/d theta: -(1/bw) K((pre - theta)/bw) (theta * d loss/d f + coef / B), rows summed
+            bw = self.hparams[0]["bandwidth"]
+            rw, cw, _ = nonzero_picks(((pre - theta) / bw).abs_() < 0.5)
+            g_f = (g_x.reshape(M * B, d).index_select(0, rw) * self.W_dec.reshape(M * h, d).index_select(0, cw)).sum(-1)
+            th = theta.reshape(M * h)
+            g = (th[cw] * g_f + (coef.to(xn.dtype) / B)[rw.div(B, rounding_mode="floor")]) * (-1.0 / bw)
+            g_theta = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, cw, g)
+            self.log_threshold.grad = (g_theta * th).view(M, 1, h)
+        return terms, enc
 
     def extra_tensors(self, m, scale, row_norm):
         return {"threshold": (self.log_threshold[m, 0].detach().float().cpu().exp() * row_norm / scale)}

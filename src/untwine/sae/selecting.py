@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from untwine.sae.base import Encoded, SparseAutoencoder
+from untwine.sae.sparse_grad import LOSS_METHODS, finish_gradients
 
 
 class Selection(NamedTuple):
@@ -45,13 +46,6 @@ class Selection(NamedTuple):
     indices: Tensor
     #: slot weights broadcastable to ``[M, B, K]`` (None: all ones)
     weight: Tensor | None
-
-
-#: methods the hand-written gradient reproduces: overriding one changes the loss
-LOSS_METHODS = (
-    "penalty", "loss_terms", "training_loss", "encode_batch", "decode_encoded", "sparse_decode", "centered",
-    "pre_acts", "gather_pre", "auxk_loss", "auxk_keep", "auxk_weight", "auxk_columns",
-)
 
 
 def _defined_by(cls: type, method: str) -> type:
@@ -132,77 +126,7 @@ class SelectingSAE(SparseAutoencoder):
         g_xc = (g_vals.view(M * B, K, 1) * we).sum(1).view(M, B, d)
 
         enc = Encoded(vals, idx, pre, xc)
-        terms = self._finish_gradients(xn, xc, pre, err, g_x, g_dec.view(M, h, d), g_enc_t.view(M, h, d), g_benc.view(M, h),
-                                       g_xc, enc, dead_rows)
+        terms = finish_gradients(self, xn, xc, pre, err, g_x, g_dec.view(M, h, d), g_enc_t.view(M, h, d), g_benc.view(M, h),
+                                 g_xc, enc, dead_rows)
         terms["l0"] = (vals != 0).sum(-1).float().mean(-1)
         return terms, enc
-
-    def _finish_gradients(self, xn, xc, pre, err, g_x, g_dec, g_enc_t, g_benc, g_xc, enc, dead_rows) -> dict[str, Tensor]:
-        """AuxK's terms added to the reconstruction gradients (``g_dec``, ``g_enc_t`` ``[M, h, d]``,
-        ``g_benc [M, h]``, ``g_xc [M, B, d]``), then every parameter's ``.grad`` set; the terms."""
-        B, h = xn.shape[0], self.d_sae
-        terms = {"mse": err.pow(2).sum(-1).mean(-1)}
-        dead = self.dead_after(enc.fired(h), B, dead_rows)
-        if self.uses_auxk and bool(dead.any()):
-            terms["auxk"] = self._auxk_gradients(xc, pre, err, dead, g_dec, g_enc_t, g_benc, g_xc)
-        g_bdec = g_x.sum(1) - g_xc.sum(1) if self.center_input else g_x.sum(1)
-        for param, grad in ((self.W_dec, g_dec), (self.W_enc, g_enc_t.transpose(1, 2)), (self.b_enc, g_benc), (self.b_dec, g_bdec)):
-            # the parameter's own memory layout (fused Adam walks grads and parameters alike)
-            param.grad = grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)
-        return terms
-
-    def _pick_gradients(self, xn: Tensor, xc: Tensor, pre: Tensor, rows: Tensor, cols: Tensor, counts: list[int],
-                        dead_rows: int) -> tuple[dict[str, Tensor], Encoded]:
-        """The hand-written gradient for picks given as one flat list over the members: ``rows``
-        into ``M * B`` (member-major), ``cols`` into ``M * d_sae``, ``counts[m]`` of them for
-        member ``m`` (in order); codes ``ReLU(pre)`` at the picks.  For selections whose rows
-        hold different numbers of latents (BatchTopK): every product touches the picks only.
-        The :class:`Encoded` returned holds each member's picks as one row ``[M, 1, max count]``
-        (what :meth:`update_state` needs: which latents fired, the values)."""
-        M, h, d = self.members, self.d_sae, self.d_in
-        B = xn.shape[0]
-        top = pre.reshape(M * B, h)[rows, cols - rows.div(B, rounding_mode="floor") * h]
-        vals = top.clamp_min(0)
-        gate = (top > 0).to(top.dtype)
-        wd = self.W_dec.reshape(M * h, d).index_select(0, cols)
-        x_hat = torch.zeros(M * B, d, dtype=xn.dtype, device=xn.device).index_add_(0, rows, vals.unsqueeze(1) * wd)
-        err = xn.unsqueeze(0) - x_hat.view(M, B, d) - self.b_dec.unsqueeze(1)
-        g_x = err * (-2.0 / B)
-        g_xr = g_x.reshape(M * B, d).index_select(0, rows)
-        g_vals = (wd * g_xr).sum(-1) * gate
-        zeros = torch.zeros(M * h, d, dtype=xn.dtype, device=xn.device)
-        g_dec = zeros.index_add(0, cols, vals.unsqueeze(1) * g_xr)
-        g_enc_t = zeros.index_add_(0, cols, g_vals.unsqueeze(1) * xc.reshape(M * B, d).index_select(0, rows))
-        g_benc = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, cols, g_vals)
-        we = self.W_enc.transpose(1, 2).reshape(M * h, d).index_select(0, cols)
-        g_xc = torch.zeros(M * B, d, dtype=xn.dtype, device=xn.device).index_add_(0, rows, g_vals.unsqueeze(1) * we).view(M, B, d)
-        fired = torch.zeros(M * h, dtype=torch.bool, device=xn.device)
-        fired[cols[vals != 0]] = True
-        per = torch.zeros(M, max(counts), dtype=vals.dtype, device=vals.device)
-        for m, part in enumerate(vals.split(counts)):
-            per[m, : part.numel()] = part
-        enc = Encoded(per.unsqueeze(1), None, pre, xc, _fired=fired.view(M, h))
-        terms = self._finish_gradients(xn, xc, pre, err, g_x, g_dec.view(M, h, d), g_enc_t.view(M, h, d), g_benc.view(M, h),
-                                       g_xc, enc, dead_rows)
-        terms["l0"] = (per != 0).sum(-1).float() / B
-        return terms, enc
-
-    def _auxk_gradients(self, xc, pre, residual, dead, g_dec, g_enc_t, g_benc, g_xc) -> Tensor:
-        """AuxK (as :meth:`~untwine.sae.base.SparseAutoencoder.auxk_loss`) on the dead
-        latents' columns of ``pre``; adds its gradients in place and returns the loss ``[M]``."""
-        M = self.members
-        k_aux, n_dead, cols = self.auxk_columns(dead)
-        pd = pre[:, :, cols]
-        keep = self.auxk_keep(pd, dead[:, cols], k_aux)
-        gate = (pd > 0).to(pd.dtype) * keep
-        a = pd * gate
-        wd = self.W_dec[:, cols]  # [M, n, d]
-        diff = torch.bmm(a, wd) - residual
-        weight = self.auxk_weight(residual, n_dead, k_aux)
-        g_e = diff * (2.0 * self.aux_coefficient * weight).view(M, 1, 1)
-        g_dec[:, cols] += torch.bmm(a.transpose(1, 2), g_e)
-        g_a = torch.bmm(g_e, wd.transpose(1, 2)) * gate
-        g_enc_t[:, cols] += torch.bmm(g_a.transpose(1, 2), xc)
-        g_benc[:, cols] += g_a.sum(1)
-        g_xc += torch.bmm(g_a, self.W_enc[:, :, cols].transpose(1, 2))
-        return weight * diff.pow(2).sum((1, 2))
