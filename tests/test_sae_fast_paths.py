@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from untwine.sae import ARCHITECTURES
+from untwine.sae import ARCHITECTURES, sparse_grad
 from untwine.sae.base import SparseAutoencoder
 
 
@@ -19,6 +19,8 @@ def _pair(arch, members, seed=0):
         with torch.no_grad():
             m.b_dec.normal_()
             m.b_enc.normal_(std=0.3)
+            if arch == "jumprelu":  # thresholds spread over the pre-activations: some codes, some in the kernel's window
+                m.log_threshold.copy_(torch.rand(m.log_threshold.shape, dtype=torch.float64) * 2 - 0.5)
             m.rows_since_fired[:, ::3] = 10**6  # dead latents: AuxK on
         out.append(m)
     return out
@@ -103,8 +105,36 @@ def _train(m, xs, fast, dead_rows=60):
     return m
 
 
-@pytest.mark.parametrize("arch,members", [("batchtopk", [{"k": 3}, {"k": 5}])])
-def test_training_with_the_fast_path_ends_where_autograd_does(arch, members):
+DENSE_OR_PICKS = [0.0, 1.0]  # sparse_grad.DENSE_FROM: always dense products, always picks
+RELU = [{"l1_coefficient": 0.5}, {"l1_coefficient": 2.0}]
+JUMPRELU = [{"l0_coefficient": 0.5, "bandwidth": 0.6}, {"l0_coefficient": 2.0, "bandwidth": 0.6}]
+
+
+@pytest.mark.parametrize("dense_from", DENSE_OR_PICKS)
+@pytest.mark.parametrize("arch,members", [("relu", RELU), ("jumprelu", JUMPRELU), ("jumprelu", JUMPRELU[:1])])
+def test_relu_and_jumprelu_gradients_are_autograds_on_both_paths(arch, members, dense_from, monkeypatch):
+    monkeypatch.setattr(sparse_grad, "DENSE_FROM", dense_from)
+    fast, ref = _pair(arch, members)
+    torch.manual_seed(5)
+    x = torch.randn(12, 16, dtype=torch.float64) * 2 + 0.5
+    terms, _ = fast.gradients(x, progress=0.02, dead_rows=1000)  # relu: inside the penalty's warm-up
+    loss, t_ref = SparseAutoencoder.training_loss(ref, x, progress=0.02, dead_rows=1000)
+    loss.backward()
+    assert set(terms) == set(t_ref)
+    for k in t_ref:
+        assert torch.allclose(terms[k].double(), t_ref[k].double(), rtol=1e-10, atol=1e-12), k
+    for name, p in ref.named_parameters():
+        q = dict(fast.named_parameters())[name]
+        assert q.grad.stride() == q.stride(), name
+        assert torch.allclose(q.grad, p.grad, rtol=1e-9, atol=1e-12), (name, float((q.grad - p.grad).abs().max()))
+    if arch == "jumprelu":
+        assert bool((fast.log_threshold.grad != 0).any())  # the window held some pre-activations
+
+
+@pytest.mark.parametrize("dense_from", DENSE_OR_PICKS)
+@pytest.mark.parametrize("arch,members", [("batchtopk", [{"k": 3}, {"k": 5}]), ("relu", RELU), ("jumprelu", JUMPRELU)])
+def test_training_with_the_fast_path_ends_where_autograd_does(arch, members, dense_from, monkeypatch):
+    monkeypatch.setattr(sparse_grad, "DENSE_FROM", dense_from)
     fast, ref = _pair(arch, members)
     torch.manual_seed(6)
     xs = [torch.randn(20, 16, dtype=torch.float64) * 2 + 0.5 for _ in range(12)]

@@ -32,7 +32,8 @@ from torch import Tensor, nn
 from untwine.sae.base import Encoded, SparseAutoencoder
 from untwine.sae.hparams import hparam
 from untwine.sae.registry import register
-from untwine.sae.sparse_grad import nonzero_picks, pick_gradients, same_loss_as
+from untwine.sae import sparse_grad
+from untwine.sae.sparse_grad import dense_gradients, nonzero_picks, pick_gradients, same_loss_as
 
 
 def _rect(u: Tensor) -> Tensor:
@@ -128,10 +129,14 @@ class JumpReLUSAE(SparseAutoencoder):
             xc = self.centered(xn)
             pre = self.pre_acts(xn, xc)
             theta = self.log_threshold.exp()  # [M, 1, h]
-            rows, cols, counts = nonzero_picks(pre > theta)
-            terms, enc, g_x, _ = pick_gradients(self, xn, xc, pre, rows, cols, counts, dead_rows)
+            live = pre > theta
+            counts = live.sum((1, 2))
+            if int(counts.sum()) > sparse_grad.DENSE_FROM * live.numel():  # many codes non-zero: dense products
+                terms, enc, g_x, _ = dense_gradients(self, xn, xc, pre, pre * live, live, dead_rows)
+            else:
+                terms, enc, g_x, _ = pick_gradients(self, xn, xc, pre, *nonzero_picks(live), dead_rows)
             coef = self.member_tensor("l0_coefficient")
-            terms["penalty"] = coef * torch.tensor(counts, dtype=xn.dtype, device=xn.device) / B
+            terms["penalty"] = coef * counts.to(xn.dtype) / B
             # d/d theta: -(1/bw) K((pre - theta)/bw) (theta * d loss/d f + coef / B), rows summed
             bw = self.hparams[0]["bandwidth"]
             rw, cw, _ = nonzero_picks(((pre - theta) / bw).abs_() < 0.5)

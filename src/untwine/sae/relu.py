@@ -69,10 +69,8 @@ class ReLUSAE(SparseAutoencoder):
             norms = self.W_dec.norm(dim=-1)  # [M, h]
             live = pre > 0
             if int(live.sum()) > sparse_grad.DENSE_FROM * live.numel():  # many codes non-zero: dense products
-                codes = pre.clamp_min(0)
-                terms, enc, _ = dense_gradients(self, xn, xc, pre, codes, live, live.to(pre.dtype), dead_rows,
-                                                (c / B).view(M, 1, 1) * norms.unsqueeze(1))
-                s = codes.sum(1)
+                terms, enc, _, s = dense_gradients(self, xn, xc, pre, pre.clamp_min(0), live, dead_rows,
+                                                   (c / B).view(M, 1, 1) * norms.unsqueeze(1))
             else:
                 rows, cols, counts = nonzero_picks(live)
                 c_rows = (c / B)[cols.div(h, rounding_mode="floor")]

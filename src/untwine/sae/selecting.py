@@ -122,11 +122,9 @@ class SelectingSAE(SparseAutoencoder):
         g_dec.index_add_(0, flat, (vals.view(M * B, K, 1) * g_x.view(M * B, 1, d)).view(-1, d))
         g_enc_t = torch.zeros_like(g_dec).index_add_(0, flat, (g_vals.view(M * B, K, 1) * xc.reshape(M * B, 1, d)).view(-1, d))
         g_benc = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, flat, g_vals.view(-1))
-        we = self.W_enc.transpose(1, 2).reshape(M * h, d).index_select(0, flat).view(M * B, K, d)
-        g_xc = (g_vals.view(M * B, K, 1) * we).sum(1).view(M, B, d)
 
         enc = Encoded(vals, idx, pre, xc)
         terms = finish_gradients(self, xn, xc, pre, err, g_x, g_dec.view(M, h, d), g_enc_t.view(M, h, d), g_benc.view(M, h),
-                                 g_xc, enc, dead_rows)
+                                 enc, dead_rows)
         terms["l0"] = (vals != 0).sum(-1).float().mean(-1)
         return terms, enc

@@ -19,7 +19,7 @@ from torch import Tensor
 from untwine.sae.base import Encoded, SparseAutoencoder
 
 #: the fraction of non-zero codes from which dense matrix products beat the picks' gathers
-DENSE_FROM = 0.05
+DENSE_FROM = 0.02
 
 #: methods the hand-written gradients reproduce: overriding one changes the loss
 LOSS_METHODS = (
@@ -27,15 +27,21 @@ LOSS_METHODS = (
     "pre_acts", "gather_pre", "auxk_loss", "auxk_keep", "auxk_weight", "auxk_columns",
 )
 
-def finish_gradients(self: SparseAutoencoder, xn, xc, pre, err, g_x, g_dec, g_enc_t, g_benc, g_xc, enc, dead_rows) -> dict[str, Tensor]:
+def finish_gradients(self: SparseAutoencoder, xn, xc, pre, err, g_x, g_dec, g_enc_t, g_benc, enc, dead_rows) -> dict[str, Tensor]:
     """AuxK's terms added to the reconstruction gradients (``g_dec``, ``g_enc_t`` ``[M, h, d]``,
-    ``g_benc [M, h]``, ``g_xc [M, B, d]``), then every parameter's ``.grad`` set; the terms."""
+    ``g_benc [M, h]``), then every parameter's ``.grad`` set; the terms.
+
+    ``b_dec``'s gradient through the centred input needs only the rows' sum of ``d loss /
+    d xc``: ``sum_rows g_pre W_enc^T = W_enc g_benc``, a matrix-vector product (no
+    ``[B, d_in]`` product)."""
     B, h = xn.shape[0], self.d_sae
     terms = {"mse": err.pow(2).sum(-1).mean(-1)}
     dead = self.dead_after(enc.fired(h), B, dead_rows)
     if self.uses_auxk and bool(dead.any()):
-        terms["auxk"] = auxk_gradients(self, xc, pre, err, dead, g_dec, g_enc_t, g_benc, g_xc)
-    g_bdec = g_x.sum(1) - g_xc.sum(1) if self.center_input else g_x.sum(1)
+        terms["auxk"] = auxk_gradients(self, xc, pre, err, dead, g_dec, g_enc_t, g_benc)
+    g_bdec = g_x.sum(1)
+    if self.center_input:
+        g_bdec = g_bdec - torch.bmm(self.W_enc, g_benc.unsqueeze(-1)).squeeze(-1)
     for param, grad in ((self.W_dec, g_dec), (self.W_enc, g_enc_t.transpose(1, 2)), (self.b_enc, g_benc), (self.b_dec, g_bdec)):
         # the parameter's own memory layout (fused Adam walks grads and parameters alike)
         param.grad = grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)
@@ -69,8 +75,6 @@ def pick_gradients(self: SparseAutoencoder, xn: Tensor, xc: Tensor, pre: Tensor,
     g_dec = zeros.index_add(0, cols, vals.unsqueeze(1) * g_xr)
     g_enc_t = zeros.index_add_(0, cols, g_vals.unsqueeze(1) * xc.reshape(M * B, d).index_select(0, rows))
     g_benc = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, cols, g_vals)
-    we = self.W_enc.transpose(1, 2).reshape(M * h, d).index_select(0, cols)
-    g_xc = torch.zeros(M * B, d, dtype=xn.dtype, device=xn.device).index_add_(0, rows, g_vals.unsqueeze(1) * we).view(M, B, d)
     fired = torch.zeros(M * h, dtype=torch.bool, device=xn.device)
     fired[cols[vals != 0]] = True
     per = torch.zeros(M, max(counts), dtype=vals.dtype, device=vals.device)
@@ -78,30 +82,32 @@ def pick_gradients(self: SparseAutoencoder, xn: Tensor, xc: Tensor, pre: Tensor,
         per[m, : part.numel()] = part
     enc = Encoded(per.unsqueeze(1), None, pre, xc, _fired=fired.view(M, h))
     terms = finish_gradients(self, xn, xc, pre, err, g_x, g_dec.view(M, h, d), g_enc_t.view(M, h, d), g_benc.view(M, h),
-                             g_xc, enc, dead_rows)
+                             enc, dead_rows)
     terms["l0"] = (per != 0).sum(-1).float() / B
     return terms, enc, g_x, vals
 
 
-def dense_gradients(self: SparseAutoencoder, xn: Tensor, xc: Tensor, pre: Tensor, codes: Tensor, live: Tensor, gate: Tensor,
-                    dead_rows: int, g_extra: Tensor | None = None) -> tuple[dict[str, Tensor], Encoded, Tensor]:
-    """:func:`pick_gradients` for dense codes ``codes [M, B, d_sae]`` (non-zero where ``live``;
-    their derivative with respect to the pre-activations: ``gate``), as batched matrix
-    products: faster once a good part of the codes are non-zero.  ``g_extra`` broadcasts to
-    the codes.  Returns the terms, the codes as :class:`Encoded` and ``d loss / d x_hat``."""
+def dense_gradients(self: SparseAutoencoder, xn: Tensor, xc: Tensor, pre: Tensor, codes: Tensor, live: Tensor, dead_rows: int,
+                    g_extra: Tensor | None = None) -> tuple[dict[str, Tensor], Encoded, Tensor, Tensor]:
+    """:func:`pick_gradients` for dense non-negative codes ``codes [M, B, d_sae]``, non-zero
+    where ``live`` (their derivative with respect to the pre-activations: 1 there, 0
+    elsewhere), as batched matrix products: faster once a good part of the codes are
+    non-zero.  ``g_extra`` broadcasts to the codes.  Returns the terms, the codes as
+    :class:`Encoded`, ``d loss / d x_hat`` and the rows' sum of the codes ``[M, d_sae]``."""
     B = xn.shape[0]
     err = xn.unsqueeze(0) - torch.baddbmm(self.b_dec.unsqueeze(1), codes, self.W_dec)
     g_x = err * (-2.0 / B)
-    g_f = torch.bmm(g_x, self.W_dec.transpose(1, 2))
+    g_pre = torch.bmm(g_x, self.W_dec.transpose(1, 2))
     if g_extra is not None:
-        g_f += g_extra
-    g_pre = g_f.mul_(gate)
-    enc = Encoded(codes, None, pre, xc, _fired=live.any(1))
+        g_pre += g_extra
+    g_pre *= live
+    total = codes.sum(1)
+    enc = Encoded(codes, None, pre, xc, _fired=total > 0)  # non-negative codes: fired where the sum is positive
     g_enc = torch.bmm(xc.transpose(1, 2), g_pre)  # W_enc's own layout
     terms = finish_gradients(self, xn, xc, pre, err, g_x, torch.bmm(codes.transpose(1, 2), g_x), g_enc.transpose(1, 2),
-                             g_pre.sum(1), torch.bmm(g_pre, self.W_enc.transpose(1, 2)), enc, dead_rows)
+                             g_pre.sum(1), enc, dead_rows)
     terms["l0"] = live.sum(-1).float().mean(-1)
-    return terms, enc, g_x
+    return terms, enc, g_x, total
 
 
 def nonzero_picks(mask: Tensor) -> tuple[Tensor, Tensor, list[int]]:
@@ -118,7 +124,7 @@ def same_loss_as(cls: type, owner: type) -> bool:
     return all(next(c for c in cls.__mro__ if m in c.__dict__) in owner.__mro__ for m in LOSS_METHODS)
 
 
-def auxk_gradients(self: SparseAutoencoder, xc, pre, residual, dead, g_dec, g_enc_t, g_benc, g_xc) -> Tensor:
+def auxk_gradients(self: SparseAutoencoder, xc, pre, residual, dead, g_dec, g_enc_t, g_benc) -> Tensor:
     """AuxK (as :meth:`~untwine.sae.base.SparseAutoencoder.auxk_loss`) on the dead
     latents' columns of ``pre``; adds its gradients in place and returns the loss ``[M]``."""
     M = self.members
@@ -135,5 +141,4 @@ def auxk_gradients(self: SparseAutoencoder, xc, pre, residual, dead, g_dec, g_en
     g_a = torch.bmm(g_e, wd.transpose(1, 2)) * gate
     g_enc_t[:, cols] += torch.bmm(g_a.transpose(1, 2), xc)
     g_benc[:, cols] += g_a.sum(1)
-    g_xc += torch.bmm(g_a, self.W_enc[:, :, cols].transpose(1, 2))
     return weight * diff.pow(2).sum((1, 2))
