@@ -142,3 +142,34 @@ def test_training_with_the_fast_path_ends_where_autograd_does(arch, members, den
     _train(ref, xs, False)
     for name, p in ref.state_dict().items():
         assert torch.allclose(fast.state_dict()[name], p, rtol=1e-7, atol=1e-9), name
+
+
+def test_the_training_adam_matches_torch_adam_and_shares_its_state_dicts():
+    """untwine.sae.adam.Adam (no torch.optim start-up cost) takes torch.optim.Adam's fused
+    steps exactly, with lr changed between steps as the loop does, and their state dicts
+    load into each other (checkpoints stay interchangeable)."""
+    from untwine.sae.adam import Adam
+
+    torch.manual_seed(0)
+    a = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(3))]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    mine = Adam([{"params": a[:1], "lr_scale": 1.0}, {"params": a[1:], "lr_scale": 0.5}], 1e-2)
+    ref = torch.optim.Adam([{"params": b[:1]}, {"params": b[1:]}], lr=1e-2, betas=(0.9, 0.999), fused=True)
+    for step in range(6):
+        g = [torch.randn_like(p) for p in a]
+        for opt, ps in ((mine, a), (ref, b)):
+            for pg, scale in zip(opt.param_groups, (1.0, 0.5)):
+                pg["lr"] = 1e-2 * scale / (step + 1)
+            for p, gi in zip(ps, g):
+                p.grad = gi.clone()
+            opt.step()
+        for p, q in zip(a, b):
+            assert torch.equal(p, q)
+    back = torch.optim.Adam([{"params": b[:1]}, {"params": b[1:]}], lr=1e-2, fused=True)
+    back.load_state_dict(mine.state_dict())
+    again = Adam([{"params": a[:1], "lr_scale": 1.0}, {"params": a[1:], "lr_scale": 0.5}], 1e-2)
+    again.load_state_dict(ref.state_dict())
+    for i, p in enumerate(a):
+        for k in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(back.state[b[i]][k], ref.state[b[i]][k]), k
+            assert torch.equal(again.state[p][k], mine.state[p][k]), k
