@@ -17,7 +17,10 @@ normalised to norm ``sqrt(d_in)`` and short runs: SAELens's (0.05 and 0.01) leav
 thresholds far below the pre-activations there, and Adam moves ``log theta`` by about
 the learning rate per step.  ``threshold_lr_scale`` multiplies the learning rate of the
 thresholds alone (default 1).  Decoder rows
-are kept at unit norm.  SAELens: ``jumprelu`` with a ``threshold`` tensor.
+are kept at unit norm.  SAELens: ``jumprelu`` with a ``threshold`` tensor.  Training
+writes the gradient out (:mod:`untwine.sae.sparse_grad`): the reconstruction over the
+non-zero codes (dense products once more than 2% are), the thresholds' estimate over the
+pre-activations inside the kernel's window only.
 """
 
 from __future__ import annotations
