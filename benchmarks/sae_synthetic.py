@@ -1,27 +1,36 @@
-"""Speed and quality of untwine's SAEs on synthetic activations with a known dictionary.
+"""Speed and quality of untwine's SAEs against SAELens's on synthetic activations with a known dictionary.
 
 Built-in ground truth (``untwine.sae.synthetic``): 64 dimensions, 256 true features,
-about 4 active per row (power-law frequencies).  Every architecture trains at the same
-budget (``--steps`` steps of ``--batch-size`` rows, ``--latents`` latents, ``k`` for topk,
-batchtopk, mp and codebook; top_afa chooses its own k per row, relu and jumprelu use their
-default penalties), SAELens's TopK SAE trains on the same arrays in the same process (when
-``sae-lens`` is installed: ``pip install -e .[sae-bench]``), and a sweep of several SAEs
-(architectures x k x widths) trains once together (one pass over the data) and once one
-after another.  Quality is measured on held-out rows by ``untwine.sae.evaluate_sae``
-(SAELens's SAE is saved in its own format and loaded by untwine).  untwine's TopK runs
-twice per repeat: with its defaults (a latent is dead after a sixteenth of the run, so AuxK
-works from step 64) and with SAELens's dead-latent window of 1000 steps (so, like SAELens
-here, it never has a dead latent to train with AuxK: the same work per step).  Writes
-``benchmarks/results/sae_synthetic.json``.
+about 4 active per row (power-law frequencies).  For each architecture with a SAELens
+counterpart (relu = SAELens's standard, topk, batchtopk, jumprelu), untwine and SAELens
+each train as a *separate whole process* (``benchmarks/sae_worker.py``: untwine under this
+Python, SAELens under ``--saelens-python``, a venv with ``sae-lens``), alternating,
+``--repeats`` times, on the same array in the same batch order, the same budget
+(``--steps`` x ``--batch-size`` rows, ``--latents`` latents, ``--k``) and the same
+learning rate (untwine's default for the architecture; SAELens's schedule constant), each
+with its own defaults otherwise (SAELens's ``l1_coefficient`` 1, ``l0_coefficient`` 1,
+JumpReLU bandwidth 0.05 and initial threshold 0.01; untwine's penalties are set with
+``--relu-l1`` / ``--jumprelu-l0`` to compare at equal sparsity).  Reported per side:
+median process seconds and training-loop seconds, rows/s of both, the load average
+beside every run, and quality on held-out rows by ``untwine.sae.evaluate_sae`` (SAELens's
+SAE saved in its own format and loaded by untwine).  mp, top_afa and codebook (no SAELens
+counterpart) run the same way and are compared with untwine's TopK.  untwine's TopK also
+runs with SAELens's dead-latent window of 1000 steps (``topk_saelens_dead``: like SAELens
+here it then never trains AuxK, the same work per step).  A sweep of several SAEs
+(architectures x k x widths) trains once together and once one after another (in this
+process; ``--no-sweep`` skips it).  Writes ``benchmarks/results/sae_synthetic.json``.
 
-    python benchmarks/sae_synthetic.py --threads 2
+    python benchmarks/sae_synthetic.py --threads 2 --repeats 3 --archs relu,topk,batchtopk,jumprelu --no-sweep
+    python benchmarks/sae_synthetic.py --quick          # a small smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -31,9 +40,14 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent
+SRC = ROOT.parent / "src"
+WORKER = ROOT / "sae_worker.py"
 QUALITY = ("fvu", "l0", "dead_fraction", "mmcs", "recovered", "mcc")
-#: SAELens's dead-feature window (steps) in the baseline run
+#: SAELens's dead-feature window (steps) in the baseline runs
 SAELENS_DEAD_WINDOW = 1000
+#: architectures SAELens has (untwine's name -> SAELens's)
+SAELENS_NAMES = {"relu": "standard", "topk": "topk", "batchtopk": "batchtopk", "jumprelu": "jumprelu"}
+DEFAULT_SAELENS_PYTHON = "/work/saelens-venv/bin/python"
 
 
 def evaluate(d, held, syn_eval):
@@ -43,30 +57,37 @@ def evaluate(d, held, syn_eval):
     return {k: round(float(s[k]), 4) for k in QUALITY}
 
 
-def run_saelens(train, steps, batch, latents, k, lr, seed, out):
-    """SAELens's TopK training SAE and trainer on the same array, same batch order as untwine's."""
-    from sae_lens.config import LoggingConfig, SAETrainerConfig
-    from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
-    from sae_lens.training.sae_trainer import SAETrainer
+def load() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
 
-    from untwine.sae.data import iter_batches, open_activations
 
-    torch.manual_seed(seed)
-    cfg = TopKTrainingSAEConfig(d_in=train.shape[1], d_sae=latents, k=k, device="cpu")
-    sae = TopKTrainingSAE(cfg)
-    batches = iter_batches(open_activations(train), batch, seed=seed)
-    provider = (torch.from_numpy(b) for b in batches)
-    tcfg = SAETrainerConfig(
-        total_training_samples=steps * batch, train_batch_size_samples=batch, lr=lr, lr_end=lr,
-        lr_scheduler_name="constant", device="cpu", logger=LoggingConfig(log_to_wandb=False),
-        dead_feature_window=SAELENS_DEAD_WINDOW, feature_sampling_window=2000,
-    )
-    trainer = SAETrainer(cfg=tcfg, sae=sae, data_provider=provider)
-    t0 = time.perf_counter()
-    trainer.fit()
-    seconds = time.perf_counter() - t0
-    sae.save_inference_model(str(out))
-    return seconds
+def run_process(python, side, arch, data, out, spec, threads) -> dict:
+    """One whole training process; its wall seconds, loop seconds and the load around it."""
+    env = dict(os.environ, PYTHONPATH=str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if threads:
+        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    cmd = [python, str(WORKER), side, arch, "--data", str(data), "--out", str(out), "--threads", str(threads),
+           "--spec", json.dumps(spec)]
+    before = load()
+    t = time.perf_counter()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if done.returncode != 0:
+        raise SystemExit(f"{side} {arch} failed:\n{done.stderr[-3000:]}")
+    res = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"process_s": wall, "loop_s": res["loop_s"], "lr": res["lr"], "load_before": before, "load_after": load()}
+
+
+def summarize(runs: list[dict], n_train: int) -> dict:
+    proc = float(np.median([r["process_s"] for r in runs]))
+    loop = float(np.median([r["loop_s"] for r in runs]))
+    return {"process_s": round(proc, 3), "loop_s": round(loop, 3), "rows_per_s_loop": round(n_train / loop),
+            "rows_per_s_process": round(n_train / proc), "lr": runs[0]["lr"],
+            "runs": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "lr"} for r in runs]}
+
+
+def ratios(mine: dict, base: dict) -> dict:
+    return {"loop": round(base["loop_s"] / mine["loop_s"], 2), "process": round(base["process_s"] / mine["process_s"], 2)}
 
 
 def run_sweep(args, train, held, syn_eval, tmp) -> dict:
@@ -105,24 +126,31 @@ def main() -> int:
     ap.add_argument("--features", type=int, default=256)
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--eval-rows", type=int, default=65536)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads of every process (0: torch's default)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--archs", default="topk,batchtopk,mp,top_afa,codebook,jumprelu,relu")
+    ap.add_argument("--archs", default="relu,topk,batchtopk,jumprelu,mp,top_afa,codebook")
     ap.add_argument("--top-afa-k", type=int, default=None, help="cap on top_afa's active latents (default: none, the method as published)")
-    ap.add_argument("--saelens-lr", type=float, default=3e-3)
+    ap.add_argument("--relu-l1", type=float, default=None, help="untwine relu's l1_coefficient (default: untwine's)")
+    ap.add_argument("--jumprelu-l0", type=float, default=None, help="untwine jumprelu's l0_coefficient (default: untwine's)")
+    ap.add_argument("--saelens-python", default=DEFAULT_SAELENS_PYTHON, help="a Python with sae-lens installed")
     ap.add_argument("--no-saelens", action="store_true")
-    ap.add_argument("--repeats", type=int, default=1, help="SAELens TopK and untwine TopK, and the sweep one after another and together, run alternately this many times (median time)")
+    ap.add_argument("--repeats", type=int, default=3, help="untwine and SAELens alternate this many times per architecture (median)")
     ap.add_argument("--sweep-archs", default="topk,batchtopk")
     ap.add_argument("--sweep-k", default="2,4,8")
     ap.add_argument("--sweep-latents", default="256,512")
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--sweep-only", action="store_true", help="run only the sweep and replace the sweep entry of --out")
-    ap.add_argument("--out", default=str(ROOT / "results" / "sae_synthetic.json"))
+    ap.add_argument("--quick", action="store_true", help="smoke test: 128 steps x 256 rows, 8192 held-out rows, 1 repeat, no sweep")
+    ap.add_argument("--out", default=None, help="JSON written (default: results/sae_synthetic.json; --quick: a temporary file)")
     args = ap.parse_args()
+    if args.quick:
+        args.steps, args.batch_size, args.eval_rows, args.repeats, args.no_sweep = 128, 256, 8192, 1, True
+    if args.out is None:
+        args.out = str(Path(tempfile.gettempdir()) / "sae_synthetic_quick.json") if args.quick else str(ROOT / "results" / "sae_synthetic.json")
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from untwine.sae import train_sae
+    from untwine.sae import get_architecture
     from untwine.sae.synthetic import make_synthetic
 
     n_train = args.steps * args.batch_size
@@ -135,13 +163,8 @@ def main() -> int:
     print(f"synthetic: {syn.acts.shape[0]} rows x {args.dim} dims, {args.features} features, "
           f"{syn.codes.nnz / syn.acts.shape[0]:.2f} active per row ({gen_s:.1f} s)", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="sae-bench-"))
-    rows: list[dict] = []
-
-    def record(name, seconds, d, extra=None):
-        q = evaluate(d, held, syn_eval)
-        row = {"sae": name, "seconds": round(seconds, 3), "rows_per_s": round(n_train / seconds), **q, **(extra or {})}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+    data = tmp / "train.npy"
+    np.save(data, np.ascontiguousarray(train))
 
     if args.sweep_only:
         result = json.loads(Path(args.out).read_text())
@@ -151,67 +174,57 @@ def main() -> int:
         print(f"wrote {args.out}")
         return 0
 
-    def untwine_one(arch, out, **options):
-        # top_afa picks k per row (its point; --top-afa-k caps it); the others use --k where they have one
-        from untwine.sae import get_architecture
-
+    have = not args.no_saelens and Path(args.saelens_python).exists()
+    if not args.no_saelens and not have:
+        print(f"{args.saelens_python} not found: skipping the SAELens baselines", flush=True)
+    archs = [a for a in args.archs.split(",") if a]
+    if "topk" in archs:  # untwine's TopK with SAELens's dead-latent window right after it
+        archs.insert(archs.index("topk") + 1, "topk_saelens_dead")
+    base = {"steps": args.steps, "batch_size": args.batch_size, "latents": args.latents, "seed": args.seed}
+    rows: list[dict] = []
+    by_arch: dict[str, dict] = {}
+    for name in archs:
+        arch = "topk" if name == "topk_saelens_dead" else name
+        hp, options = {}, {}
+        if arch == "relu" and args.relu_l1 is not None:
+            hp["l1_coefficient"] = args.relu_l1
+        if arch == "jumprelu" and args.jumprelu_l0 is not None:
+            hp["l0_coefficient"] = args.jumprelu_l0
+        if name == "topk_saelens_dead":
+            options["dead_rows"] = SAELENS_DEAD_WINDOW * args.batch_size
         k = args.top_afa_k if arch == "top_afa" else args.k if "k" in get_architecture(arch).hparam_defaults else None
-        train_sae(train, arch=arch, latents=args.latents, k=k, steps=args.steps, batch_size=args.batch_size,
-                  seed=args.seed, out=out, device="cpu", progress=False, overwrite=True, **options)
-        info = json.loads((out / "training.json").read_text())
-        return info["seconds_this_session"], info["lr"]
-
-    have = False
-    if not args.no_saelens:
-        try:
-            import sae_lens  # noqa: F401
-
-            have = True
-        except ImportError:
-            print("sae-lens not installed: skipping the SAELens baseline", flush=True)
-    times = {"saelens_topk": [], "untwine_topk": [], "untwine_topk_saelens_dead": []}
-    # SAELens's run counts a latent dead after SAELENS_DEAD_WINDOW steps without firing (its
-    # AuxK loss stays 0 until then); untwine's default is a sixteenth of the run.  The third
-    # contender is untwine's TopK with SAELens's definition: the same work per step.
-    saelens_dead_rows = SAELENS_DEAD_WINDOW * args.batch_size
-    for r in range(max(1, args.repeats)):
-        # alternate, so that a change in the machine's load hits both alike
-        if have:
-            times["saelens_topk"].append(
-                run_saelens(train, args.steps, args.batch_size, args.latents, args.k, args.saelens_lr, args.seed, tmp / "saelens")
-            )
-            print(f"saelens topk run {r + 1}: {times['saelens_topk'][-1]:.2f} s", flush=True)
-        secs, topk_lr = untwine_one("topk", tmp / "untwine-topk")
-        times["untwine_topk"].append(secs)
-        print(f"untwine topk run {r + 1}: {secs:.2f} s", flush=True)
-        secs, _ = untwine_one("topk", tmp / "untwine-topk-saelens-dead", dead_rows=saelens_dead_rows)
-        times["untwine_topk_saelens_dead"].append(secs)
-        print(f"untwine topk (SAELens's dead-latent window) run {r + 1}: {secs:.2f} s", flush=True)
-    if have:
-        record("saelens_topk", float(np.median(times["saelens_topk"])), tmp / "saelens",
-               {"lr": args.saelens_lr, "runs_s": [round(t, 2) for t in times["saelens_topk"]]})
-    record("untwine_topk", float(np.median(times["untwine_topk"])), tmp / "untwine-topk",
-           {"lr": topk_lr, "runs_s": [round(t, 2) for t in times["untwine_topk"]]})
-    dead_times = times["untwine_topk_saelens_dead"]
-    record("untwine_topk_saelens_dead", float(np.median(dead_times)), tmp / "untwine-topk-saelens-dead",
-           {"lr": topk_lr, "dead_rows": saelens_dead_rows, "runs_s": [round(t, 2) for t in dead_times]})
-
-    for arch in [a for a in args.archs.split(",") if a and a != "topk"]:
-        secs, lr = untwine_one(arch, tmp / f"untwine-{arch}")
-        record(f"untwine_{arch}", secs, tmp / f"untwine-{arch}", {"lr": lr})
+        spec = {**base, "k": k, "hparams": hp, "options": options}
+        with_saelens = have and name in SAELENS_NAMES
+        mine, theirs = [], []
+        for r in range(max(1, args.repeats)):  # alternate, so that a change in the machine's load hits both alike
+            mine.append(run_process(sys.executable, "untwine", arch, data, tmp / f"untwine-{name}", spec, args.threads))
+            print(f"untwine {name} run {r + 1}: {json.dumps(mine[-1])}", flush=True)
+            if with_saelens:
+                sl_spec = {**base, "k": args.k, "lr": mine[0]["lr"], "dead_window": SAELENS_DEAD_WINDOW}
+                theirs.append(run_process(args.saelens_python, "saelens", arch, data, tmp / f"saelens-{name}", sl_spec, args.threads))
+                print(f"saelens {name} run {r + 1}: {json.dumps(theirs[-1])}", flush=True)
+        row = {"arch": name, "untwine": {**summarize(mine, n_train), "hparams": hp, "options": options,
+                                         **evaluate(tmp / f"untwine-{name}", held, syn_eval)}}
+        if with_saelens:
+            row["saelens"] = {"architecture": SAELENS_NAMES[name], **summarize(theirs, n_train),
+                              **evaluate(tmp / f"saelens-{name}", held, syn_eval)}
+            row["speed_vs_saelens"] = ratios(row["untwine"], row["saelens"])
+        elif "topk" in by_arch and arch != "topk":
+            row["speed_vs_untwine_topk"] = ratios(row["untwine"], by_arch["topk"]["untwine"])
+        by_arch[name] = row
+        rows.append(row)
+        print(json.dumps({k: v for k, v in row.items()}), flush=True)
 
     sweep = None if args.no_sweep else run_sweep(args, train, held, syn_eval, tmp)
-
-    base = next((r for r in rows if r["sae"] == "saelens_topk"), None)
-    if base:
-        for r in rows:
-            r["speed_vs_saelens"] = round(r["rows_per_s"] / base["rows_per_s"], 2)
     result = {
         "command": "python " + " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
+        "machine": {"cpu_threads": args.threads or torch.get_num_threads(), "cpus": os.cpu_count(),
+                    "platform": platform.platform(), "torch": torch.__version__},
         "budget": {"steps": args.steps, "batch_size": args.batch_size, "latents": args.latents, "k": args.k,
-                   "features": args.features, "dim": args.dim, "eval_rows": args.eval_rows},
-        "note": "seconds: the training loop only (SAELens: trainer.fit()); quality on held-out rows",
+                   "features": args.features, "dim": args.dim, "eval_rows": args.eval_rows, "repeats": args.repeats},
+        "note": ("each run a whole process (benchmarks/sae_worker.py); process_s: its wall seconds, loop_s: the training "
+                 "loop (SAELens: trainer.fit()); medians over repeats, untwine and SAELens alternating; load: "
+                 "os.getloadavg() before and after each run; speed ratios: other's seconds / untwine's; quality on held-out rows"),
         "rows": rows,
         "sweep": sweep,
     }

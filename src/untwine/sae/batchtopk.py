@@ -10,6 +10,10 @@ codes of a row do not depend on the batch (a loaded file whose thresholds differ
 latent, ``theta * ||d_i||`` after folding decoder norms, keeps them per latent).  Saved as
 SAELens ``jumprelu`` with ``threshold = theta`` for every latent (what SAELens's own
 BatchTopK saves for inference).
+
+Training lays the batch's picks out per row (padded to the busiest row) and trains as a
+:class:`~untwine.sae.selecting.SelectingSAE`: sparse decoding and the hand-written
+gradient, with no dense ``[B, d_sae]`` codes or autograd.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ import torch
 from torch import Tensor
 
 from untwine.errors import UntwineError
-from untwine.sae.base import Encoded, SparseAutoencoder
+from untwine.sae.base import Encoded
 from untwine.sae.hparams import hparam
 from untwine.sae.registry import register
 from untwine.sae.saelens_keys import boolean, cfg_value, pos_number
+from untwine.sae.selecting import SelectingSAE, Selection
+from untwine.sae.sparse_grad import pick_gradients
 from untwine.sae.topk import TOPK_TRAINING_KEYS, fold_saelens_decoder_norms
 
 
-class BatchTopKSAE(SparseAutoencoder):
+class BatchTopKSAE(SelectingSAE):
     """the k * batch largest activations of a batch; a learnt threshold at inference (SAELens: jumprelu)"""
 
     name: ClassVar[str] = "batchtopk"
@@ -61,28 +67,75 @@ class BatchTopKSAE(SparseAutoencoder):
         if hp["threshold_rate"] > 1:
             raise UntwineError(f"threshold_rate must be in (0, 1], got {hp['threshold_rate']}")
 
+    def hand_gradients(self) -> bool:
+        # encode_batch only adds the inference rule: training encodes as SelectingSAE does
+        return True
+
+    def batch_picks(self, pre: Tensor) -> tuple[Tensor, Tensor, list[int]]:
+        """Each member's ``k * B`` largest pre-activations of ``pre [M, B, d_sae]`` as one flat
+        list: ``(rows into M * B, columns into M * d_sae, count per member)``, sorted by row
+        within a member.  (Picking on ``pre`` rather than ``ReLU(pre)`` changes no code: a
+        non-positive pick is 0 either way.)"""
+        M, B, h = pre.shape
+        rows, cols, counts = [], [], []
+        for m, k in enumerate(self.member_ints("k")):
+            flat = self._top_entries(m, pre[m].reshape(-1), min(k * B, B * h)).sort()[0]
+            r = flat.div(h, rounding_mode="floor")
+            rows.append(r + m * B)
+            cols.append(flat - r * h + m * h)
+            counts.append(flat.numel())
+        return torch.cat(rows), torch.cat(cols), counts
+
+    @torch.no_grad()
+    def _top_entries(self, m: int, values: Tensor, n: int) -> Tensor:
+        """Indices of the ``n`` largest of ``values``.  Exact; fast when a guess of the
+        ``n``-th largest (the previous batch's, a little lower) leaves at least ``n`` entries
+        above it: only those compete (a full selection otherwise).  The guess is a speed hint,
+        no state: the picks are the same without it."""
+        hints = self.__dict__.setdefault("_pick_hints", {})
+        guess = hints.get(m)
+        idx = None
+        if guess is not None and n < values.numel():
+            cand = (values > guess).nonzero().squeeze(1)
+            if cand.numel() >= n:
+                idx = cand[values[cand].topk(n, sorted=False)[1]]
+        if idx is None:
+            idx = values.topk(n, sorted=False)[1]
+        low = float(values[idx].min())
+        hints[m] = low - 0.05 * max(abs(low), 1e-3)
+        return idx
+
+    def select(self, xn: Tensor) -> Selection:
+        """The picks laid out per row, ``[M, B, K]`` padded to the busiest row with weight-0
+        slots (the autograd path's form; training's hand-written path keeps them flat)."""
+        xc = self.centered(xn)
+        pre = self.pre_acts(xn, xc)
+        M, B, h = pre.shape
+        rows, cols, _ = self.batch_picks(pre)
+        counts = torch.bincount(rows, minlength=M * B)
+        rank = torch.arange(rows.numel(), device=rows.device) - (counts.cumsum(0) - counts)[rows]
+        K = int(counts.max())
+        slot = rows * K + rank
+        idx = torch.zeros(M * B * K, dtype=torch.long, device=pre.device)
+        weight = torch.zeros(M * B * K, dtype=pre.dtype, device=pre.device)
+        idx[slot] = cols - rows.div(B, rounding_mode="floor") * h
+        weight[slot] = 1.0
+        return Selection(xc, pre, idx.view(M, B, K), weight.view(M, B, K))
+
+    def _hand_gradients(self, xn: Tensor, dead_rows: int):
+        xc = self.centered(xn)
+        pre = self.pre_acts(xn, xc)
+        return pick_gradients(self, xn, xc, pre, *self.batch_picks(pre), dead_rows)[:2]
+
     def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
+        if train:
+            return super().encode_batch(xn, train=True)
         pre = self.pre_acts(xn)
-        acts = pre.relu()
-        if not train:
-            if self.latent_threshold is not None:
-                thr = self.latent_threshold.to(pre).clamp_min(0).view(1, 1, -1)
-            else:
-                thr = self.threshold.clamp_min(0).view(-1, 1, 1)
-            return Encoded(acts * (pre > thr), None, pre)
-        M, B, h = acts.shape
-        ks = self.member_ints("k")
-        flat = acts.reshape(M, B * h)
-        if len(set(ks)) == 1:
-            vals, idx = flat.topk(min(ks[0] * B, B * h), dim=-1, sorted=False)
-            codes = torch.zeros_like(flat).scatter(1, idx, vals)
-        else:  # members with different k: one unsorted selection each (a sorted k_max * B one costs more)
-            rows = []
-            for m, k in enumerate(ks):
-                v, i = flat[m].topk(min(k * B, B * h), sorted=False)
-                rows.append(torch.zeros_like(flat[m]).scatter(0, i, v))
-            codes = torch.stack(rows)
-        return Encoded(codes.view(M, B, h), None, pre)
+        if self.latent_threshold is not None:
+            thr = self.latent_threshold.to(pre).clamp_min(0).view(1, 1, -1)
+        else:
+            thr = self.threshold.clamp_min(0).view(-1, 1, 1)
+        return Encoded(pre.relu() * (pre > thr), None, pre)
 
     @torch.no_grad()
     def after_batch(self, enc: Encoded) -> None:

@@ -17,7 +17,10 @@ normalised to norm ``sqrt(d_in)`` and short runs: SAELens's (0.05 and 0.01) leav
 thresholds far below the pre-activations there, and Adam moves ``log theta`` by about
 the learning rate per step.  ``threshold_lr_scale`` multiplies the learning rate of the
 thresholds alone (default 1).  Decoder rows
-are kept at unit norm.  SAELens: ``jumprelu`` with a ``threshold`` tensor.
+are kept at unit norm.  SAELens: ``jumprelu`` with a ``threshold`` tensor.  Training
+writes the gradient out (:mod:`untwine.sae.sparse_grad`): the reconstruction over the
+non-zero codes (dense products once more than 2% are), the thresholds' estimate over the
+pre-activations inside the kernel's window only.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from torch import Tensor, nn
 from untwine.sae.base import Encoded, SparseAutoencoder
 from untwine.sae.hparams import hparam
 from untwine.sae.registry import register
+from untwine.sae import sparse_grad
+from untwine.sae.sparse_grad import dense_gradients, nonzero_picks, pick_gradients, same_loss_as
 
 
 def _rect(u: Tensor) -> Tensor:
@@ -115,6 +120,35 @@ class JumpReLUSAE(SparseAutoencoder):
         theta = self.log_threshold.exp()
         l0 = _Step.apply(enc.pre, theta, self.hparams[0]["bandwidth"]).sum(-1).mean(-1)
         return self.member_tensor("l0_coefficient") * l0
+
+    def gradients(self, xn: Tensor, *, progress: float, dead_rows: int):
+        """The loss's gradient written out (:mod:`untwine.sae.sparse_grad`): the reconstruction
+        over the non-zero codes only, the thresholds' kernel estimates over the pre-activations
+        inside the kernel's window only; autograd for a subclass that changes the loss."""
+        if not same_loss_as(type(self), JumpReLUSAE):
+            return super().gradients(xn, progress=progress, dead_rows=dead_rows)
+        with torch.no_grad():
+            M, B, h, d = self.members, xn.shape[0], self.d_sae, self.d_in
+            xc = self.centered(xn)
+            pre = self.pre_acts(xn, xc)
+            theta = self.log_threshold.exp()  # [M, 1, h]
+            live = pre > theta
+            counts = live.sum((1, 2))
+            if int(counts.sum()) > sparse_grad.DENSE_FROM * live.numel():  # many codes non-zero: dense products
+                terms, enc, g_x, _ = dense_gradients(self, xn, xc, pre, pre * live, live, dead_rows)
+            else:
+                terms, enc, g_x, _ = pick_gradients(self, xn, xc, pre, *nonzero_picks(live), dead_rows)
+            coef = self.member_tensor("l0_coefficient")
+            terms["penalty"] = coef * counts.to(xn.dtype) / B
+            # d/d theta: -(1/bw) K((pre - theta)/bw) (theta * d loss/d f + coef / B), rows summed
+            bw = self.hparams[0]["bandwidth"]
+            rw, cw, _ = nonzero_picks(((pre - theta) / bw).abs_() < 0.5)
+            g_f = (g_x.reshape(M * B, d).index_select(0, rw) * self.W_dec.reshape(M * h, d).index_select(0, cw)).sum(-1)
+            th = theta.reshape(M * h)
+            g = (th[cw] * g_f + (coef.to(xn.dtype) / B)[rw.div(B, rounding_mode="floor")]) * (-1.0 / bw)
+            g_theta = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, cw, g)
+            self.log_threshold.grad = (g_theta * th).view(M, 1, h)
+        return terms, enc
 
     def extra_tensors(self, m, scale, row_norm):
         return {"threshold": (self.log_threshold[m, 0].detach().float().cpu().exp() * row_norm / scale)}

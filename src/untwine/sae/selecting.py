@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from untwine.sae.base import Encoded, SparseAutoencoder
+from untwine.sae.sparse_grad import LOSS_METHODS, finish_gradients
 
 
 class Selection(NamedTuple):
@@ -45,13 +46,6 @@ class Selection(NamedTuple):
     indices: Tensor
     #: slot weights broadcastable to ``[M, B, K]`` (None: all ones)
     weight: Tensor | None
-
-
-#: methods the hand-written gradient reproduces: overriding one changes the loss
-LOSS_METHODS = (
-    "penalty", "loss_terms", "training_loss", "encode_batch", "decode_encoded", "sparse_decode", "centered",
-    "pre_acts", "gather_pre", "auxk_loss", "auxk_keep", "auxk_weight", "auxk_columns",
-)
 
 
 def _defined_by(cls: type, method: str) -> type:
@@ -122,45 +116,15 @@ class SelectingSAE(SparseAutoencoder):
         wd = self.W_dec.reshape(M * h, d).index_select(0, flat).view(M * B, K, d)
         # (products of a [B*K, d] gather and a sum over K: faster here than B tiny bmm's)
         err = xn.unsqueeze(0) - (vals.view(M * B, K, 1) * wd).sum(1).view(M, B, d) - self.b_dec.unsqueeze(1)
-        recon = err.pow(2).sum(-1).mean(-1)
         g_x = err * (-2.0 / B)  # d loss / d x_hat
         g_vals = (wd * g_x.view(M * B, 1, d)).sum(-1) * gate.view(M * B, K)  # d loss / d pre
         g_dec = torch.zeros(M * h, d, dtype=xn.dtype, device=xn.device)
         g_dec.index_add_(0, flat, (vals.view(M * B, K, 1) * g_x.view(M * B, 1, d)).view(-1, d))
         g_enc_t = torch.zeros_like(g_dec).index_add_(0, flat, (g_vals.view(M * B, K, 1) * xc.reshape(M * B, 1, d)).view(-1, d))
         g_benc = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, flat, g_vals.view(-1))
-        we = self.W_enc.transpose(1, 2).reshape(M * h, d).index_select(0, flat).view(M * B, K, d)
-        g_xc = (g_vals.view(M * B, K, 1) * we).sum(1).view(M, B, d)
-        g_dec, g_enc_t, g_benc = g_dec.view(M, h, d), g_enc_t.view(M, h, d), g_benc.view(M, h)
 
         enc = Encoded(vals, idx, pre, xc)
-        terms = {"mse": recon}
-        dead = self.dead_after(enc.fired(h), B, dead_rows)
-        if self.uses_auxk and bool(dead.any()):
-            terms["auxk"] = self._auxk_gradients(xc, pre, err, dead, g_dec, g_enc_t, g_benc, g_xc)
-        g_bdec = g_x.sum(1) - g_xc.sum(1) if self.center_input else g_x.sum(1)
-        for param, grad in ((self.W_dec, g_dec), (self.W_enc, g_enc_t.transpose(1, 2)), (self.b_enc, g_benc), (self.b_dec, g_bdec)):
-            # the parameter's own memory layout (fused Adam walks grads and parameters alike)
-            param.grad = grad if grad.stride() == param.stride() else torch.empty_like(param).copy_(grad)
+        terms = finish_gradients(self, xn, xc, pre, err, g_x, g_dec.view(M, h, d), g_enc_t.view(M, h, d), g_benc.view(M, h),
+                                 enc, dead_rows)
         terms["l0"] = (vals != 0).sum(-1).float().mean(-1)
         return terms, enc
-
-    def _auxk_gradients(self, xc, pre, residual, dead, g_dec, g_enc_t, g_benc, g_xc) -> Tensor:
-        """AuxK (as :meth:`~untwine.sae.base.SparseAutoencoder.auxk_loss`) on the dead
-        latents' columns of ``pre``; adds its gradients in place and returns the loss ``[M]``."""
-        M = self.members
-        k_aux, n_dead, cols = self.auxk_columns(dead)
-        pd = pre[:, :, cols]
-        keep = self.auxk_keep(pd, dead[:, cols], k_aux)
-        gate = (pd > 0).to(pd.dtype) * keep
-        a = pd * gate
-        wd = self.W_dec[:, cols]  # [M, n, d]
-        diff = torch.bmm(a, wd) - residual
-        weight = self.auxk_weight(residual, n_dead, k_aux)
-        g_e = diff * (2.0 * self.aux_coefficient * weight).view(M, 1, 1)
-        g_dec[:, cols] += torch.bmm(a.transpose(1, 2), g_e)
-        g_a = torch.bmm(g_e, wd.transpose(1, 2)) * gate
-        g_enc_t[:, cols] += torch.bmm(g_a.transpose(1, 2), xc)
-        g_benc[:, cols] += g_a.sum(1)
-        g_xc += torch.bmm(g_a, self.W_enc[:, :, cols].transpose(1, 2))
-        return weight * diff.pow(2).sum((1, 2))

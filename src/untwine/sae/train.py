@@ -45,6 +45,7 @@ from untwine.device import resolve_device  # noqa: F401  (re-exported)
 from untwine.errors import UntwineError
 from untwine.files import exclusive_lock, write_json
 from untwine.progress import Phases
+from untwine.sae.adam import Adam
 from untwine.sae.base import SparseAutoencoder, geometric_median
 from untwine.sae.data import (
     ActivationSource,
@@ -83,7 +84,7 @@ class _Group:
     lr: float
     specs: list[int]
     module: SparseAutoencoder | None = None
-    opt: torch.optim.Optimizer | None = None
+    opt: Adam | None = None
 
 
 def lr_factor(step: int, steps: int, warmup: float = 0.05, decay: float = 0.2) -> float:
@@ -96,13 +97,10 @@ def lr_factor(step: int, steps: int, warmup: float = 0.05, decay: float = 0.2) -
     return f
 
 
-def _adam(module: SparseAutoencoder, lr: float) -> torch.optim.Optimizer:
-    """Adam (betas 0.9, 0.999) over the module's groups; the fused kernel where this torch has it."""
-    groups = [dict(g, lr=lr * g["lr_scale"]) for g in module.optim_groups()]
-    try:
-        return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999), fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.Adam(groups, lr=lr, betas=(0.9, 0.999))
+def _adam(module: SparseAutoencoder, lr: float) -> Adam:
+    """Adam (betas 0.9, 0.999) over the module's groups (:mod:`untwine.sae.adam`: torch's update,
+    the fused kernel where this torch has it, without ``torch.optim``'s start-up cost)."""
+    return Adam([dict(g, lr=lr * g["lr_scale"]) for g in module.optim_groups()], lr)
 
 
 def _group_specs(specs: list[SAESpec], d_in: int, stack: bool = True) -> list[_Group]:
