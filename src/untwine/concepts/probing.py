@@ -72,15 +72,25 @@ class LinearProbes:
 
 def correlation_ratio(codes: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``eta^2`` of every column of ``codes`` for integer ``labels`` (module docstring), ``[D]``."""
-    labels = np.asarray(labels, dtype=np.int64)
-    _, inv = np.unique(labels, return_inverse=True)
-    onehot = np.eye(inv.max() + 1)[inv]
-    counts = onehot.sum(0)
+    return correlation_ratios(codes, np.asarray(labels).reshape(-1, 1))[0]
+
+
+def correlation_ratios(codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """``[K, D]``: :func:`correlation_ratio` of every column of ``codes`` for every factor column
+    (the total variance, one pass over the codes, shared by all factors)."""
+    codes = np.asarray(codes)
     mean = codes.mean(0)
-    means = (onehot.T @ codes) / counts[:, None]
-    between = (counts[:, None] * (means - mean) ** 2).sum(0)
     total = ((codes - mean) ** 2).sum(0)
-    return np.where(total > 1e-12 * max(total.max(), 1e-300), between / np.where(total > 0, total, 1.0), 0.0)
+    defined = total > 1e-12 * max(total.max(), 1e-300)
+    out = []
+    for labels in np.asarray(factors, dtype=np.int64).T:
+        _, inv = np.unique(labels, return_inverse=True)
+        onehot = np.eye(inv.max() + 1)[inv]
+        counts = onehot.sum(0)
+        means = (onehot.T @ codes) / counts[:, None]
+        between = (counts[:, None] * (means - mean) ** 2).sum(0)
+        out.append(np.where(defined, between / np.where(total > 0, total, 1.0), 0.0))
+    return np.array(out).reshape(-1, codes.shape[1])
 
 
 def sparse_probing(
@@ -106,7 +116,7 @@ def sparse_probing(
     if not ks or min(ks) < 1:
         raise UntwineError(f"ks must be positive integers, got {ks}")
     out: dict[str, float] = {}
-    order = [np.argsort(-correlation_ratio(ctr, ftr[:, j]), kind="stable") for j in range(len(names))]
+    order = [np.argsort(-eta, kind="stable") for eta in correlation_ratios(ctr, ftr)]
     for k in ks:
         accs = []
         for j, name in enumerate(names):
@@ -122,4 +132,4 @@ def sparse_probing(
     return out
 
 
-__all__ = ["SPARSE_KS", "LinearProbes", "correlation_ratio", "sparse_probing"]
+__all__ = ["SPARSE_KS", "LinearProbes", "correlation_ratio", "correlation_ratios", "sparse_probing"]
