@@ -181,3 +181,20 @@ def test_correlation_ratios_equal_one_factor_at_a_time():
         between = sum((labels == v).sum() * (codes[labels == v].mean(0) - codes.mean(0)) ** 2 for v in np.unique(labels))
         total = ((codes - codes.mean(0)) ** 2).sum(0)
         np.testing.assert_allclose(etas[k], np.where(total > 0, between / np.where(total > 0, total, 1), 0), atol=1e-12)
+
+
+def test_probes_fit_with_one_blas_thread(monkeypatch):
+    # thin products: extra BLAS threads only spin (sparse probing of 512 latents took 2.5x the CPU)
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import untwine.concepts.probing as probing
+
+    seen = []
+    fit = probing._fit_lr
+    monkeypatch.setattr(probing, "_fit_lr", lambda *a: seen.append(
+        max([i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"], default=1)) or fit(*a))
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 2, (60, 2))
+    x = f @ rng.standard_normal((2, 4)) + 0.1 * rng.standard_normal((60, 4))
+    sparse_probing(x[:40], f[:40], x[40:], f[40:], ks=(1,))
+    LinearProbes().fit(x, f)
+    assert seen and set(seen) == {1}

@@ -87,17 +87,31 @@ def _knn_radius_1d(s: np.ndarray, k, start=0, end=None) -> np.ndarray:
     bounds (default: one group, all of ``s``) and ``k`` its neighbour count (an int or
     one per point), so every class of a label is done in one pass.
     """
-    c = len(s)
+    return _radius_in_windows(s, _knn_windows(len(s), k, start, end))
+
+
+def _knn_windows(c: int, k, start=0, end=None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The windows :func:`_knn_radius_1d` looks in, which depend on the group layout only:
+    for each offset ``a``, the points ``p`` whose window ``[p - a, p - a + k]`` of ``k + 1``
+    points (containing ``p``) lies in their group, with the window's ends."""
     pos = np.arange(c)
     k = np.broadcast_to(np.asarray(k, dtype=np.int64), (c,))
     end = c if end is None else end
-    best = np.full(c, np.inf)
-    for a in range(int(k.max(initial=0)) + 1):  # window [p - a, p - a + k] of k + 1 points contains p
+    windows = []
+    for a in range(int(k.max(initial=0)) + 1):
         lo = pos - a
         hi = lo + k
         ok = np.flatnonzero((a <= k) & (lo >= start) & (hi < end))
-        d = np.maximum(s[ok] - s[lo[ok]], s[hi[ok]] - s[ok])
-        best[ok] = np.minimum(best[ok], d)
+        windows.append((ok, lo[ok], hi[ok]))
+    return windows
+
+
+def _radius_in_windows(s: np.ndarray, windows) -> np.ndarray:
+    """:func:`_knn_radius_1d` of values ``s`` over windows from :func:`_knn_windows`."""
+    best = np.full(len(s), np.inf)
+    for ok, lo, hi in windows:
+        sk = s[ok]
+        best[ok] = np.minimum(best[ok], np.maximum(sk - s[lo], s[hi] - sk))
     return best
 
 
@@ -190,6 +204,7 @@ def knn_mutual_info_matrix(z: np.ndarray, factors: np.ndarray, n_neighbors: int 
     if not together:
         return mi
     kk, start, end = np.concatenate(lay_k), np.concatenate(starts), np.concatenate(ends)
+    windows = _knn_windows(len(kk), kk, start, end)
     fixed = np.array(fixed)
     for j in range(D):
         x = z[:, j]
@@ -197,7 +212,7 @@ def knn_mutual_info_matrix(z: np.ndarray, factors: np.ndarray, n_neighbors: int 
         srt = x[order]
         # each factor's points ordered by value, then by x (the order of np.lexsort((x, lab)))
         g = np.concatenate([order[np.argsort(lab[order], kind="stable")] for lab in labs])
-        r = np.nextafter(_knn_radius_1d(x[g], kk, start, end), 0)
+        r = np.nextafter(_radius_in_windows(x[g], windows), 0)
         m = _count_within(srt, x[g], r)
         est = fixed - psi[m].reshape(len(together), n).mean(axis=1)
         mi[together, j] = np.maximum(est, 0.0)
