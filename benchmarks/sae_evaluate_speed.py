@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--dir", default="/tmp/untwine-saeeval")
     ap.add_argument("--src", action="append", default=[], help="another checkout's src to time as well")
     ap.add_argument("--extra", default="", help="extra arguments for sae evaluate (e.g. '--suite-rows 0')")
-    ap.add_argument("--json", default=str(HERE / "results" / "sae_evaluate_speed.json"))
+    ap.add_argument("--json", "--out", dest="json", default=str(HERE / "results" / "sae_evaluate_speed.json"))
     args = ap.parse_args()
     root = Path(args.dir)
     root.mkdir(parents=True, exist_ok=True)

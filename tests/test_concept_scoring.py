@@ -164,3 +164,37 @@ def test_concept_baselines_side_by_side():
     assert sup["dci_disentanglement"] > 0.95  # indicator codes: each latent belongs to one factor
     assert sup["sparse_probe_k5_mean"] > 0.95 and "mig" in out["raw"]
     assert out["edit"]["edit_success_mean"] > 0.9 and min(out["probe_accuracy"].values()) > 0.95
+
+
+def test_correlation_ratios_equal_one_factor_at_a_time():
+    from untwine.concepts.probing import correlation_ratios
+
+    rng = np.random.default_rng(6)
+    codes = rng.standard_normal((200, 7)) * (rng.random((200, 7)) < 0.4)
+    codes[:, 3] = 1.0  # constant: 0
+    f = np.stack([rng.integers(0, s, 200) for s in (2, 5, 3)], 1)
+    etas = correlation_ratios(codes, f)
+    assert etas.shape == (3, 7)
+    for k in range(3):
+        np.testing.assert_array_equal(etas[k], correlation_ratio(codes, f[:, k]))
+        labels = f[:, k]
+        between = sum((labels == v).sum() * (codes[labels == v].mean(0) - codes.mean(0)) ** 2 for v in np.unique(labels))
+        total = ((codes - codes.mean(0)) ** 2).sum(0)
+        np.testing.assert_allclose(etas[k], np.where(total > 0, between / np.where(total > 0, total, 1), 0), atol=1e-12)
+
+
+def test_probes_fit_with_one_blas_thread(monkeypatch):
+    # thin products: extra BLAS threads only spin (sparse probing of 512 latents took 2.5x the CPU)
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import untwine.concepts.probing as probing
+
+    seen = []
+    fit = probing._fit_lr
+    monkeypatch.setattr(probing, "_fit_lr", lambda *a: seen.append(
+        max([i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"], default=1)) or fit(*a))
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 2, (60, 2))
+    x = f @ rng.standard_normal((2, 4)) + 0.1 * rng.standard_normal((60, 4))
+    sparse_probing(x[:40], f[:40], x[40:], f[40:], ks=(1,))
+    LinearProbes().fit(x, f)
+    assert seen and set(seen) == {1}

@@ -184,3 +184,51 @@ def test_numpy_ranks_and_entropy_equal_scipy():
         assert np.array_equal(_average_ranks(a), scipy.stats.rankdata(a, axis=0))
     R = rng.random((10, 5))
     assert np.allclose(_entropy_score(R, 10), 1.0 - scipy.stats.entropy(R + 1e-11, base=10), rtol=0, atol=1e-15)
+
+
+def test_the_same_fit_asked_twice_is_reused(split, monkeypatch):
+    # sae evaluate asks for the suite's importance matrix again for its heatmap: no second fit
+    import importlib
+
+    dci_module = importlib.import_module("untwine.metrics.dci")  # untwine.metrics.dci is also the function
+    ftr, fte, rng = split
+    ctr, cte = rng.standard_normal((600, 4)), rng.standard_normal((300, 4))
+    first = importance_matrix(ctr, ftr, cte, fte, seed=11)
+    first[0][:] = -1  # the caller's copy: changing it changes nothing kept
+    monkeypatch.setattr(dci_module, "_importance_matrix", lambda *a: pytest.fail("fitted again"))
+    again = importance_matrix(ctr.copy(), ftr, cte, fte, seed=11)
+    assert np.all(again[0] >= 0) and np.isclose(again[0].sum(), 3.0)
+    monkeypatch.undo()
+    other = importance_matrix(ctr, ftr, cte, fte, seed=12)  # another seed: fitted
+    fresh = dci_module._importance_matrix(*dci_module._validate(ctr, ftr, cte, fte, "fast"), "fast", 11, None)
+    for a, b in zip(again, fresh):
+        np.testing.assert_array_equal(a, b)
+    assert other[0].shape == again[0].shape
+
+
+def test_tied_code_groups_of_sparse_codes_equal_the_pairwise_definition():
+    # sparse codes tie at zero on most points (the screens must not lose or invent a pair):
+    # groups are the connected components of pairs whose ranks agree within the tolerance
+    from scipy.stats import rankdata
+
+    from untwine.metrics.dci import tied_code_groups
+
+    rng = np.random.default_rng(9)
+    n, d = 400, 30
+    z = rng.random((n, d)) * (rng.random((n, d)) < 0.03)
+    z[:, 1] = 2 * z[:, 0]
+    z[:, 2] = -z[:, 0]
+    z[:, 5] = z[:, 4] + 1e-9 * rng.random(n) * (z[:, 4] > 0)
+    for tolerance in (0.0, 1 / 255, 0.02):
+        r = rankdata(z, axis=0)
+        limit = tolerance * n + 1e-9
+        label = list(range(d))
+        for a in range(d):
+            for b in range(a + 1, d):
+                if min(np.abs(r[:, a] - r[:, b]).max(), np.abs(r[:, a] - (n + 1 - r[:, b])).max()) <= limit:
+                    old, new = label[b], label[a]
+                    label = [new if x == old else x for x in label]
+        expected = {}
+        for j, g in enumerate(label):
+            expected.setdefault(g, []).append(j)
+        assert [g.tolist() for g in tied_code_groups(z, tolerance)] == list(expected.values())

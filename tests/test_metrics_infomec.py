@@ -157,3 +157,18 @@ def test_bad_input_raises():
         infomec(z, np.zeros((100, 2)))
     with pytest.raises(UntwineError):
         infomec(z, f, n_neighbors=0)
+
+
+def test_knn_mutual_info_matrix_equals_one_pair_at_a_time():
+    # every factor of a latent at once (ties, a value seen once, fewer points than neighbours in a class)
+    from untwine.metrics.infomec import knn_mutual_info_matrix
+
+    rng = np.random.default_rng(5)
+    for n, d, k, nn in [(200, 4, 3, 10), (60, 3, 4, 3), (25, 2, 2, 12)]:
+        z = rng.standard_normal((n, d))
+        z[:, 0] = np.round(z[:, 0] * 2)  # ties
+        f = rng.integers(0, 4, (n, k))
+        f[:, 0] = z[:, 1] > 0
+        f[0, -1] = 9  # a value seen once: that factor leaves the point out
+        ref = np.array([[knn_mutual_info(z[:, j], f[:, c], nn) for j in range(d)] for c in range(k)])
+        np.testing.assert_allclose(knn_mutual_info_matrix(z, f, nn), ref, rtol=0, atol=1e-12)

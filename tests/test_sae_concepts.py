@@ -222,3 +222,33 @@ def test_sae_train_without_a_terminal_prints_a_line_per_tenth(tmp_path):
     steps = [line for line in p.stderr.splitlines() if ": step " in line]
     assert [line.split(": step ")[1].split()[0] for line in steps] == ["32/100", "64/100", "96/100", "100/100"]
     assert any(line.endswith(": training (100 of 100): " + line.rsplit(": ", 1)[1]) for line in p.stderr.splitlines())
+
+
+def test_latent_edit_encodes_the_rows_once_and_equals_the_formula(concept_acts):
+    # x' = x + decode(c') - decode(c), c' = c with S_a set to the target value's mean code
+    from untwine.concepts.sae_evaluation import LatentEdit
+
+    root, sae_dir = concept_acts
+    sae = load_sae(sae_dir)
+    x = np.load(root / "acts.npy").astype(np.float64)
+    f = np.load(root / "acts" / "factors.npy")
+    with torch.no_grad():
+        codes = sae.encode(torch.from_numpy(x.astype(np.float32))).double().numpy()
+    edit = LatentEdit(sae, codes, f, list(SIZES))
+    calls = []
+    encode = sae.encode
+    sae.encode = lambda t: calls.append(1) or encode(t)
+    try:
+        with torch.no_grad():
+            rows = x[:50]  # edit_test passes the same rows for every factor
+            got = [edit(rows, f[:50], a, (f[:50, a] + 1) % s) for a, s in enumerate(SIZES)]
+    finally:
+        del sae.encode
+    assert len(calls) == 1
+    with torch.no_grad():
+        xt = torch.from_numpy(x[:50].astype(np.float32))
+        c = sae.encode(xt)
+        for a, s in enumerate(SIZES):
+            c2 = c.clone()
+            c2[:, torch.as_tensor(edit.latents[a])] = torch.as_tensor(edit.means[a][(f[:50, a] + 1) % s], dtype=c.dtype)
+            np.testing.assert_allclose(got[a], (xt + sae.decode(c2) - sae.decode(c)).double().numpy(), atol=1e-6)

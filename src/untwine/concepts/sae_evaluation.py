@@ -36,16 +36,19 @@ class LatentEdit:
     to value ``v'`` sets ``c[S_a] = mu_{a,v'}`` in its code ``c`` (other latents kept) and
     moves the row by the difference of the decodings, ``x' = x + decode(c') - decode(c)``
     ``= x + (mu_{a,v'} - c[S_a]) W_dec[S_a]``: the row moves along the decoder directions
-    of ``S_a`` only and keeps what the SAE does not reconstruct.
+    of ``S_a`` only and keeps what the SAE does not reconstruct.  The code and decoding of the
+    last ``x`` are kept, so editing each factor of the same rows encodes them once.
     """
 
     def __init__(self, module, codes_train, factors_train, sizes, *, m: int = EDIT_LATENTS) -> None:
-        from untwine.concepts.probing import correlation_ratio
+        from untwine.concepts.probing import correlation_ratios
 
         self.module = module
         self.latents, self.means = [], []
+        self._last = (None, None, None, None)  # (x, its tensor, code, decoding)
+        etas = correlation_ratios(codes_train, factors_train[:, : len(sizes)])
         for a, size in enumerate(sizes):
-            s = np.argsort(-correlation_ratio(codes_train, factors_train[:, a]), kind="stable")[:m]
+            s = np.argsort(-etas[a], kind="stable")[:m]
             onehot = np.eye(size)[factors_train[:, a]]
             sums = onehot.T @ codes_train[:, s]
             self.latents.append(s)
@@ -53,12 +56,15 @@ class LatentEdit:
 
     def __call__(self, x, factors, a: int, new_values) -> np.ndarray:
         dev = next(self.module.parameters()).device
-        xt = torch.as_tensor(np.asarray(x, np.float32), device=dev)
-        c = self.module.encode(xt)
+        if self._last[0] is not x:
+            xt = torch.as_tensor(np.asarray(x, np.float32), device=dev)
+            c = self.module.encode(xt)
+            self._last = (x, xt, c, self.module.decode(c))
+        _, xt, c, dec = self._last
         c2 = c.clone()
         c2[:, torch.as_tensor(self.latents[a], device=dev)] = torch.as_tensor(
             self.means[a][np.asarray(new_values)], dtype=c.dtype, device=dev)
-        return (xt + self.module.decode(c2) - self.module.decode(c)).double().cpu().numpy()
+        return (xt + self.module.decode(c2) - dec).double().cpu().numpy()
 
 
 def check_factors(factors, rows: int) -> np.ndarray:

@@ -59,7 +59,7 @@ from untwine.metrics._info import discrete_entropy, mutual_info_matrix
 from untwine.metrics._logistic import logistic_regression_proba, one_blas_thread
 from untwine.metrics._undefined import SINGLE_FACTOR, SINGLE_LATENT, undefined
 
-__all__ = ["infomec", "nmi_matrix", "active_latents", "knn_mutual_info"]
+__all__ = ["infomec", "nmi_matrix", "active_latents", "knn_mutual_info", "knn_mutual_info_matrix"]
 
 #: a continuous latent is active when its range exceeds this fraction of the largest range
 ACTIVE_FRACTION = 1.0 / 20.0
@@ -87,17 +87,31 @@ def _knn_radius_1d(s: np.ndarray, k, start=0, end=None) -> np.ndarray:
     bounds (default: one group, all of ``s``) and ``k`` its neighbour count (an int or
     one per point), so every class of a label is done in one pass.
     """
-    c = len(s)
+    return _radius_in_windows(s, _knn_windows(len(s), k, start, end))
+
+
+def _knn_windows(c: int, k, start=0, end=None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The windows :func:`_knn_radius_1d` looks in, which depend on the group layout only:
+    for each offset ``a``, the points ``p`` whose window ``[p - a, p - a + k]`` of ``k + 1``
+    points (containing ``p``) lies in their group, with the window's ends."""
     pos = np.arange(c)
     k = np.broadcast_to(np.asarray(k, dtype=np.int64), (c,))
     end = c if end is None else end
-    best = np.full(c, np.inf)
-    for a in range(int(k.max(initial=0)) + 1):  # window [p - a, p - a + k] of k + 1 points contains p
+    windows = []
+    for a in range(int(k.max(initial=0)) + 1):
         lo = pos - a
         hi = lo + k
         ok = np.flatnonzero((a <= k) & (lo >= start) & (hi < end))
-        d = np.maximum(s[ok] - s[lo[ok]], s[hi[ok]] - s[ok])
-        best[ok] = np.minimum(best[ok], d)
+        windows.append((ok, lo[ok], hi[ok]))
+    return windows
+
+
+def _radius_in_windows(s: np.ndarray, windows) -> np.ndarray:
+    """:func:`_knn_radius_1d` of values ``s`` over windows from :func:`_knn_windows`."""
+    best = np.full(len(s), np.inf)
+    for ok, lo, hi in windows:
+        sk = s[ok]
+        best[ok] = np.minimum(best[ok], np.maximum(sk - s[lo], s[hi] - sk))
     return best
 
 
@@ -155,6 +169,56 @@ def knn_mutual_info(x: np.ndarray, labels: np.ndarray, n_neighbors: int = 10) ->
     return max(0.0, float(mi))
 
 
+def knn_mutual_info_matrix(z: np.ndarray, factors: np.ndarray, n_neighbors: int = 10) -> np.ndarray:
+    """``[K, D]`` :func:`knn_mutual_info` of every column of ``z`` ``[N, D]`` with every factor column.
+
+    The same estimate, computed one latent at a time for all factors whose every value occurs
+    at least twice (the others go through :func:`knn_mutual_info`): the latent is sorted once,
+    each factor's neighbour groups (its values, each sorted by the latent) are laid side by
+    side so one :func:`_knn_radius_1d` and one :func:`_count_within` serve every factor, and
+    the terms that do not depend on the latent are computed once per factor.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    f = np.asarray(factors)
+    n, D, K = z.shape[0], z.shape[1], f.shape[1]
+    mi = np.zeros((K, D))
+    labs, lay_k, starts, ends, fixed, together = [], [], [], [], [], []
+    psi = digamma(np.arange(n + 1, dtype=np.float64))  # digamma of the integer counts, psi[0] unused
+    for k in range(K):
+        _, lab, counts = np.unique(f[:, k], return_inverse=True, return_counts=True)
+        if counts.min() < 2:  # values seen once are left out: their own sample
+            for j in range(D):
+                mi[k, j] = knn_mutual_info(z[:, j], f[:, k], n_neighbors)
+            continue
+        lab = lab.ravel().astype(np.int64)
+        sorted_lab = np.repeat(np.arange(len(counts)), counts)  # a group's points follow each other
+        first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        off = len(together) * n
+        together.append(k)
+        labs.append(lab)
+        kk = np.minimum(n_neighbors, counts[sorted_lab] - 1)
+        lay_k.append(kk)
+        starts.append(off + first[sorted_lab])
+        ends.append(off + first[sorted_lab] + counts[sorted_lab])
+        fixed.append(psi[n] + np.mean(psi[kk]) - np.mean(psi[counts[lab]]))
+    if not together:
+        return mi
+    kk, start, end = np.concatenate(lay_k), np.concatenate(starts), np.concatenate(ends)
+    windows = _knn_windows(len(kk), kk, start, end)
+    fixed = np.array(fixed)
+    for j in range(D):
+        x = z[:, j]
+        order = np.argsort(x, kind="stable")
+        srt = x[order]
+        # each factor's points ordered by value, then by x (the order of np.lexsort((x, lab)))
+        g = np.concatenate([order[np.argsort(lab[order], kind="stable")] for lab in labs])
+        r = np.nextafter(_radius_in_windows(x[g], windows), 0)
+        m = _count_within(srt, x[g], r)
+        est = fixed - psi[m].reshape(len(together), n).mean(axis=1)
+        mi[together, j] = np.maximum(est, 0.0)
+    return mi
+
+
 def _prepare_continuous(codes: np.ndarray, seed: int) -> np.ndarray:
     """Standardise, rescale to unit variance and add sklearn's tie-breaking noise."""
     z = _standardize(codes)
@@ -180,11 +244,7 @@ def _nmi(c: np.ndarray, f: np.ndarray, discrete_latents: bool, n_neighbors: int,
     if discrete_latents:
         mi = mutual_info_matrix(_label_encode(c), f).T  # [K, D]
     else:
-        z = _prepare_continuous(c, seed)
-        mi = np.zeros((K, D))
-        for j in range(D):
-            for k in range(K):
-                mi[k, j] = knn_mutual_info(z[:, j], f[:, k], n_neighbors)
+        mi = knn_mutual_info_matrix(_prepare_continuous(c, seed), f, n_neighbors)
     h = discrete_entropy(f)
     return mi / h[:, None]
 
