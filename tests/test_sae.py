@@ -46,13 +46,36 @@ def _module(arch, d_in=16, d_sae=48, members=None, seed=0):
 
 # -- architectures -----------------------------------------------------------------------
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_encoder_bias_steps_sqrt_d_in_times_the_weights_for_relu_and_jumprelu(arch, syn):
+    """Adam's first step moves each parameter by the learning rate: ReLU's and JumpReLU's
+    ``b_enc`` by ``sqrt(d_in)`` (4 here) times it, so their thresholds keep up with the
+    weights; every other parameter (and other architectures' ``b_enc``) by the rate itself."""
+    from untwine.sae.train import _adam
+
+    m = _module(arch)
+    if not m.has_encoder:
+        return
+    x = torch.from_numpy(syn.acts[:256]) * (4.0 / float(np.linalg.norm(syn.acts[:256], axis=1).mean()))
+    m.gradients(x, progress=1.0, dead_rows=10**9)
+    before = {n: p.detach().clone() for n, p in m.named_parameters()}
+    _adam(m, 1e-3).step()
+    step = {n: float((p.detach() - before[n]).abs().max()) for n, p in m.named_parameters()}
+    want = 4e-3 if arch in ("relu", "jumprelu") else 1e-3
+    assert step["b_enc"] == pytest.approx(want, rel=1e-3), step
+    assert step["W_enc"] == pytest.approx(1e-3, rel=1e-3), step
+    if arch == "jumprelu":  # free decoder rows from SAELens's norm 0.1, as ReLU's
+        assert not m.unit_norm_decoder
+        assert torch.allclose(before["W_dec"].norm(dim=-1), torch.full((1, 48), 0.1))
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
 def test_each_architecture_reduces_its_loss(arch, syn):
     torch.manual_seed(0)
     hp = {"k": K[arch]} if K[arch] else {}
-    if arch == "jumprelu":
-        hp.update(init_threshold=0.5, bandwidth=0.5)
     if arch == "relu":
         hp.update(l1_coefficient=1.0)
+    if arch == "jumprelu":  # its thresholds start low (most latents fire) and rise slowly: a short run cuts the error
+        hp.update(l0_coefficient=0.05)
     m = _module(arch, members=[hp])
     scale = 4.0 / float(np.linalg.norm(syn.acts, axis=1).mean())
     with torch.no_grad():

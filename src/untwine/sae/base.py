@@ -41,6 +41,7 @@ architecture's own :meth:`SparseAutoencoder.after_batch`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -138,6 +139,13 @@ class SparseAutoencoder(nn.Module):
     fold_decoder_norms: ClassVar[bool] = True
     #: initial decoder-row norm (rows are unit norm when ``unit_norm_decoder``)
     decoder_init_norm: ClassVar[float] = 1.0
+
+    #: ``b_enc`` learns at ``sqrt(d_in)`` times the learning rate: Adam moves every parameter
+    #: by about the learning rate per step, so with inputs of norm ``sqrt(d_in)`` (unit-size
+    #: coordinates) a step of the encoder's ``d_in`` weights moves a pre-activation about
+    #: ``sqrt(d_in)`` times as far as a step of its bias; a latent whose threshold is its bias
+    #: (ReLU, JumpReLU) would otherwise learn it ``sqrt(d_in)`` times too slowly
+    encoder_bias_lr_scaled: ClassVar[bool] = False
 
     #: AuxK weight (Gao et al.'s 1/32)
     aux_coefficient: ClassVar[float] = 1.0 / 32.0
@@ -368,8 +376,12 @@ class SparseAutoencoder(nn.Module):
         return keep
 
     def optim_groups(self) -> list[dict[str, Any]]:
-        """Adam parameter groups; ``lr_scale`` multiplies the run's learning rate for a group."""
-        return [{"params": list(self.parameters()), "lr_scale": 1.0}]
+        """Adam parameter groups; ``lr_scale`` multiplies the run's learning rate for a group
+        (``b_enc``'s is ``sqrt(d_in)`` where :attr:`encoder_bias_lr_scaled`)."""
+        if not (self.encoder_bias_lr_scaled and self.has_encoder):
+            return [{"params": list(self.parameters()), "lr_scale": 1.0}]
+        rest = [p for n, p in self.named_parameters() if n != "b_enc"]
+        return [{"params": rest, "lr_scale": 1.0}, {"params": [self.b_enc], "lr_scale": math.sqrt(self.d_in)}]
 
     # -- constraints -------------------------------------------------------------------
     @torch.no_grad()

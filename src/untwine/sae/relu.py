@@ -5,7 +5,11 @@ the L1 penalty is weighted by each latent's decoder-row norm, so the decoder is 
 unconstrained (rows start at norm 0.1) without the penalty being cheated by shrinking
 codes and growing rows.  Default ``l1_coefficient`` 3 (inputs normalised to norm
 ``sqrt(d_in)``; the best of 0.3, 1, 3, 10 on untwine's synthetic benchmark).  The penalty's weight rises linearly from 0 over the first
-``l1_warmup`` fraction of training (5%), as in that update.  SAELens: ``standard``.
+``l1_warmup`` fraction of training (5%), as in that update.  ``b_enc`` learns at
+``sqrt(d_in)`` times the learning rate (:attr:`~untwine.sae.base.SparseAutoencoder.encoder_bias_lr_scaled`):
+at the plain rate the latents' thresholds lagged and, at SAELens's L0 on the synthetic
+benchmark (about 10, its ``l1_coefficient`` 1 on raw inputs), FVU was 0.62 and MMCS 0.71
+against SAELens's 0.33 and 0.99 (now 0.24 and 0.997 at L0 10.6, the default 3).  SAELens: ``standard``.
 Training writes the gradient out (:mod:`untwine.sae.sparse_grad`): over the non-zero codes
 while at most 2% are, by dense products otherwise.
 """
@@ -42,6 +46,7 @@ class ReLUSAE(SparseAutoencoder):
     saelens_training_keys = {"standard": ("decoder_init_norm", "l1_coefficient", "lp_norm", "l1_warm_up_steps")}
     unit_norm_decoder = False
     decoder_init_norm = 0.1
+    encoder_bias_lr_scaled = True
 
     def encode_batch(self, xn: Tensor, *, train: bool) -> Encoded:
         pre = self.pre_acts(xn)
