@@ -429,6 +429,23 @@ def test_resume_reaches_the_weights_of_an_uninterrupted_run(syn, tmp_path, stack
     assert train_saes(syn.acts, specs, out=tmp_path / "cut", resume=True, **kw) == again
 
 
+def test_resume_with_an_optimiser_state_of_other_groups_is_one_error_line(syn, tmp_path):
+    """A checkpoint written before ReLU's ``b_enc`` had its own Adam group (one group then)
+    is refused with one line, not a ValueError's traceback."""
+    from untwine.sae.runs import CHECKPOINT
+
+    kw = {"steps": 10, "batch_size": 256, "seed": 0, "progress": False}
+    specs = [SAESpec("relu", 48, {})]
+    assert train_saes(syn.acts, specs, out=tmp_path / "r", stop_after=4, checkpoint_every=2, **kw) == []
+    path = tmp_path / "r" / CHECKPOINT
+    state = torch.load(path, weights_only=True)
+    osd = state["optims"][0]
+    osd["param_groups"] = [dict(osd["param_groups"][0], params=[i for g in osd["param_groups"] for i in g["params"]])]
+    torch.save(state, path)
+    with pytest.raises(UntwineError, match="optimiser state does not fit"):
+        train_saes(syn.acts, specs, out=tmp_path / "r", resume=True, **kw)
+
+
 @pytest.mark.parametrize("stack", [True, False])
 def test_sweep_trains_members_with_their_own_k(syn, tmp_path, stack):
     specs = [SAESpec("topk", 48, {"k": k}) for k in (2, 4)] + [SAESpec("mp", 32, {"k": 3})]

@@ -318,8 +318,11 @@ def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, 
         g.module.to(dev).train()
         g.opt = _adam(g.module, g.lr)
     if state is not None:
-        for g, osd in zip(groups, state["optims"], strict=True):
-            g.opt.load_state_dict(osd)
+        try:  # e.g. a checkpoint of an older untwine whose architecture had other parameter groups
+            for g, osd in zip(groups, state["optims"], strict=True):
+                g.opt.load_state_dict(osd)
+        except (ValueError, KeyError) as exc:
+            raise UntwineError(f"{ckpt_path}: its optimiser state does not fit this run ({str(exc).splitlines()[0]})") from None
 
     ckpt_every = checkpoint_every or max(1, min(steps, 1000, max(100, steps // 4)))
     scale_t = groups[0].module.input_scale
