@@ -240,7 +240,6 @@ def nmi_matrix(
 
 
 def _nmi(c: np.ndarray, f: np.ndarray, discrete_latents: bool, n_neighbors: int, seed: int) -> np.ndarray:
-    K, D = f.shape[1], c.shape[1]
     if discrete_latents:
         mi = mutual_info_matrix(_label_encode(c), f).T  # [K, D]
     else:
