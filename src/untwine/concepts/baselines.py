@@ -100,7 +100,7 @@ def score_codes(codes_train, codes_test, factors_train, factors_test, *, fvu: fl
     0.3 CPU-s with one thread, 2 to 4 with two on a shared machine); the Gaussian Wasserstein
     correlation's eigenvalues then round as with ``OMP_NUM_THREADS=1`` (within 1e-8 relative).
     """
-    from untwine.metrics._logistic import one_blas_thread
+    from untwine.blas import one_blas_thread
 
     with one_blas_thread():
         return _score_codes(codes_train, codes_test, factors_train, factors_test, fvu, factor_names, seed, suite, suite_rows)

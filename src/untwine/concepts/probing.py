@@ -22,7 +22,7 @@ import numpy as np
 
 from untwine._checks import as_codes, as_factors, same_rows
 from untwine.errors import UntwineError
-from untwine.metrics._logistic import one_blas_thread
+from untwine.blas import one_blas_thread
 
 SPARSE_KS = (1, 2, 5)
 

@@ -9,25 +9,14 @@ float32; the liblinear one reproduces scikit-learn < 0.22's default.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import numpy as np
 from scipy import optimize
 from scipy.special import expit, log_expit
 
-try:  # installed with scikit-learn; BLAS threads only slow these small products down
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
-
+from untwine.blas import one_blas_thread
 from untwine.errors import UntwineError
 
 __all__ = ["logistic_regression_proba", "one_blas_thread"]
-
-
-def one_blas_thread():
-    """Context limiting BLAS/OpenMP to one thread (the products here are small; threads only spin)."""
-    return threadpool_limits(1) if threadpool_limits is not None else nullcontext()
 
 
 def _lbfgs(fun, size: int, max_iter: int) -> np.ndarray:
