@@ -394,17 +394,24 @@ def test_shards_safetensors_and_npy_stream_the_same_rows(tmp_path):
     (tmp_path / "shards").mkdir()
     np.save(tmp_path / "shards" / "a.npy", x[:1000])
     save_file({"acts": x[1000:]}, str(tmp_path / "shards" / "b.safetensors"))
+    epochs = []
     for src in (tmp_path / "all.npy", tmp_path / "shards", x):
         s = open_activations(src)
         assert (s.rows, s.dim) == (3000, 4)
         rows = np.array([0, 5, 999, 1000, 1001, 2999])
         assert np.array_equal(s.take(rows), x[rows])
+        assert np.array_equal(s.take(rows[::-1]), x[rows[::-1]])
         it = iter_batches(s, 100, seed=3, chunk_rows=512, buffer_bytes=4 * 4 * 1024)
-        epoch = np.concatenate([next(it) for _ in range(30)])
+        epochs.append(np.concatenate([next(it) for _ in range(30)]))
+        epoch = epochs[-1]
         assert sorted(epoch[:, 0].tolist()) == sorted(x[:, 0].tolist())  # every row once per epoch
         assert not np.array_equal(epoch, x)  # shuffled
         skipped = iter_batches(s, 100, seed=3, skip_batches=17, chunk_rows=512, buffer_bytes=4 * 4 * 1024)
         assert np.array_equal(next(skipped), epoch[1700:1800])
+    # the memory-mapped file (batches gathered from the map) and the array in memory (from a
+    # buffer) are chunked alike: the same batches
+    assert open_activations(tmp_path / "all.npy").mapped and not open_activations(x).mapped
+    assert np.array_equal(epochs[0], epochs[2])
 
 
 @pytest.mark.parametrize("stack", [True, False])

@@ -20,6 +20,7 @@ wins when both are given.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,8 @@ class ActivationSource:
         self.rows = sum(p.rows for p in parts)
         self._starts = np.array([p.start for p in parts], dtype=np.int64)
         self.in_memory = all(p.kind == "numpy" and not isinstance(p.array, np.memmap) for p in parts)
+        #: every part a memory-mapped file: rows are gathered from the map where they lie
+        self.mapped = all(isinstance(p.array, np.memmap) for p in parts)
         self.checked: set[tuple[int, int]] = set()
 
     def __len__(self) -> int:
@@ -98,9 +101,30 @@ class ActivationSource:
             check_finite(out, self.name, start)
         return out
 
+    def prefetch(self, ranges: list[tuple[int, int]]) -> None:
+        """Ask the OS to read the memory-mapped files' rows in ``ranges`` (global, each within
+        one part) ahead, in sequence, so that gathering them later finds them in memory."""
+        if not hasattr(os, "posix_fadvise"):
+            return
+        for a, b in ranges:
+            i = int(np.searchsorted(self._starts, a, side="right") - 1)
+            p = self.parts[i]
+            if not isinstance(p.array, np.memmap) or not isinstance(p.array.filename, str):
+                continue
+            row = p.array.strides[0]
+            fd = os.open(p.array.filename, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, p.array.offset + (a - p.start) * row, (b - a) * row, os.POSIX_FADV_WILLNEED)
+            finally:
+                os.close(fd)
+
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """Rows at (sorted) global indices ``rows`` as float32."""
+        """Rows at global indices ``rows`` (in any order) as float32, checked for NaN."""
         rows = np.asarray(rows, dtype=np.int64)
+        if len(self.parts) == 1 and self.parts[0].kind == "numpy":
+            out = np.asarray(self.parts[0].array[rows], dtype=np.float32)
+            check_finite(out, self.name, None, rows)
+            return out
         out = np.empty((len(rows), self.dim), dtype=np.float32)
         which = np.searchsorted(self._starts, rows, side="right") - 1
         for i in np.unique(which):

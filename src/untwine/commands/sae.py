@@ -264,7 +264,7 @@ def run_evaluate(args) -> int:
     fac = None
     if args.factors is not None:  # bad factors are one error line before any work
         from untwine.activations.reader import open_activations
-        from untwine.io import read_array
+        from untwine.arrays import read_array
 
         suite_sample(3, 3, args.suite_rows)  # checks the value
         fac = read_array(args.factors)

@@ -45,7 +45,7 @@ from untwine.sae.base import Encoded, SparseAutoencoder
 from untwine.sae.hparams import hparam
 from untwine.sae.registry import register
 from untwine.sae import sparse_grad
-from untwine.sae.sparse_grad import dense_gradients, nonzero_picks, pick_gradients, same_loss_as
+from untwine.sae.sparse_grad import masked_gradients, nonzero_picks, same_loss_as
 
 
 def _rect(u: Tensor) -> Tensor:
@@ -142,20 +142,24 @@ class JumpReLUSAE(SparseAutoencoder):
             pre = self.pre_acts(xn, xc)
             theta = self.log_threshold.exp()  # [M, 1, h]
             live = pre > theta
-            counts = live.sum((1, 2))
-            if int(counts.sum()) > sparse_grad.DENSE_FROM * live.numel():  # many codes non-zero: dense products
-                terms, enc, g_x, _ = dense_gradients(self, xn, xc, pre, pre * live, live, dead_rows)
-            else:
-                terms, enc, g_x, _ = pick_gradients(self, xn, xc, pre, *nonzero_picks(live), dead_rows)
-            coef = self.member_tensor("l0_coefficient")
-            terms["penalty"] = coef * counts.to(xn.dtype) / B
-            # d/d theta: -(1/bw) K((pre - theta)/bw) (theta * d loss/d f + coef / B), rows summed
+            terms, enc, g_x, _ = masked_gradients(self, xn, xc, pre, live, dead_rows)
+            coef = self.member_tensor("l0_coefficient").to(xn.dtype)
+            terms["penalty"] = coef * torch.count_nonzero(live, dim=(1, 2)).to(xn.dtype) / B
+            # d/d theta: -(1/bw) K((pre - theta)/bw) (theta * d loss/d f + coef / B), rows summed,
+            # over the pre-activations inside the kernel's window (early in training a good
+            # part of them: then as one dense product)
             bw = self.hparams[0]["bandwidth"]
-            rw, cw, _ = nonzero_picks(((pre - theta) / bw).abs_() < 0.5)
-            g_f = (g_x.reshape(M * B, d).index_select(0, rw) * self.W_dec.reshape(M * h, d).index_select(0, cw)).sum(-1)
+            window = ((pre - theta) / bw).abs_() < 0.5
             th = theta.reshape(M * h)
-            g = (th[cw] * g_f + (coef.to(xn.dtype) / B)[rw.div(B, rounding_mode="floor")]) * (-1.0 / bw)
-            g_theta = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, cw, g)
+            if int(torch.count_nonzero(window)) > sparse_grad.DENSE_FROM * window.numel():
+                inside = window.to(xn.dtype)
+                g_f = (torch.bmm(g_x, self.W_dec.transpose(1, 2)) * inside).sum(1).reshape(M * h)
+                g_theta = (th * g_f + (coef / B).repeat_interleave(h) * inside.sum(1).reshape(M * h)) * (-1.0 / bw)
+            else:
+                rw, cw, _ = nonzero_picks(window)
+                g_f = (g_x.reshape(M * B, d).index_select(0, rw) * self.W_dec.reshape(M * h, d).index_select(0, cw)).sum(-1)
+                g = (th[cw] * g_f + (coef / B)[rw.div(B, rounding_mode="floor")]) * (-1.0 / bw)
+                g_theta = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, cw, g)
             self.log_threshold.grad = (g_theta * th).view(M, 1, h)
         return terms, enc
 

@@ -26,8 +26,7 @@ from untwine.sae.saelens_keys import one_of
 from untwine.sae.base import Encoded, SparseAutoencoder
 from untwine.sae.hparams import hparam
 from untwine.sae.registry import register
-from untwine.sae import sparse_grad
-from untwine.sae.sparse_grad import dense_gradients, nonzero_picks, pick_gradients, same_loss_as
+from untwine.sae.sparse_grad import masked_gradients, same_loss_as
 
 
 class ReLUSAE(SparseAutoencoder):
@@ -69,20 +68,12 @@ class ReLUSAE(SparseAutoencoder):
         if not same_loss_as(type(self), ReLUSAE):
             return super().gradients(xn, progress=progress, dead_rows=dead_rows)
         with torch.no_grad():
-            M, B, h = self.members, xn.shape[0], self.d_sae
+            M, B = self.members, xn.shape[0]
             xc = self.centered(xn)
             pre = self.pre_acts(xn, xc)
             c = self.l1_weight(progress).to(xn.dtype)
             norms = self.W_dec.norm(dim=-1)  # [M, h]
-            live = pre > 0
-            if int(live.sum()) > sparse_grad.DENSE_FROM * live.numel():  # many codes non-zero: dense products
-                terms, enc, _, s = dense_gradients(self, xn, xc, pre, pre.clamp_min(0), live, dead_rows,
-                                                   (c / B).view(M, 1, 1) * norms.unsqueeze(1))
-            else:
-                rows, cols, counts = nonzero_picks(live)
-                g_l1 = (c / B)[cols.div(h, rounding_mode="floor")] * norms.reshape(-1)[cols]  # d penalty / d f at the picks
-                terms, enc, _, vals = pick_gradients(self, xn, xc, pre, rows, cols, counts, dead_rows, g_l1)
-                s = torch.zeros(M * h, dtype=xn.dtype, device=xn.device).index_add_(0, cols, vals).view(M, h)  # rows' sum of f
+            terms, enc, _, s = masked_gradients(self, xn, xc, pre, pre > 0, dead_rows, (c / B).view(M, 1) * norms)
             terms["penalty"] = c * (s * norms).sum(-1) / B
             # d/d W_dec of c/B * sum_i s_i ||d_i||: c/B * s_i d_i / ||d_i||
             scale = torch.where(norms > 0, s / norms.clamp_min(1e-30), torch.zeros_like(s)) * (c / B).view(M, 1)

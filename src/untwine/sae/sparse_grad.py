@@ -87,26 +87,47 @@ def pick_gradients(self: SparseAutoencoder, xn: Tensor, xc: Tensor, pre: Tensor,
     return terms, enc, g_x, vals
 
 
-def dense_gradients(self: SparseAutoencoder, xn: Tensor, xc: Tensor, pre: Tensor, codes: Tensor, live: Tensor, dead_rows: int,
+def dense_gradients(self: SparseAutoencoder, xn: Tensor, xc: Tensor, pre: Tensor, live: Tensor, dead_rows: int,
                     g_extra: Tensor | None = None) -> tuple[dict[str, Tensor], Encoded, Tensor, Tensor]:
-    """:func:`pick_gradients` for dense non-negative codes ``codes [M, B, d_sae]``, non-zero
-    where ``live`` (their derivative with respect to the pre-activations: 1 there, 0
-    elsewhere), as batched matrix products: faster once a good part of the codes are
-    non-zero.  ``g_extra`` broadcasts to the codes.  Returns the terms, the codes as
+    """:func:`pick_gradients` for the dense codes ``pre`` where ``live [M, B, d_sae]`` (bool,
+    ``pre > 0`` there) and 0 elsewhere (their derivative with respect to the pre-activations:
+    1 there, 0 elsewhere), as batched matrix products: faster once a good part of the codes
+    are non-zero.  ``g_extra`` broadcasts to the codes.  Returns the terms, the codes as
     :class:`Encoded`, ``d loss / d x_hat`` and the rows' sum of the codes ``[M, d_sae]``."""
     B = xn.shape[0]
+    mask = live.to(pre.dtype)  # one conversion of the mask, reused (a bool operand converts every time)
+    codes = pre * mask
     err = xn.unsqueeze(0) - torch.baddbmm(self.b_dec.unsqueeze(1), codes, self.W_dec)
     g_x = err * (-2.0 / B)
     g_pre = torch.bmm(g_x, self.W_dec.transpose(1, 2))
     if g_extra is not None:
         g_pre += g_extra
-    g_pre *= live
+    g_pre *= mask
     total = codes.sum(1)
     enc = Encoded(codes, None, pre, xc, _fired=total > 0)  # non-negative codes: fired where the sum is positive
     g_enc = torch.bmm(xc.transpose(1, 2), g_pre)  # W_enc's own layout
     terms = finish_gradients(self, xn, xc, pre, err, g_x, torch.bmm(codes.transpose(1, 2), g_x), g_enc.transpose(1, 2),
                              g_pre.sum(1), enc, dead_rows)
-    terms["l0"] = live.sum(-1).float().mean(-1)
+    terms["l0"] = mask.sum(-1).float().mean(-1)
+    return terms, enc, g_x, total
+
+
+def masked_gradients(self: SparseAutoencoder, xn: Tensor, xc: Tensor, pre: Tensor, live: Tensor, dead_rows: int,
+                     latent_extra: Tensor | None = None) -> tuple[dict[str, Tensor], Encoded, Tensor, Tensor]:
+    """The hand-written gradient for the codes ``pre`` where ``live [M, B, d_sae]`` (bool,
+    ``pre > 0`` there) and 0 elsewhere (ReLU's, JumpReLU's): :func:`dense_gradients` once
+    more than :data:`DENSE_FROM` of them are non-zero, :func:`pick_gradients` over the
+    non-zero codes otherwise.  ``latent_extra [M, d_sae]``: a penalty's derivative with
+    respect to each latent's code (the same on every row), added to the reconstruction's.
+    Returns the terms, the codes as :class:`Encoded`, ``d loss / d x_hat [M, B, d_in]`` and
+    the rows' sum of the codes ``[M, d_sae]``."""
+    M, B, h = live.shape
+    if int(torch.count_nonzero(live)) > DENSE_FROM * live.numel():
+        return dense_gradients(self, xn, xc, pre, live, dead_rows, None if latent_extra is None else latent_extra.unsqueeze(1))
+    rows, cols, counts = nonzero_picks(live)
+    extra = None if latent_extra is None else latent_extra.reshape(-1)[cols]
+    terms, enc, g_x, vals = pick_gradients(self, xn, xc, pre, rows, cols, counts, dead_rows, extra)
+    total = torch.zeros(M * h, dtype=vals.dtype, device=vals.device).index_add_(0, cols, vals).view(M, h)
     return terms, enc, g_x, total
 
 
