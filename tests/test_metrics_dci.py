@@ -186,22 +186,27 @@ def test_numpy_ranks_and_entropy_equal_scipy():
     assert np.allclose(_entropy_score(R, 10), 1.0 - scipy.stats.entropy(R + 1e-11, base=10), rtol=0, atol=1e-15)
 
 
-def test_the_same_fit_asked_twice_is_reused(split, monkeypatch):
+def test_the_same_fit_asked_twice_is_reused_inside_remember_importance(split, monkeypatch):
     # sae evaluate asks for the suite's importance matrix again for its heatmap: no second fit
     import importlib
 
     dci_module = importlib.import_module("untwine.metrics.dci")  # untwine.metrics.dci is also the function
     ftr, fte, rng = split
     ctr, cte = rng.standard_normal((600, 4)), rng.standard_normal((300, 4))
-    first = importance_matrix(ctr, ftr, cte, fte, seed=11)
-    first[0][:] = -1  # the caller's copy: changing it changes nothing kept
-    monkeypatch.setattr(dci_module, "_importance_matrix", lambda *a: pytest.fail("fitted again"))
-    again = importance_matrix(ctr.copy(), ftr, cte, fte, seed=11)
+    fits = []
+    real = dci_module._importance_matrix
+    monkeypatch.setattr(dci_module, "_importance_matrix", lambda *a: fits.append(a[5]) or real(*a))
+    with dci_module.remember_importance():
+        first = importance_matrix(ctr, ftr, cte, fte, seed=11)
+        first[0][:] = -1  # the caller's copy: changing it changes nothing kept
+        with dci_module.remember_importance():  # nested: the same memory
+            again = importance_matrix(ctr.copy(), ftr, cte, fte, seed=11)
+        other = importance_matrix(ctr, ftr, cte, fte, seed=12)  # another seed: fitted
+    assert fits == [11, 12]
     assert np.all(again[0] >= 0) and np.isclose(again[0].sum(), 3.0)
-    monkeypatch.undo()
-    other = importance_matrix(ctr, ftr, cte, fte, seed=12)  # another seed: fitted
-    fresh = dci_module._importance_matrix(*dci_module._validate(ctr, ftr, cte, fte, "fast"), "fast", 11, None)
-    for a, b in zip(again, fresh):
+    outside = importance_matrix(ctr, ftr, cte, fte, seed=11)  # forgotten at the context's exit: fitted again
+    assert fits == [11, 12, 11] and dci_module._remembered is None
+    for a, b in zip(again, outside):
         np.testing.assert_array_equal(a, b)
     assert other[0].shape == again[0].shape
 

@@ -18,6 +18,7 @@ import torch
 
 from untwine.concepts.baselines import SUITE_ROWS
 from untwine.errors import UntwineError
+from untwine.metrics.dci import remember_importance
 
 #: file in the SAE directory holding the concept evaluation the report reads
 EVALUATION = "evaluation.json"
@@ -77,6 +78,7 @@ def check_factors(factors, rows: int) -> np.ndarray:
     return factors
 
 
+@remember_importance()  # the suite's DCI fit of the SAE's codes also gives the importance heatmap
 def evaluate_concepts(sae, acts, factors, *, baselines: bool = True, factor_names=None, factor_sizes=None,
                       sentences=None, rows=None, metrics: str = "all", seed: int = 0, device: str = "auto",
                       top_n: int = 5, images=None, suite_rows: int | None = SUITE_ROWS,

@@ -104,6 +104,7 @@ compiled kernel, not another LightGBM setting).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import sys
 
@@ -116,6 +117,7 @@ from untwine.metrics._undefined import SINGLE_FACTOR, SINGLE_LATENT, undefined
 __all__ = [
     "dci",
     "importance_matrix",
+    "remember_importance",
     "disentanglement",
     "completeness",
     "tied_code_groups",
@@ -392,19 +394,33 @@ def importance_matrix(
     docstring for the estimators).
     """
     ctr, ftr, cte, fte = _validate(codes_train, factors_train, codes_test, factors_test, estimator)
-    key = (_digest(ctr, ftr, cte, fte), estimator, int(seed))
-    if key in _RECENT:  # the same fit asked again (sae evaluate: the suite, then the importance heatmap)
-        return tuple(a.copy() for a in _RECENT[key])
-    out = _importance_matrix(ctr, ftr, cte, fte, estimator, seed, n_jobs)
-    _RECENT[key] = tuple(a.copy() for a in out)
-    while len(_RECENT) > _RECENT_SIZE:
-        _RECENT.pop(next(iter(_RECENT)))
-    return out
+    memo = _remembered
+    if memo is None:
+        return _importance_matrix(ctr, ftr, cte, fte, estimator, seed, n_jobs)
+    key = (_digest(ctr, ftr, cte, fte), estimator, int(seed))  # n_jobs changes no value
+    if key not in memo:
+        memo[key] = _importance_matrix(ctr, ftr, cte, fte, estimator, seed, n_jobs)
+    return tuple(a.copy() for a in memo[key])
 
 
-#: the last few importance matrices, by a digest of their inputs and settings (n_jobs changes no value)
-_RECENT: dict = {}
-_RECENT_SIZE = 16  # sae evaluate fits five code sets before it asks for the first again
+#: the fits remembered inside :func:`remember_importance` (None outside it)
+_remembered: dict | None = None
+
+
+@contextmanager
+def remember_importance():
+    """Within this context :func:`importance_matrix` fits each distinct input once: a later
+    call with the same arrays and settings gets a copy of the first call's result (``sae
+    evaluate`` scores the suite, then draws the importance heatmap of the same rows).
+    Everything is forgotten when the outermost context exits."""
+    global _remembered
+    outer = _remembered
+    if outer is None:
+        _remembered = {}
+    try:
+        yield
+    finally:
+        _remembered = outer
 
 
 def _digest(*arrays: np.ndarray) -> str:
