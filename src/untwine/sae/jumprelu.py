@@ -29,7 +29,8 @@ gives L0 3.5, FVU 0.13, MMCS 0.993 there.
 SAELens: ``jumprelu`` with a ``threshold`` tensor.  Training
 writes the gradient out (:mod:`untwine.sae.sparse_grad`): the reconstruction over the
 non-zero codes (dense products once more than 2% are), the thresholds' estimate over the
-pre-activations inside the kernel's window only.
+pre-activations inside the kernel's window (one dense product while more than 2% are inside,
+as early in training).
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ def masked_gradients(self: SparseAutoencoder, xn: Tensor, xc: Tensor, pre: Tenso
     respect to each latent's code (the same on every row), added to the reconstruction's.
     Returns the terms, the codes as :class:`Encoded`, ``d loss / d x_hat [M, B, d_in]`` and
     the rows' sum of the codes ``[M, d_sae]``."""
-    M, B, h = live.shape
+    M, _, h = live.shape
     if int(torch.count_nonzero(live)) > DENSE_FROM * live.numel():
         return dense_gradients(self, xn, xc, pre, live, dead_rows, None if latent_extra is None else latent_extra.unsqueeze(1))
     rows, cols, counts = nonzero_picks(live)
