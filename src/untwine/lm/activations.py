@@ -47,6 +47,7 @@ import numpy as np
 from untwine.device import resolve_device
 from untwine.errors import UntwineError
 from untwine.lm.corpus import Corpus, read_corpus
+from untwine.progress import Phases
 
 POOLS = ("mean", "last", "tokens")
 #: package holding the bundled all-MiniLM-L6-v2
@@ -188,22 +189,6 @@ class LanguageModel:
         return self.model.get_input_embeddings().weight.detach().float().cpu().numpy()
 
 
-def _progress(enabled: bool):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("activations"), BarColumn(), MofNCompleteColumn(), TextColumn("sentences"), TimeRemainingColumn(),
-        console=Console(stderr=True), disable=not enabled,
-    )
-
-
 def write_activations(
     out,
     *,
@@ -247,8 +232,7 @@ def write_activations(
     folder.check_same_run({"model": lm.name, "pool": pool, "corpus_sha256": fingerprint, "sentences": n})
     metas = {layer: {"model": lm.name, "layer": layer, "pool": pool, "corpus": corp.name, "corpus_sha256": fingerprint,
                      "sentences": n, "chunk": int(chunk), "max_length": int(max_length)} for layer in layers}
-    bar = _progress(progress)
-    task = bar.add_task("", total=n)
+    phases = Phases(progress)
 
     def compute(s: int, e: int, todo: list):
         blocks = {layer: [] for layer in todo}
@@ -258,12 +242,11 @@ def write_activations(
             for layer in todo:
                 blocks[layer].append(states[layer])
             rows.append(idx + b)
-            bar.update(task, completed=min(e, b + batch_size))
+            ph.update(min(e, b + batch_size))
         return {layer: np.concatenate(v) for layer, v in blocks.items()}, np.concatenate(rows)
 
-    with bar:
-        resumed, sent = write_layers(out, metas, compute, items=n, chunk=int(chunk),
-                                     started=lambda first: bar.update(task, completed=first))
+    with phases, phases.phase("activations (sentences)", total=n) as ph:
+        resumed, sent = write_layers(out, metas, compute, items=n, chunk=int(chunk), started=ph.update)
     summary = {
         "model": lm.name, "model_path": str(lm.path), "layers": layers, "num_layers": lm.num_layers,
         "hidden_size": lm.hidden_size, "pool": pool, "corpus": corp.name, "corpus_sha256": fingerprint,

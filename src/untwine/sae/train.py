@@ -33,7 +33,6 @@ import signal
 import sys
 import threading
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from untwine._memory import reuse_freed_memory
 from untwine.device import resolve_device  # noqa: F401  (re-exported)
 from untwine.errors import UntwineError
 from untwine.files import exclusive_lock, write_json
-from untwine.progress import Phases
+from untwine.progress import Phases, StepProgress, terms_text
 from untwine.sae.adam import Adam
 from untwine.sae.base import SparseAutoencoder, geometric_median
 from untwine.sae.data import (
@@ -117,35 +116,6 @@ def _group_specs(specs: list[SAESpec], d_in: int, stack: bool = True) -> list[_G
         g = groups.setdefault(key, _Group(key, s.arch, int(s.latents), lr, []))
         g.specs.append(i)
     return list(groups.values())
-
-
-class _Progress:
-    """The training phase of :class:`untwine.progress.Phases`: a bar (with the loss terms) on a
-    terminal; otherwise one plain line per tenth of the run (at the first update past each
-    tenth: updates come every ``log_every`` steps), then the phase's own line."""
-
-    def __init__(self, phases: Phases, total: int, start: int, title: str):
-        self.enabled, self.total, self.title = phases.enabled, total, title
-        self._t0, self._s0 = time.perf_counter(), start
-        self._every = max(1, (total - start) // 10)
-        self._next = start + self._every
-        self._stack = ExitStack()
-        self._phase = self._stack.enter_context(phases.phase("training", total=total))
-        self._phase.update(start)
-        self._terminal = phases.on_terminal
-
-    def update(self, step: int, terms: str) -> None:
-        self._phase.update(step, terms)
-        if not self.enabled or self._terminal:
-            return
-        if step >= self._next or step == self.total:
-            while self._next <= step:
-                self._next += self._every
-            rate = (step - self._s0) / max(time.perf_counter() - self._t0, 1e-9)
-            print(f"{self.title}: step {step}/{self.total}  {rate:.1f} steps/s  {terms}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        self._stack.close()
 
 
 class _InterruptGuard:
@@ -332,7 +302,7 @@ def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, 
         check_diverged(at, groups, log[-1] if log else None, limit, specs)
         save_checkpoint(ckpt_path, at, config, [g.module for g in groups], [g.opt for g in groups], log, data)
 
-    bar = _Progress(phases, steps, start, f"sae {title}")
+    bar = StepProgress(phases, steps, start, f"sae {title}")
     batches = iter_batches(source, batch_size, seed=seed, skip_batches=start)
     t0 = time.perf_counter()
     step = start
@@ -358,7 +328,7 @@ def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, 
                 if step % log_every == 0 or step == end or step == start + 1:
                     log.append(_log_row(step, groups, row, specs, dead_rows))
                     check_diverged(step, [], log[-1], limit, specs)
-                    bar.update(step, _terms_text(log[-1]) if len(specs) == 1 else "")
+                    bar.update(step, terms_text(log[-1]["members"][0]) if len(specs) == 1 else "")
                 if step % ckpt_every == 0 and step < steps:
                     checkpoint(step)
                 if guard.hit:
@@ -411,11 +381,6 @@ def _log_row(step, groups, row, specs, dead_rows) -> dict[str, Any]:
         for m, i in enumerate(g.specs):
             members[i] = {k: float(v[m]) for k, v in terms.items()} | {"dead": float(dead[m])}
     return {"step": step, "members": [members[i] for i in range(len(specs))]}
-
-
-def _terms_text(row: dict[str, Any]) -> str:
-    m = row["members"][0]
-    return "  ".join(f"{k} {v:.4g}" for k, v in m.items())
 
 
 def train_sae(

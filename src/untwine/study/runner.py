@@ -47,7 +47,7 @@ from untwine.study import results as db
 from untwine.study.executors import Executor, PoolExecutor, RayExecutor, SerialExecutor, import_ray
 from untwine.study.folder import RUNS_DIR, finished_runs, write_spec_copy
 from untwine.study.leases import Leases
-from untwine.study.progress import StudyProgress
+from untwine.progress import OpenPhase, Phases
 from untwine.study.spec import RunSpec, StudySpec, expand
 from untwine.study.udr import compute_study_udr
 from untwine.study.worker import one_line, record_report
@@ -85,7 +85,7 @@ def available_cores() -> int:
 class Bookkeeper:
     """Attempts, retries, leases and progress of one runner, whatever executes its runs."""
 
-    def __init__(self, spec: StudySpec, out: Path, db_file: Path, result: StudyResult, rep: StudyProgress,
+    def __init__(self, spec: StudySpec, out: Path, db_file: Path, result: StudyResult, rep: OpenPhase,
                  completed: int) -> None:
         self.spec, self.out, self.db_file, self.result, self.rep = spec, out, db_file, result, rep
         self.completed = completed
@@ -245,8 +245,8 @@ def run_study(
         n_threads = threads or 1
     else:
         n_threads = threads or max(1, cores // min(workers, max(1, len(todo))))
-    rep = StudyProgress(progress, len(runs), f"study {spec.name}")
-    rep.update(len(finished), "")
+    phases = Phases(progress)
+    rep = OpenPhase(phases, f"study {spec.name} (runs)", len(runs), len(finished))
     if result.skipped:
         rep.say(f"{len(result.skipped)} of {len(runs)} runs already finished in {out}; skipping them")
     try:
@@ -274,6 +274,7 @@ def run_study(
             conn.close()
     finally:
         rep.close()
+        phases.close()
     result.wall_seconds = time.perf_counter() - t_start
     return result
 

@@ -36,6 +36,7 @@ import torch
 from untwine.errors import UntwineError
 from untwine.files import cannot_write, remove_stray_temporaries, write_json
 from untwine.models.common import RESERVED
+from untwine.progress import Phases, StepProgress, terms_text
 from untwine.train.checkpoint import (
     CHECKPOINT_DIR,
     capture_rng_state,
@@ -153,72 +154,6 @@ def _catch_signals(flag: _StopFlag):
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-
-
-# -- progress -----------------------------------------------------------------------
-class _Progress:
-    """A rich progress bar with the loss terms and steps/s on a terminal; plain lines otherwise."""
-
-    def __init__(self, enabled: bool, total: int, start: int, title: str) -> None:
-        self.enabled = enabled
-        self._p = None
-        self._plain = False
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
-        from rich.text import Text
-
-        console = Console(stderr=True)
-        if not console.is_terminal:
-            self._plain = True
-            self._total, self._title = total, title
-            self._every = max(1, (total - start) // 20)
-            self._t0, self._s0 = time.perf_counter(), start
-            self._terms = ""
-            return
-
-        class Speed(ProgressColumn):
-            def render(self, task):
-                speed = task.finished_speed or task.speed
-                return Text(f"{speed:6.1f} steps/s" if speed else "   ... steps/s", style="cyan")
-
-        self._p = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            Speed(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[terms]}"),
-            console=console,
-            transient=False,
-        )
-        self._task = self._p.add_task(title, total=total, completed=start, terms="")
-        self._p.start()
-
-    @staticmethod
-    def _fmt(row: dict[str, float]) -> str:
-        return "  ".join(f"{k} {v:.4g}" for k, v in row.items())
-
-    def update(self, step: int, row: dict[str, float] | None) -> None:
-        if self._plain:
-            if row is not None:
-                self._terms = self._fmt(row)
-            if step % self._every == 0 or step == self._total:
-                rate = (step - self._s0) / max(time.perf_counter() - self._t0, 1e-9)
-                print(f"{self._title}: step {step}/{self._total}  {rate:.1f} steps/s  {self._terms}", file=sys.stderr, flush=True)
-            return
-        if self._p is None:
-            return
-        if row is not None:
-            self._p.update(self._task, completed=step, terms=self._fmt(row))
-        else:
-            self._p.update(self._task, completed=step)
-
-    def close(self) -> None:
-        if self._p is not None:
-            self._p.stop()
-            self._p = None
 
 
 def _say(msg: str, enabled: bool) -> None:
@@ -416,7 +351,8 @@ def _run_training(
         f"device {device}, seed {cfg.seed} -> {out}",
         verbose,
     )
-    bar = _Progress(progress, cfg.steps, start, title)
+    phases = Phases(progress, prefix=f"{title}: ")
+    bar = StepProgress(phases, cfg.steps, start, title)
     step = start
     last_saved = start if ckpt is not None else -1
     t0 = time.perf_counter()
@@ -440,7 +376,7 @@ def _run_training(
                     )
                 step += 1
                 row = logger.update(step, terms)
-                bar.update(step, row)
+                bar.update(step, None if row is None else terms_text(row))
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     checkpoint(step)
                     last_saved = step
@@ -456,12 +392,14 @@ def _run_training(
                 last_saved = step
     except KeyboardInterrupt:
         bar.close()
+        phases.close()
         logger.close()
         where = f"checkpoint at step {last_saved}" if last_saved >= 0 else "no checkpoint written yet"
         _say(f"interrupted; {where} in {out} (continue with --resume --out {out})", True)
         raise
     finally:
         bar.close()
+        phases.close()
         logger.close()
     elapsed = time.perf_counter() - t0
     done = step - start
