@@ -93,24 +93,8 @@ def test_training_reduces_fvu_and_finds_the_dictionary(syn, tmp_path):
     d = train_sae(syn.acts[:5000], steps=150, out=tmp_path / "b", **kw)
     s = evaluate_sae(d, syn.acts[5000:], features=syn.dictionary)
     assert s["l0"] == pytest.approx(3.0)
-    # from the sample's start (FVU 0.43, MMCS 0.80 after one step, 0.31 and 0.90 after 150;
-    # random directions: 0.73, 0.59 after one step)
-    assert s["fvu"] < 0.8 * first["fvu"], (first["fvu"], s["fvu"])
-    assert s["mmcs"] > first["mmcs"] + 0.08, (first["mmcs"], s["mmcs"])
-
-
-def test_the_codebook_starts_at_centred_sample_rows_over_k():
-    # random directions can let a few vectors win every row's cosine choice (collapse): the
-    # vectors start at distinct rows of the sample, centred, divided by k
-    m = CodebookSAE(4, 6, [{"k": 2}, {"k": 3}], generator=torch.Generator().manual_seed(0))
-    xs = torch.randn(10, 4, dtype=torch.float64).float()
-    with torch.no_grad():
-        m.b_dec.copy_(torch.tensor([[0.5, -1.0, 0.0, 2.0], [0.0, 0.0, 1.0, 0.0]]))
-    m.init_from_sample(xs, torch.Generator().manual_seed(1))
-    for member, k in enumerate((2, 3)):
-        back = m.W_dec[member].detach() * k + m.b_dec[member].detach()
-        hits = [int(torch.isclose(xs, row, atol=1e-6).all(-1).nonzero().flatten()[0]) for row in back]
-        assert len(set(hits)) == 6  # six different rows of the sample
+    assert s["fvu"] < 0.6 * first["fvu"], (first["fvu"], s["fvu"])
+    assert s["mmcs"] > first["mmcs"] + 0.2, (first["mmcs"], s["mmcs"])
 
 
 def test_save_load_round_trip_is_bit_exact(syn, tmp_path):

@@ -266,13 +266,6 @@ class SparseAutoencoder(nn.Module):
         return None
 
     @torch.no_grad()
-    def init_from_sample(self, xs: Tensor, generator: torch.Generator) -> None:
-        """A start that depends on the data: called once before training (not on resume) with a
-        sample of normalised inputs ``xs [n, d_in]``, after ``b_dec`` and the input scale are set
-        (the codebook's vectors); ``generator`` is seeded by the run's seed alone, the same for
-        every module of a sweep.  Nothing by default."""
-
-    @torch.no_grad()
     def after_batch(self, enc: Encoded) -> None:
         """The architecture's state updates after a training batch's codes ``enc`` (BatchTopK's
         threshold); called by :meth:`update_state`, never by the loss."""

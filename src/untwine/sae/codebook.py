@@ -22,10 +22,14 @@ batch, by the centred input of one of the batch's worst-reconstructed rows divid
 (the paper replaces unused codes by random inputs, with outputs averaging their ``k`` codes;
 divided by ``k`` the same vector under this sum; untwine takes the worst rows, so a run is
 deterministic).  On the synthetic benchmark's default case replacing after 16384 rows
-recovered the dictionary less well than never replacing (MMCS 0.945 against 0.979).  The
-codebook starts at centred inputs of a sample divided by ``k`` (:meth:`CodebookSAE.init_from_sample`),
-so ``k`` codes sum to about the norm of an input; built without data (not trained) it holds
-random directions of norm ``sqrt(d_in / k)``.
+recovered the dictionary less well than never replacing (MMCS 0.945 against 0.979).  The codebook starts at random directions of norm ``sqrt(d_in / k)``, so ``k``
+codes sum to about the norm of a normalised input.  Codebooks can collapse: in
+``benchmarks/vision_sae.py``'s sweep one of six layers (a beta-VAE's early conv layer, 32
+channels) ended with every row choosing the same 8 of 256 codes (FVU 1.0, reported as such by
+``evaluate``; the same layer trained alone, on 13 seeds: FVU 0.10 to 0.28).  Starting the
+vectors at centred sample rows / k instead avoided that but fitted the six layers worse (FVU
+0.33 to 0.40 against 0.08 to 0.35) and the synthetic case no better, so it was not adopted;
+``replace_rows`` is the remedy to try on a collapsed codebook.
 
 How this differs from the paper's codebooks, which are bottlenecks *inside* a network: there
 each layer's (layer-normed) activation is replaced by its codebook output on the forward
@@ -85,26 +89,6 @@ class CodebookSAE(SparseAutoencoder):
         with torch.no_grad():  # k codes of norm sqrt(d_in / k) sum to about an input's norm sqrt(d_in)
             ks = torch.tensor(self.member_ints("k"), dtype=self.W_dec.dtype)
             self.W_dec.mul_((self.d_in / ks).sqrt().view(-1, 1, 1))
-
-    @torch.no_grad()
-    def init_from_sample(self, xs: Tensor, generator: torch.Generator) -> None:
-        """Each vector starts as a centred input of the sample divided by ``k`` (rows drawn
-        without replacement where the sample is large enough), as :meth:`after_batch` replaces
-        unused codes: from random directions, a few vectors could win every row's cosine choice
-        and the rest never move (on a beta-VAE's early conv layer all rows chose the same 8 of
-        256 codes: FVU 1.0; from the sample, 0.27 to 0.32 on the seeds tried).  On the synthetic
-        benchmark's default case (512 codes, k 4, 1024 steps) it costs little: MMCS 0.977 and
-        0.982 on seeds 0 and 1 against 0.979 and 0.982 from random directions, FVU 0.34 and
-        0.33 against 0.32 and 0.32.  A drawn input at ``b_dec`` keeps its random start."""
-        n = xs.shape[0]
-        ks = self.member_ints("k")
-        # the same rows for every member (a member starts as it would alone)
-        rows = (torch.randperm(n, generator=generator)[: self.d_sae] if n >= self.d_sae
-                else torch.randint(n, (self.d_sae,), generator=generator))
-        for m in range(self.members):
-            xc = xs[rows].to(self.W_dec) - (self.b_dec[m] if self.center_input else 0.0)
-            ok = xc.norm(dim=-1) > 1e-6 * max(float(xs.norm(dim=-1).mean()), 1e-30)
-            self.W_dec[m, ok] = xc[ok] / ks[m]
 
     def choose(self, xc: Tensor) -> Tensor:
         """``[M, B, max k]`` indices of the codes most cosine-similar to the centred inputs

@@ -284,8 +284,6 @@ def _train_locked(source, specs, labels, dirs, out, data, sample, mean_sq, dev, 
             with torch.no_grad():
                 g.module.input_scale.fill_(scale)
                 g.module.b_dec.copy_(b0.float().expand_as(g.module.b_dec))
-            # every module draws from the seed afresh: a member starts as it would alone
-            g.module.init_from_sample(xs.float(), torch.Generator().manual_seed(int(seed)))
     for g in groups:
         g.module.to(dev).train()
         g.opt = _adam(g.module, g.lr)
