@@ -13,10 +13,9 @@ import numpy as np
 from scipy import optimize
 from scipy.special import expit, log_expit
 
-from untwine.blas import one_blas_thread
 from untwine.errors import UntwineError
 
-__all__ = ["logistic_regression_proba", "one_blas_thread"]
+__all__ = ["logistic_regression_proba"]
 
 
 def _lbfgs(fun, size: int, max_iter: int) -> np.ndarray:

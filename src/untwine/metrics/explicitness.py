@@ -49,7 +49,8 @@ import numpy as np
 
 from untwine._checks import check_train_test
 from untwine.errors import UntwineError
-from untwine.metrics._logistic import logistic_regression_proba, one_blas_thread
+from untwine.blas import one_blas_thread
+from untwine.metrics._logistic import logistic_regression_proba
 
 __all__ = ["explicitness", "logistic_regression_proba", "mean_ovr_auc"]
 

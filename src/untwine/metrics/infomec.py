@@ -56,7 +56,8 @@ from scipy.special import digamma
 from untwine._checks import check_pair
 from untwine.errors import UntwineError
 from untwine.metrics._info import discrete_entropy, mutual_info_matrix
-from untwine.metrics._logistic import logistic_regression_proba, one_blas_thread
+from untwine.blas import one_blas_thread
+from untwine.metrics._logistic import logistic_regression_proba
 from untwine.metrics._undefined import SINGLE_FACTOR, SINGLE_LATENT, undefined
 
 __all__ = ["infomec", "nmi_matrix", "active_latents", "knn_mutual_info", "knn_mutual_info_matrix"]
