@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from untwine.sae.base import Encoded, SparseAutoencoder
-from untwine.sae.sparse_grad import LOSS_METHODS, finish_gradients
+from untwine.sae.sparse_grad import LOSS_METHODS, defined_by, finish_gradients
 
 
 class Selection(NamedTuple):
@@ -48,10 +48,6 @@ class Selection(NamedTuple):
     weight: Tensor | None
 
 
-def _defined_by(cls: type, method: str) -> type:
-    return next(c for c in cls.__mro__ if method in c.__dict__)
-
-
 class SelectingSAE(SparseAutoencoder):
     """Base of the selecting architectures (see the module docstring)."""
 
@@ -61,9 +57,9 @@ class SelectingSAE(SparseAutoencoder):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        decides = _defined_by(cls, "hand_gradients")
+        decides = defined_by(cls, "hand_gradients")
         cls.hand_path_exact = all(
-            _defined_by(cls, m) in (SparseAutoencoder, SelectingSAE) or issubclass(decides, _defined_by(cls, m))
+            defined_by(cls, m) in (SparseAutoencoder, SelectingSAE) or issubclass(decides, defined_by(cls, m))
             for m in LOSS_METHODS
         )
 

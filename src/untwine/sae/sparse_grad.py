@@ -13,6 +13,8 @@ against autograd in float64 (``tests/test_sae_fast_paths.py``, ``tests/test_sae_
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
 from torch import Tensor
 
@@ -139,10 +141,16 @@ def nonzero_picks(mask: Tensor) -> tuple[Tensor, Tensor, list[int]]:
     return rows, member * h + lat, torch.bincount(member, minlength=M).tolist()
 
 
+def defined_by(cls: type, method: str) -> type:
+    """The class of ``cls``'s MRO whose own body defines ``method``."""
+    return next(c for c in cls.__mro__ if method in c.__dict__)
+
+
+@cache  # asked at every training step: once per class
 def same_loss_as(cls: type, owner: type) -> bool:
     """Whether ``cls`` computes ``owner``'s loss: no loss method overridden below ``owner``
     (a subclass that changes the loss trains through autograd)."""
-    return all(next(c for c in cls.__mro__ if m in c.__dict__) in owner.__mro__ for m in LOSS_METHODS)
+    return all(defined_by(cls, m) in owner.__mro__ for m in LOSS_METHODS)
 
 
 def auxk_gradients(self: SparseAutoencoder, xc, pre, residual, dead, g_dec, g_enc_t, g_benc) -> Tensor:
